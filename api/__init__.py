@@ -1,0 +1,1 @@
+"""authq's HTTP front end: validate, queue, answer. No job logic lives here."""

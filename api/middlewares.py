@@ -1,0 +1,65 @@
+"""Cross-cutting request handling: API-key authentication and error rendering.
+
+Every error leaves as JSON with a ``message`` (the contract's shapes); an unexpected
+exception is logged with the request id and answered 500 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from tasks.errors import NotFound, RequestInvalid
+
+from .auth import tenant_of
+from .body import BodyError
+from .responses import error
+from .typedefs import REQUEST_ID, TENANT
+
+log = logging.getLogger("authq.api")
+API_PREFIX = "/api/v1/"
+# Called by providers, authenticated by the single-use state they carry (contract §5).
+PUBLIC = {("GET", "/api/v1/oauth/authenticate"), ("POST", "/api/v1/oauth/woo-app-auth")}
+
+
+@web.middleware
+async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    request[REQUEST_ID] = rid[:64]
+    response = await handler(request)
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    return response
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RequestInvalid as exc:
+        return error(422, exc.message, errors=exc.errors)
+    except NotFound as exc:
+        return error(404, exc.message)
+    except BodyError as exc:
+        return error(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {404: "Not found.", 405: "Method not allowed.", 413: "The request body is too large."}.get(
+            exc.status, exc.reason)
+        return error(exc.status, message, headers={k: v for k, v in exc.headers.items() if k in ("Allow",)})
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID), "path": request.path})
+        return error(500, f"Internal error; quote request id {request.get(REQUEST_ID)} when reporting it.")
+
+
+@web.middleware
+async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(API_PREFIX) and (request.method, request.path) not in PUBLIC:
+        tenant = await tenant_of(request)
+        if tenant is None:
+            return error(401, "Unauthenticated.", headers={"WWW-Authenticate": "Bearer"})
+        request[TENANT] = tenant
+    return await handler(request)

@@ -1,0 +1,122 @@
+"""The API's view of Redis (asyncio): create and read the tenant's records, queue jobs.
+
+Only this module talks to Redis on the request path; views call it and render views.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TypeVar
+
+from redis.asyncio import Redis
+
+from tasks import keys
+from tasks.records import (ApiKey, Certificate, ConnectionPool, Connector, Job, Record, Session)
+
+R = TypeVar("R", bound=Record)
+READY_WINDOW_SECONDS = 30
+
+
+class ApiStore:
+    def __init__(self, client: Redis) -> None:
+        self.redis = client
+
+    async def _get(self, model: type[R], key: str) -> R | None:
+        raw = await self.redis.get(key)
+        return None if raw is None else model.model_validate_json(raw)
+
+    async def _page(self, model: type[R], index: str, record_key, page: int, per_page: int) -> tuple[list[R], int]:  # type: ignore[no-untyped-def]
+        total = await self.redis.zcard(index)
+        start = (page - 1) * per_page
+        ids = await self.redis.zrange(index, start, start + per_page - 1)
+        if not ids:
+            return [], total
+        raws = await self.redis.mget([record_key(i.decode()) for i in ids])
+        return [model.model_validate_json(r) for r in raws if r is not None], total
+
+    # jobs
+    async def create_job(self, job: Job, sealed_submission: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.job(job.tenant, job.id), job.model_dump_json())
+            pipe.set(keys.submission(job.tenant, job.id), sealed_submission)
+            await pipe.execute()
+
+    async def discard_job(self, tenant: str, job_id: str) -> None:
+        await self.redis.delete(keys.job(tenant, job_id), keys.submission(tenant, job_id))
+
+    async def job(self, tenant: str, job_id: str) -> Job | None:
+        return await self._get(Job, keys.job(tenant, job_id))
+
+    # connectors
+    async def connector(self, tenant: str, connector_id: str) -> Connector | None:
+        return await self._get(Connector, keys.connector(tenant, connector_id))
+
+    async def connectors(self, tenant: str, page: int, per_page: int) -> tuple[list[Connector], int]:
+        return await self._page(Connector, keys.connectors(tenant), lambda i: keys.connector(tenant, i), page, per_page)
+
+    async def delete_connector(self, tenant: str, connector_id: str) -> bool:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.connector(tenant, connector_id))
+            pipe.zrem(keys.connectors(tenant), connector_id)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    # connection pools (integer ids, per tenant)
+    async def next_pool_id(self, tenant: str) -> int:
+        return int(await self.redis.incr(keys.pool_seq(tenant)))
+
+    async def save_pool(self, pool: ConnectionPool) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.pool(pool.tenant, pool.id), pool.model_dump_json())
+            pipe.zadd(keys.pools(pool.tenant), {str(pool.id): pool.id})
+            await pipe.execute()
+
+    async def pool(self, tenant: str, pool_id: int) -> ConnectionPool | None:
+        return await self._get(ConnectionPool, keys.pool(tenant, pool_id))
+
+    async def pools(self, tenant: str, page: int, per_page: int) -> tuple[list[ConnectionPool], int]:
+        return await self._page(ConnectionPool, keys.pools(tenant), lambda i: keys.pool(tenant, i), page, per_page)
+
+    async def delete_pool(self, tenant: str, pool_id: int) -> bool:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.pool(tenant, pool_id))
+            pipe.zrem(keys.pools(tenant), str(pool_id))
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    # certificates
+    async def save_certificate(self, cert: Certificate) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.certificate(cert.tenant, cert.id), cert.model_dump_json())
+            pipe.zadd(keys.certificates(cert.tenant), {cert.id: cert.created_at.timestamp()})
+            await pipe.execute()
+
+    async def certificate(self, tenant: str, cert_id: str) -> Certificate | None:
+        return await self._get(Certificate, keys.certificate(tenant, cert_id))
+
+    async def certificates(self, tenant: str, page: int, per_page: int) -> tuple[list[Certificate], int]:
+        return await self._page(Certificate, keys.certificates(tenant), lambda i: keys.certificate(tenant, i),
+                                page, per_page)
+
+    async def delete_certificate(self, tenant: str, cert_id: str) -> bool:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.certificate(tenant, cert_id))
+            pipe.zrem(keys.certificates(tenant), cert_id)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    # sessions: kept a day past expiry so a job can tell "expired" from "never existed"
+    async def save_session(self, session: Session, ttl_seconds: int) -> None:
+        await self.redis.set(keys.session(session.tenant, session.id), session.model_dump_json(),
+                             ex=ttl_seconds + 86400)
+
+    async def session(self, tenant: str, session_id: str) -> Session | None:
+        return await self._get(Session, keys.session(tenant, session_id))
+
+    # API keys made with `authq keys create` (stored as sha256, never the key)
+    async def api_key(self, key_hash: str) -> ApiKey | None:
+        return await self._get(ApiKey, keys.api_key(key_hash))
+
+    # operations
+    async def workers_seen(self) -> int:
+        return int(await self.redis.zcount(keys.WORKERS, time.time() - READY_WINDOW_SECONDS, "+inf"))

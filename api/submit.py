@@ -1,0 +1,48 @@
+"""Accepting a job: store it, hand it to the queue, answer 202 (or 200 after ``Prefer: wait``).
+
+The record is written before the job is published, so a worker never sees an id it can't
+read; if the broker refuses, the record is removed and the client gets 503 and can retry:
+nothing half-accepted is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from tasks.records import Job, JobType, new_id, utcnow
+
+from .responses import error, one
+from .typedefs import BOX, QUEUE, REQUEST_ID, STORE
+from .waiting import preferred_wait, wait_for_job
+
+log = logging.getLogger("authq.api")
+POLL_AFTER_SECONDS = "1"
+
+
+async def submit(request: web.Request, tenant: str, job_type: JobType, connector_id: str | None,
+                 body: dict[str, Any]) -> web.StreamResponse:
+    job = Job(id=new_id("job"), tenant=tenant, type=job_type, connector_id=connector_id, created_at=utcnow())
+    store = request.app[STORE]
+    await store.create_job(job, request.app[BOX].seal_json(body))
+    try:
+        await request.app[QUEUE].enqueue(tenant, job.id, job_type)
+    except Exception:
+        log.exception("could not publish job", extra={"job_id": job.id, "tenant": tenant,
+                                                    "request_id": request.get(REQUEST_ID)})
+        await store.discard_job(tenant, job.id)
+        return error(503, "The job queue is unavailable, so nothing was queued. Retry in a few seconds.",
+                     headers={"Retry-After": "5"})
+    log.info("job accepted", extra={"job_id": job.id, "tenant": tenant, "connector_id": connector_id,
+                                    "job_type": job_type, "request_id": request.get(REQUEST_ID)})
+    headers = {"Location": f"/api/v1/jobs/{job.id}"}
+    wait = preferred_wait(request)
+    if wait is not None:
+        job = await wait_for_job(request, job, wait)
+        headers["Preference-Applied"] = f"wait={wait:g}"
+        if job.finished:
+            return one(job.view(), status=200, headers=headers)
+    headers["Retry-After"] = POLL_AFTER_SECONDS
+    return one(job.view(), status=202, headers=headers)

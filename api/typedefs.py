@@ -1,0 +1,26 @@
+"""Typed keys for what the app factory puts on the application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from tasks.catalog import Catalog
+from tasks.crypto import SecretBox
+from tasks.jobqueue import JobQueue
+from tasks.settings import Settings
+
+from .store import ApiStore
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", Redis)
+STORE = web.AppKey("store", ApiStore)
+CATALOG = web.AppKey("catalog", Catalog)
+BOX = web.AppKey("box", SecretBox)
+QUEUE = web.AppKey("queue", JobQueue)
+# sha256(key) -> tenant, for the keys in AUTHQ_API_KEYS
+STATIC_KEYS = web.AppKey("static_keys", dict)
+
+# Request-scoped values.
+TENANT = web.RequestKey("tenant", str)          # the tenant the API key belongs to
+REQUEST_ID = web.RequestKey("request_id", str)  # echoed as X-Request-Id, logged with every event

@@ -1,0 +1,50 @@
+"""Client certificates: parsed and checked on upload; the key is sealed and never shown."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tasks.certificates import parse_certificate
+from tasks.errors import NotFound
+from tasks.records import Certificate, new_id, utcnow
+from tasks.requests import CertificateIn
+from tasks.validation import parse
+
+from ..auth import tenant
+from ..body import json_body
+from ..responses import one, page_params, paged
+from ..typedefs import BOX, STORE
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    body = parse(CertificateIn, await json_body(request))
+    parsed = parse_certificate(body.certificate, body.passphrase)
+    box = request.app[BOX]
+    cert = Certificate(
+        id=new_id("crt"), tenant=tenant(request), name=body.name, connector_id=body.connector_id,
+        certificate_pem=parsed.certificate_pem, key_sealed=box.seal(parsed.key_pem),
+        passphrase_sealed=box.seal(body.passphrase) if body.passphrase else None,
+        subject=parsed.subject, issuer=parsed.issuer, fingerprint_sha256=parsed.fingerprint_sha256,
+        not_before=parsed.not_before, not_after=parsed.not_after, created_at=utcnow(),
+    )
+    await request.app[STORE].save_certificate(cert)
+    return one(cert.view(), status=201, headers={"Location": f"/api/v1/certificates/{cert.id}"})
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    page, per_page = page_params(request)
+    items, total = await request.app[STORE].certificates(tenant(request), page, per_page)
+    return paged(request, [c.view() for c in items], total, page, per_page)
+
+
+async def show(request: web.Request) -> web.StreamResponse:
+    cert = await request.app[STORE].certificate(tenant(request), request.match_info["certificate"])
+    if cert is None:
+        raise NotFound("Certificate")
+    return one(cert.view())
+
+
+async def delete(request: web.Request) -> web.StreamResponse:
+    if not await request.app[STORE].delete_certificate(tenant(request), request.match_info["certificate"]):
+        raise NotFound("Certificate")
+    return web.Response(status=204)

@@ -1,0 +1,41 @@
+"""Connectors: list, show, delete, refresh."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tasks.errors import NotFound
+
+from ..auth import tenant
+from ..body import json_body
+from ..responses import one, page_params, paged
+from ..submit import submit
+from ..typedefs import STORE
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    page, per_page = page_params(request)
+    items, total = await request.app[STORE].connectors(tenant(request), page, per_page)
+    return paged(request, [c.view() for c in items], total, page, per_page)
+
+
+async def show(request: web.Request) -> web.StreamResponse:
+    connector = await request.app[STORE].connector(tenant(request), request.match_info["connector"])
+    if connector is None:
+        raise NotFound("Connector")
+    return one(connector.view())
+
+
+async def delete(request: web.Request) -> web.StreamResponse:
+    if not await request.app[STORE].delete_connector(tenant(request), request.match_info["connector"]):
+        raise NotFound("Connector")
+    return web.Response(status=204)
+
+
+async def refresh(request: web.Request) -> web.StreamResponse:
+    owner = tenant(request)
+    connector = await request.app[STORE].connector(owner, request.match_info["connector"])
+    if connector is None:
+        raise NotFound("Connector")
+    await json_body(request, optional=True)  # no fields; a body, if sent, must still be JSON
+    return await submit(request, owner, "refresh", connector.id, {})

@@ -1,0 +1,34 @@
+"""Connect sessions: short-lived, for one end user."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+
+from tasks.errors import NotFound
+from tasks.records import Session, new_id, utcnow
+from tasks.requests import SessionIn
+from tasks.validation import parse
+
+from ..auth import tenant
+from ..body import json_body
+from ..responses import one
+from ..typedefs import STORE
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    body = parse(SessionIn, await json_body(request))
+    now = utcnow()
+    session = Session(id=new_id("ses"), tenant=tenant(request), end_user_id=body.end_user_id,
+                      return_url=body.return_url, allowed_implementations=body.allowed_implementations,
+                      expires_at=now + timedelta(seconds=body.ttl_seconds), created_at=now)
+    await request.app[STORE].save_session(session, body.ttl_seconds)
+    return one(session.view(), status=201, headers={"Location": f"/api/v1/sessions/{session.id}"})
+
+
+async def show(request: web.Request) -> web.StreamResponse:
+    session = await request.app[STORE].session(tenant(request), request.match_info["session"])
+    if session is None:
+        raise NotFound("Session")
+    return one(session.view())

@@ -1,0 +1,191 @@
+"""``authq``: up, api, keys create/revoke, catalog check."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import redis
+from pydantic import SecretStr, ValidationError
+
+from tasks.errors import AuthqError, ConfigError
+from tasks.settings import DEFAULT_HOST, DEFAULT_PORT, Settings
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"AUTHQ_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"Invalid settings: {problems}") from None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return settings.model_copy(update=given) if given else settings
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _redis_for_admin(settings: Settings) -> redis.Redis:
+    from .datadir import DataDir
+
+    url = settings.redis_url or DataDir(settings.data_dir).running_redis_url()
+    if not url:
+        raise ConfigError("No Redis to talk to: set AUTHQ_REDIS_URL, or start `authq up` (same --data-dir) first.")
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError:
+        raise ConfigError("Redis does not answer. Is `authq up` running (same --data-dir)? "
+                          "Otherwise check AUTHQ_REDIS_URL.") from None
+    return client
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from api.app import create_app
+    from worker.celery_app import make_celery
+    from worker.publisher import CeleryJobQueue
+
+    settings = _settings(host=args.host, port=args.port)
+    _logging(settings)
+    app = create_app(settings, CeleryJobQueue(make_celery(settings)))
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+                print=lambda _: print(f"authq api listening on http://{settings.host}:{settings.port}", flush=True))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from tasks.apikeys import count_keys, create_key
+    from tasks.redis_server import start_redis
+
+    from .datadir import DataDir
+    from .supervisor import Child, Supervisor, api_argv, die_with_parent, say, worker_argv
+
+    settings = _settings(host=args.host, port=args.port, data_dir=args.data_dir)
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1.")
+    data = DataDir(settings.data_dir)
+    data.prepare()
+    lock = data.lock()
+    env = dict(os.environ)
+    if settings.secret_key is None:
+        settings = settings.model_copy(update={"secret_key": SecretStr(data.secret_key())})
+    env.update({"AUTHQ_SECRET_KEY": settings.secret_key.get_secret_value(),  # type: ignore[union-attr]
+                "AUTHQ_HOST": settings.host, "AUTHQ_PORT": str(settings.port),
+                "AUTHQ_DATA_DIR": str(data.path)})
+    server = None
+    supervisor = None
+    try:
+        if settings.redis_url is None:
+            say(f"authq: starting embedded Redis (data in {data.redis_dir})…")
+            server = start_redis(data.redis_dir, data.redis_password(), preexec_fn=die_with_parent)
+            data.write_redis_url(server.url)
+            env["AUTHQ_REDIS_URL"] = server.url
+            say(f"authq: Redis ready at {server.display_url}")
+            client = server.client()
+        else:
+            client = redis.Redis.from_url(settings.redis_url)
+        if not settings.static_api_keys() and count_keys(client) == 0:
+            record, raw = create_key(client, "default")
+            key_file = data.path / "api-key"
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(raw + "\n")
+            say(f"authq: made an API key for tenant 'default' ({record.id}); it is in {key_file}")
+        client.close()
+        children = [Child("api", api_argv(), data.log("api"), env)]
+        children += [Child(f"worker{i}", worker_argv(i), data.log(f"worker{i}"), env)
+                     for i in range(1, args.workers + 1)]
+        base = f"http://{settings.host}:{settings.port}"
+        supervisor = Supervisor(children, f"{base}/readyz")
+        supervisor.install_signals()
+        say(f"authq: starting the API and {args.workers} worker{'s' if args.workers > 1 else ''} "
+            f"(logs in {data.path / 'logs'})…")
+        supervisor.start_all()
+        supervisor.wait_ready()
+        if not supervisor.stopping.is_set():
+            say(f"authq: ready at {base}  (API under {base}/api/v1; Ctrl-C stops everything)")
+        return supervisor.watch()
+    finally:
+        if supervisor is not None:
+            supervisor.stop_all()
+        if server is not None:
+            server.stop()
+            data.redis_url_file.unlink(missing_ok=True)
+        lock.close()
+        say("authq: stopped.")
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from tasks.apikeys import create_key
+
+    settings = _settings(data_dir=args.data_dir)
+    record, raw = create_key(_redis_for_admin(settings), args.tenant)
+    print(f"key id:  {record.id}\ntenant:  {record.tenant}\napi key: {raw}\n"
+          "(shown once: authq keeps only its hash)")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from tasks.apikeys import revoke_key
+
+    settings = _settings(data_dir=args.data_dir)
+    revoke_key(_redis_for_admin(settings), args.key_id)
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def cmd_catalog_check(args: argparse.Namespace) -> int:
+    from tasks.catalog import load_catalog
+
+    catalog = load_catalog(Path(args.file))
+    print(f"{args.file}: OK ({len(catalog.implementations)} implementations, "
+          f"{len(catalog.platform_apps)} platform apps)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="authq", description="Queued connector authorisation.")
+    sub = top.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run Redis (embedded), the API and workers on this machine")
+    up.add_argument("--host", default=None, help=f"listen address (default {DEFAULT_HOST})")
+    up.add_argument("--port", type=int, default=None, help=f"listen port (default {DEFAULT_PORT})")
+    up.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    up.add_argument("--data-dir", type=Path, default=None, help="where to keep data (default ./.authq)")
+    up.set_defaults(run=cmd_up)
+    api = sub.add_parser("api", help="run the HTTP API only (needs AUTHQ_REDIS_URL)")
+    api.add_argument("--host", default=None)
+    api.add_argument("--port", type=int, default=None)
+    api.set_defaults(run=cmd_api)
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="make an API key for a tenant")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--data-dir", type=Path, default=None)
+    create.set_defaults(run=cmd_keys_create)
+    revoke = keys.add_parser("revoke", help="revoke an API key by its id")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--data-dir", type=Path, default=None)
+    revoke.set_defaults(run=cmd_keys_revoke)
+    catalog = sub.add_parser("catalog", help="the catalog").add_subparsers(dest="catalog_command", required=True)
+    check = catalog.add_parser("check", help="validate a catalog file")
+    check.add_argument("file")
+    check.set_defaults(run=cmd_catalog_check)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (AuthqError, ValueError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        print(f"authq: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

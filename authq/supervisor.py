@@ -1,0 +1,156 @@
+"""``authq up``: embedded Redis, the API and N workers on one machine, stopped together.
+
+Children run in their own session (a terminal's Ctrl-C reaches only this process, which
+then stops them in order: API and workers first, Redis last, so no job is cut off from its
+store) and are told by the kernel to stop if this process dies without cleaning up.
+A worker that dies is started again; the API dying stops everything.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from tasks.errors import ConfigError
+
+PR_SET_PDEATHSIG = 1
+STOP_GRACE_SECONDS = 20.0
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Supervisor:
+    def __init__(self, children: list[Child], ready_url: str) -> None:
+        self.children = children
+        self.ready_url = ready_url
+        self.stopping = threading.Event()
+
+    def _signal(self, signum: int, _frame: object) -> None:
+        if not self.stopping.is_set():
+            say(f"\nauthq: {signal.Signals(signum).name} received, stopping…")
+        self.stopping.set()
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGINT, self._signal)
+        signal.signal(signal.SIGTERM, self._signal)
+
+    def start_all(self) -> None:
+        for child in self.children:
+            child.start()
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while not self.stopping.is_set():
+            for child in self.children:
+                if not child.alive():
+                    raise ConfigError(f"{child.name} exited at start (code {child.process.returncode if child.process else '?'}). "
+                                      f"Last lines of {child.log_path}:\n{child.tail()}")
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except urllib.error.HTTPError as exc:
+                reason = exc.read().decode(errors="replace")
+                if reason != last:
+                    say(f"authq: waiting: {reason}")
+                    last = reason
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise ConfigError(f"authq did not become ready within {timeout:.0f}s; see the logs in "
+                                  f"{self.children[0].log_path.parent}.")
+            time.sleep(0.25)
+
+    def watch(self) -> int:
+        """Until a signal: restart dead workers; if the API dies, stop everything."""
+        while not self.stopping.wait(0.5):
+            for child in self.children:
+                if child.alive():
+                    continue
+                code = child.process.returncode if child.process else None
+                if child.name == "api":
+                    say(f"authq: the API exited (code {code}); stopping. Last lines of {child.log_path}:\n{child.tail()}")
+                    return 1
+                now = time.monotonic()
+                child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+                if len(child.restarts) > 5:
+                    say(f"authq: {child.name} keeps dying; stopping. Last lines:\n{child.tail()}")
+                    return 1
+                say(f"authq: {child.name} exited (code {code}); starting it again.")
+                child.start()
+        return 0
+
+    def stop_all(self) -> None:
+        for child in self.children:
+            if child.alive() and child.process:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                say(f"authq: {child.name} did not stop in {STOP_GRACE_SECONDS:.0f}s; killing it.")
+                child.process.kill()
+                child.process.wait()
+            if child.log:
+                child.log.close()
+
+
+def worker_argv(index: int) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO",
+            "-n", f"worker{index}@%h", "-Q", "authq.interactive,authq.background",
+            "--without-gossip", "--without-mingle"]
+
+
+def api_argv() -> list[str]:
+    return [sys.executable, "-m", "authq", "api"]
+
+
+def die_with_parent() -> None:
+    """For the embedded Redis: stop when ``up`` dies (it saves its AOF on SIGTERM)."""
+    _die_with_parent()

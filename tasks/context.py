@@ -1,0 +1,26 @@
+"""What a job needs from the outside world, built once per process and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .catalog import Catalog
+from .crypto import SecretBox
+from .outbound import Outbound
+from .records import utcnow
+from .store import Store
+
+
+@dataclass
+class JobContext:
+    store: Store
+    box: SecretBox
+    catalog: Catalog
+    outbound: Outbound
+    max_attempts: int = 5
+    # Platform apps' client secrets, read from the environment at the entrypoint.
+    platform_secrets: dict[str, str] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return utcnow()

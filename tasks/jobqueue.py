@@ -1,0 +1,27 @@
+"""How the API hands a job to the workers, without knowing what carries it.
+
+The Celery implementation lives in ``worker/publisher.py``; the API is given one by its
+entrypoint. Only ids travel: the task re-reads everything else from Redis.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+INTERACTIVE = "authq.interactive"   # authorise, reauthorise, authenticate, woo app auth: a user waits
+BACKGROUND = "authq.background"     # refresh: nobody waits; scales apart
+
+QUEUE_OF_TYPE = {
+    "authorise": INTERACTIVE,
+    "reauthorise": INTERACTIVE,
+    "authenticate": INTERACTIVE,
+    "woo_app_auth": INTERACTIVE,
+    "refresh": BACKGROUND,
+}
+
+
+class JobQueue(Protocol):
+    async def enqueue(self, tenant: str, job_id: str, job_type: str) -> None:
+        """Publish the job; raise if the broker did not take it."""
+
+    async def close(self) -> None: ...

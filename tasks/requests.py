@@ -1,0 +1,145 @@
+"""The request bodies of the contract (§5), as pydantic models.
+
+These same models validate requests and generate the API description. Rules that need
+the catalog (does the implementation exist, are its required variables given) live in
+``submission.py``; everything decidable from the body alone lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+
+RateLimitUnit = Literal["second", "minute", "hour", "day"]
+Str255 = Annotated[StrictStr, Field(max_length=255)]
+VariableKey = Annotated[StrictStr, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class Body(BaseModel):
+    # Strict: "5" is not an integer and "true" is not a boolean. Unknown fields are ignored,
+    # as the Patchworks API does.
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class Pivot(Body):
+    alias: Str255 | None = None
+    configurable: StrictBool | None = None
+    required: StrictBool | None = None
+    advanced: StrictBool | None = None
+
+
+class VariableIn(Body):
+    key: VariableKey
+    value: Annotated[StrictStr, Field(max_length=8192)] | None = None
+    label: Str255 | None = None
+    secret: StrictBool | None = None
+    locked: StrictBool | None = None
+    pivot: Pivot | None = None
+
+
+class ReauthoriseVariableIn(VariableIn):
+    id: Str255 | None = None
+    key: VariableKey | None = None  # type: ignore[assignment]  # optional when `id` names the variable
+
+
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"The timezone {value!r} is not a valid IANA time zone (e.g. Europe/London).") from None
+    return value
+
+
+class ConnectorSettingsIn(Body):
+    name: Str255 | None = None
+    authentication_implementation_id: Str255
+    timezone: StrictStr
+    date_format: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    rate_limit_unit: RateLimitUnit
+    rate_limit_duration: Annotated[StrictInt, Field(ge=1)]
+    connection_pool_id: Annotated[StrictInt, Field(ge=1)] | None = None
+    session_id: Str255 | None = None
+    platform_app_key: Str255 | None = None
+    certificate_id: Str255 | None = None
+
+    _zone = field_validator("timezone")(_iana_zone)
+
+
+class AuthoriseIn(ConnectorSettingsIn):
+    variables: Annotated[list[VariableIn], Field(max_length=100)] = []
+
+
+class ReauthoriseIn(Body):
+    """The same fields as authorise, all optional, plus ``type`` and ``variables.*.id``."""
+
+    type: StrictStr | None = None
+    name: Str255 | None = None
+    authentication_implementation_id: Str255 | None = None
+    timezone: StrictStr | None = None
+    date_format: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+    rate_limit_unit: RateLimitUnit | None = None
+    rate_limit_duration: Annotated[StrictInt, Field(ge=1)] | None = None
+    connection_pool_id: Annotated[StrictInt, Field(ge=1)] | None = None
+    session_id: Str255 | None = None
+    platform_app_key: Str255 | None = None
+    certificate_id: Str255 | None = None
+    variables: Annotated[list[ReauthoriseVariableIn], Field(max_length=100)] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _iana_zone(value)
+
+
+class AuthenticateIn(Body):
+    state: Annotated[StrictStr, Field(min_length=1, max_length=512)]
+    code: Annotated[StrictStr, Field(max_length=4096)] | None = None
+    error: Annotated[StrictStr, Field(max_length=255)] | None = None
+    error_description: Annotated[StrictStr, Field(max_length=2048)] | None = None
+    iss: Annotated[StrictStr, Field(max_length=2048)] | None = None
+
+
+class ConnectionPoolIn(Body):
+    name: Str255
+    limit: Annotated[StrictInt, Field(ge=1)]
+    timeout: Annotated[StrictInt, Field(ge=1)] | None = None
+
+
+class CertificateIn(Body):
+    certificate: Annotated[StrictStr, Field(min_length=1, max_length=200_000)]
+    passphrase: Annotated[StrictStr, Field(max_length=1000)] | None = None
+    name: Str255 | None = None
+    connector_id: Str255 | None = None
+
+
+def _absolute_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("The return url must be an absolute http(s) URL.")
+    return value
+
+
+class SessionIn(Body):
+    end_user_id: Str255 | None = None
+    return_url: Annotated[StrictStr, Field(max_length=2048)] | None = None
+    allowed_implementations: Annotated[list[Str255], Field(max_length=100)] | None = None
+    ttl_seconds: Annotated[StrictInt, Field(ge=60, le=86400)] = 1800
+
+    @field_validator("return_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _absolute_http_url(value)
+
+
+class WooCallbackIn(BaseModel):
+    """What WooCommerce posts to ``callback_url`` (its types are loose: key_id is an int)."""
+
+    model_config = ConfigDict(extra="ignore")
+    key_id: int | str | None = None
+    user_id: StrictStr
+    consumer_key: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+    consumer_secret: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+    key_permissions: StrictStr | None = None

@@ -1,0 +1,86 @@
+"""Settings: one object, built at an entrypoint from ``AUTHQ_*`` and passed down.
+
+Nothing in authq reads the environment anywhere else; importing a module never
+reads it either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTHQ_", extra="ignore")
+
+    redis_url: str | None = None
+    broker_url: str | None = None
+    api_keys: SecretStr = SecretStr("")
+    # Several Fernet keys, comma separated, newest first: the newest encrypts, all decrypt.
+    secret_key: SecretStr | None = None
+    catalog: Path | None = None
+    public_url: str | None = None
+    redirect_uri: str | None = None
+    ca_bundle: Path | None = None
+    allow_private_networks: bool = False
+    data_dir: Path = Path(".authq")
+    api_rate_limit: float | None = None
+    max_queued_per_tenant: int = Field(default=100_000, ge=1)
+
+    # Where the API listens (``authq api``/``up`` flags override these).
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+
+    # Job behaviour; not in the contract's table, tunable for tests and operations.
+    job_ttl_seconds: int = 7 * 24 * 3600
+    max_attempts: int = 5
+    outbound_timeout_seconds: float = 15.0
+    log_level: str = "INFO"
+
+    @field_validator("api_rate_limit", mode="before")
+    @classmethod
+    def _off_means_none(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in {"", "off", "0", "none"}:
+            return None
+        return value
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def effective_redirect_uri(self) -> str:
+        return self.redirect_uri or f"{self.effective_public_url}/api/v1/oauth/authenticate"
+
+    @property
+    def effective_broker_url(self) -> str:
+        broker = self.broker_url or self.redis_url
+        if not broker:
+            raise ValueError("AUTHQ_BROKER_URL or AUTHQ_REDIS_URL must be set (or run `authq up`).")
+        return broker
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise ValueError(
+                "AUTHQ_REDIS_URL is not set. Point it at a Redis server "
+                "(e.g. redis://127.0.0.1:6379/0), or run `authq up`, which starts one for you."
+            )
+        return self.redis_url
+
+    def static_api_keys(self) -> dict[str, str]:
+        """Map key -> tenant from ``AUTHQ_API_KEYS`` (``tenant:key,tenant:key``)."""
+        pairs: dict[str, str] = {}
+        for item in self.api_keys.get_secret_value().split(","):
+            item = item.strip()
+            if not item:
+                continue
+            tenant, sep, key = item.partition(":")
+            if not sep or not tenant.strip() or not key.strip():
+                raise ValueError("AUTHQ_API_KEYS must be comma-separated tenant:key pairs.")
+            pairs[key.strip()] = tenant.strip()
+        return pairs

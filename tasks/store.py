@@ -1,0 +1,65 @@
+"""The worker's view of Redis: read records, write connectors and jobs.
+
+Synchronous on purpose: a Celery task is synchronous code, and blocking on Redis there
+is correct. The API has its own asyncio twin (``api/store.py``) over the same keys.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TypeVar
+
+import redis
+
+from . import keys
+from .records import Certificate, ConnectionPool, Connector, Job, Record, Session
+
+R = TypeVar("R", bound=Record)
+
+
+class Store:
+    def __init__(self, client: redis.Redis, job_ttl_seconds: int) -> None:
+        self.redis = client
+        self.job_ttl = job_ttl_seconds
+
+    def _get(self, model: type[R], key: str) -> R | None:
+        raw = self.redis.get(key)
+        return None if raw is None else model.model_validate_json(raw)
+
+    def job(self, tenant: str, job_id: str) -> Job | None:
+        return self._get(Job, keys.job(tenant, job_id))
+
+    def save_job(self, job: Job) -> None:
+        # A finished job (and its sealed submission) is kept for job_ttl, then expires.
+        ttl = self.job_ttl if job.finished else None
+        with self.redis.pipeline() as pipe:
+            pipe.set(keys.job(job.tenant, job.id), job.model_dump_json(), ex=ttl)
+            if ttl:
+                pipe.expire(keys.submission(job.tenant, job.id), ttl)
+            pipe.publish(f"{keys.job(job.tenant, job.id)}:events", job.status)
+            pipe.execute()
+
+    def submission(self, tenant: str, job_id: str) -> str | None:
+        raw = self.redis.get(keys.submission(tenant, job_id))
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    def connector(self, tenant: str, connector_id: str) -> Connector | None:
+        return self._get(Connector, keys.connector(tenant, connector_id))
+
+    def save_connector(self, connector: Connector) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.set(keys.connector(connector.tenant, connector.id), connector.model_dump_json())
+            pipe.zadd(keys.connectors(connector.tenant), {connector.id: connector.created_at.timestamp()}, nx=True)
+            pipe.execute()
+
+    def session(self, tenant: str, session_id: str) -> Session | None:
+        return self._get(Session, keys.session(tenant, session_id))
+
+    def certificate(self, tenant: str, certificate_id: str) -> Certificate | None:
+        return self._get(Certificate, keys.certificate(tenant, certificate_id))
+
+    def pool(self, tenant: str, pool_id: int) -> ConnectionPool | None:
+        return self._get(ConnectionPool, keys.pool(tenant, pool_id))
+
+    def heartbeat(self, worker_name: str) -> None:
+        self.redis.zadd(keys.WORKERS, {worker_name: time.time()})

@@ -1,0 +1,183 @@
+"""The test session's real parts: a redis-server it starts itself, real Celery worker
+processes, a loopback provider, and the real app factory.
+
+Nothing here is a stand-in: the Redis is the same binary ``authq up`` embeds, the workers
+are ``celery -A worker worker`` processes, and jobs travel through the real broker.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from aiohttp.test_utils import TestClient
+
+from tasks.crypto import generate_key
+from tasks.redis_server import RedisServer, start_redis
+from tasks.settings import Settings
+
+from .provider import Provider, start_provider
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_CATALOG = Path(__file__).resolve().parent / "catalog.yaml"
+PLATFORM_APP_SECRET = "platform-app-secret-value-9911"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis"), secrets.token_urlsafe(16), appendonly=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def secret_key() -> str:
+    return generate_key()
+
+
+@pytest.fixture(scope="session")
+def provider() -> Iterator[Provider]:
+    server, stop = start_provider()
+    yield server
+    stop()
+
+
+@pytest.fixture
+def fresh_provider(provider: Provider) -> Provider:
+    provider.seen.clear()
+    provider.script.clear()
+    return provider
+
+
+@dataclass
+class Tenant:
+    name: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": self.key}
+
+
+@pytest.fixture
+def tenants() -> tuple[Tenant, Tenant]:
+    """Two fresh tenants per test: their records never meet another test's."""
+    return tuple(Tenant(f"t{secrets.token_hex(4)}", f"key-{secrets.token_urlsafe(18)}") for _ in range(2))  # type: ignore[return-value]
+
+
+@pytest.fixture
+def tenant(tenants: tuple[Tenant, Tenant]) -> Tenant:
+    return tenants[0]
+
+
+def base_env(redis_server: RedisServer, secret_key: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHQ_")}
+    env.update({
+        "AUTHQ_REDIS_URL": redis_server.url,
+        "AUTHQ_SECRET_KEY": secret_key,
+        "AUTHQ_CATALOG": str(TEST_CATALOG),
+        "AUTHQ_ALLOW_PRIVATE_NETWORKS": "true",
+        "AUTHQ_OUTBOUND_TIMEOUT_SECONDS": "5",
+        "TEST_APP_SECRET": PLATFORM_APP_SECRET,
+    })
+    return env
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer, secret_key: str, tenants: tuple[Tenant, Tenant]) -> Settings:
+    keys = ",".join(f"{t.name}:{t.key}" for t in tenants)
+    return Settings(redis_url=redis_server.url, secret_key=secret_key, api_keys=keys, catalog=TEST_CATALOG,
+                    allow_private_networks=True, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+    from api.app import create_app
+    from worker.celery_app import make_celery
+    from worker.publisher import CeleryJobQueue
+
+    app = create_app(settings, CeleryJobQueue(make_celery(settings)))
+    yield await aiohttp_client(app)
+
+
+@pytest.fixture(scope="session")
+def workers(redis_server: RedisServer, secret_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Two real ``celery -A worker worker`` processes on the session's Redis."""
+    env = base_env(redis_server, secret_key)
+    logs = tmp_path_factory.mktemp("worker-logs")
+    procs = []
+    for i in (1, 2):
+        log = open(logs / f"worker{i}.log", "wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO",
+             "-n", f"testworker{i}-{os.getpid()}@%h", "-Q", "authq.interactive,authq.background",
+             "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+    client = redis_server.client()
+    deadline = time.monotonic() + 60
+    while client.zcard("authq:workers") < 2:
+        dead = [p for p in procs if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            text = "\n".join((logs / f"worker{i}.log").read_text(errors="replace")[-3000:] for i in (1, 2))
+            for p in procs:
+                p.kill()
+            raise RuntimeError(f"test workers did not start:\n{text}")
+        time.sleep(0.2)
+    yield procs
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis_server.client()
+    yield client
+    client.close()
+
+
+def authorise_body(**overrides: object) -> dict[str, object]:
+    """A valid authorise body for the ``test-basic`` implementation (no base_url: tests add it)."""
+    body: dict[str, object] = {
+        "name": "My shop",
+        "authentication_implementation_id": "test-basic",
+        "timezone": "Europe/London",
+        "date_format": "d/m/Y H:i",
+        "rate_limit_unit": "minute",
+        "rate_limit_duration": 60,
+        "variables": [
+            {"key": "base_url", "value": "http://127.0.0.1:9"},
+            {"key": "consumer_key", "value": "ck_good_1234"},
+            {"key": "consumer_secret", "value": "cs_good_secret_5678", "secret": True},
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+async def poll_job(client: TestClient, tenant: Tenant, job_id: str, timeout: float = 30.0) -> dict[str, object]:
+    """Poll ``GET /jobs/{id}`` as a client would, until the job ends."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = await client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers)
+        assert answer.status == 200, await answer.text()
+        job = (await answer.json())["data"]
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} did not end in {timeout}s: {job}")
+        await asyncio.sleep(0.1)

@@ -1,0 +1,61 @@
+"""The Celery application, configured from ``Settings``.
+
+``celery -A worker worker`` imports ``worker.app``. Importing reads nothing: the
+environment is read once, when Celery first needs its configuration (``on_configure``),
+which for a worker process is its entrypoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from tasks.jobqueue import BACKGROUND, INTERACTIVE
+from tasks.settings import Settings
+
+# The broker redelivers a task whose worker died once this many seconds have passed
+# (Redis transport). It must exceed the longest job and every countdown, or a task runs twice.
+VISIBILITY_TIMEOUT = 90
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.effective_broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+        "task_ignore_result": True,          # authq keeps its own job records in Redis
+        "result_backend": None,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,              # at-least-once: jobs are idempotent
+        "task_reject_on_worker_lost": True,  # a killed worker's task is redelivered; runner counts attempts
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": INTERACTIVE,
+        "task_queues": [Queue(INTERACTIVE), Queue(BACKGROUND)],
+        "task_create_missing_queues": False,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+    }
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """The Celery app. With ``settings``, configured now; without, from the environment on first use."""
+    app = Celery("authq", set_as_current=False)
+    if settings is not None:
+        app.config_from_object(celery_config(settings))
+        app.authq_settings = settings  # type: ignore[attr-defined]
+    else:
+        def configure_from_environment(sender: Celery, **_: Any) -> None:
+            env_settings = Settings()
+            sender.config_from_object(celery_config(env_settings))
+            sender.authq_settings = env_settings  # type: ignore[attr-defined]
+
+        app.on_configure.connect(configure_from_environment, weak=False)
+    from .tasks import register  # the task wrappers, bound to this app
+
+    register(app)
+    return app

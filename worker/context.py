@@ -1,0 +1,49 @@
+"""Build a worker process's ``JobContext`` once, from the app's settings."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import redis
+from celery import Celery
+
+from tasks.catalog import load_catalog
+from tasks.context import JobContext
+from tasks.crypto import SecretBox
+from tasks.outbound import Outbound
+from tasks.settings import Settings
+from tasks.store import Store
+
+_lock = threading.Lock()
+_contexts: dict[int, tuple[int, JobContext]] = {}
+
+
+def build_context(settings: Settings) -> JobContext:
+    catalog = load_catalog(settings.catalog)
+    # Platform apps' secrets come from the environment, read here at the entrypoint only.
+    secrets = {app.client_secret_env: os.environ[app.client_secret_env]
+               for app in catalog.platform_apps
+               if app.client_secret_env and app.client_secret_env in os.environ}
+    client = redis.Redis.from_url(settings.require_redis_url(), health_check_interval=30)
+    return JobContext(
+        store=Store(client, settings.job_ttl_seconds),
+        box=SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None),
+        catalog=catalog,
+        outbound=Outbound(settings.outbound_timeout_seconds, settings.allow_private_networks,
+                          verify=str(settings.ca_bundle) if settings.ca_bundle else True),
+        max_attempts=settings.max_attempts,
+        platform_secrets=secrets,
+    )
+
+
+def context_for(app: Celery) -> JobContext:
+    """One context per process (a forked pool child builds its own Redis connections)."""
+    pid = os.getpid()
+    with _lock:
+        cached = _contexts.get(id(app))
+        if cached is None or cached[0] != pid:
+            app.conf  # noqa: B018 - make sure the app is configured (reads the env for `celery -A worker`)
+            cached = (pid, build_context(app.authq_settings))  # type: ignore[attr-defined]
+            _contexts[id(app)] = cached
+        return cached[1]

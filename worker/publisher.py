@@ -1,0 +1,35 @@
+"""Publishing jobs from the asyncio API without blocking its event loop.
+
+Celery's ``send_task`` is blocking network I/O; it runs on a small thread pool, so a slow
+broker delays that request only, never the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from celery import Celery
+
+from tasks.jobqueue import QUEUE_OF_TYPE
+
+from .tasks import RUN_JOB
+
+
+class CeleryJobQueue:
+    def __init__(self, app: Celery, threads: int = 4) -> None:
+        self.app = app
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="authq-publish")
+
+    def _publish(self, tenant: str, job_id: str, job_type: str) -> None:
+        self.app.send_task(RUN_JOB, args=(tenant, job_id), queue=QUEUE_OF_TYPE[job_type],
+                           retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2,
+                                                     "interval_step": 0.5, "interval_max": 2})
+
+    async def enqueue(self, tenant: str, job_id: str, job_type: str) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._publish, tenant, job_id, job_type)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.app.close()
