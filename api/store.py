@@ -28,6 +28,8 @@ class ApiStore:
     async def _page(self, model: type[R], index: str, record_key, page: int, per_page: int) -> tuple[list[R], int]:  # type: ignore[no-untyped-def]
         total = await self.redis.zcard(index)
         start = (page - 1) * per_page
+        if start >= total:  # past the end (and never an index Redis cannot take: page has no upper bound)
+            return [], total
         ids = await self.redis.zrange(index, start, start + per_page - 1)
         if not ids:
             return [], total

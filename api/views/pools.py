@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from tasks.errors import NotFound
@@ -15,9 +17,14 @@ from ..responses import one, page_params, paged
 from ..typedefs import STORE
 
 
+# ASCII digits only, and few enough for int(): str.isdigit() also accepts "²" (which int()
+# rejects: a 500) and "١" (which int() reads as 1: an alias of pool 1).
+POOL_ID = re.compile(r"[0-9]{1,19}")
+
+
 def _pool_id(request: web.Request) -> int:
     raw = request.match_info["pool"]
-    if not raw.isdigit():
+    if not POOL_ID.fullmatch(raw):
         raise NotFound("Connection pool")
     return int(raw)
 
