@@ -109,6 +109,15 @@ def merge_variables(current: Sequence[Variable], items: Sequence[ReauthoriseVari
                 errors.setdefault(f"variables.{i}.value", []).append(
                     f"The {target.key} variable is locked; its value cannot be changed.")
                 continue
+        # A locked variable can be neither removed (renamed away) nor unlocked to free its value.
+        if target is not None and target.locked and item.key and item.key != target.key:
+            errors.setdefault(f"variables.{i}.key", []).append(
+                f"The {target.key} variable is locked; its key cannot be changed.")
+            continue
+        if target is not None and target.locked and item.locked is False:
+            errors.setdefault(f"variables.{i}.locked", []).append(
+                f"The {target.key} variable is locked; it cannot be unlocked.")
+            continue
         if item.key and target is not None and item.key != target.key and item.key in merged:
             errors.setdefault(f"variables.{i}.key", []).append(f"The key {item.key!r} is already used.")
             continue

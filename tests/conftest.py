@@ -20,9 +20,14 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
-from tasks.crypto import generate_key
+from tasks.catalog import load_catalog
+from tasks.crypto import SecretBox, generate_key
+from tasks.records import Connector, RateLimit, new_id, utcnow
 from tasks.redis_server import RedisServer, start_redis
+from tasks.requests import VariableIn
 from tasks.settings import Settings
+from tasks.store import Store
+from tasks.variables import build_variables
 
 from .provider import Provider, start_provider
 
@@ -181,3 +186,25 @@ async def poll_job(client: TestClient, tenant: Tenant, job_id: str, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} did not end in {timeout}s: {job}")
         await asyncio.sleep(0.1)
+
+
+def save_connector(redis_client: redis.Redis, secret_key: str, owner: Tenant, **fields: object) -> Connector:
+    """Write a ``test-basic`` connector of ``owner`` straight into Redis, as a worker would.
+
+    Its variables are built from ``authorise_body()``'s by the same code the jobs use (so the
+    locked ``region`` is there with its default); ``fields`` override the record's settings.
+    """
+    impl = load_catalog(TEST_CATALOG).implementation("test-basic")
+    assert impl is not None
+    items = [VariableIn.model_validate(v) for v in authorise_body()["variables"]]  # type: ignore[union-attr]
+    now = utcnow()
+    values: dict[str, object] = {
+        "id": new_id("con"), "tenant": owner.name, "name": "My shop", "authentication_implementation_id": impl.id,
+        "type": impl.type, "system": impl.system, "status": "authorised", "timezone": "Europe/London",
+        "date_format": "d/m/Y", "rate_limit": RateLimit(unit="minute", duration=60),
+        "variables": build_variables(items, impl, SecretBox(secret_key), platform_app=False),
+        "created_at": now, "updated_at": now, **fields,
+    }
+    record = Connector.model_validate(values)
+    Store(redis_client, 3600).save_connector(record)
+    return record
