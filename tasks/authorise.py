@@ -89,13 +89,8 @@ def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> di
         session_id=req.session_id, platform_app_key=req.platform_app_key, variables=variables,
         created_at=earlier.created_at if earlier else now, updated_at=now,
     )
-    ctx.store.save_connector(connector)
-    try:
-        connector = _complete(ctx, connector, impl, step)
-    except JobFailed as exc:
-        if not exc.retryable:
-            ctx.store.save_connector(connector.model_copy(update={"status": "failed", "updated_at": ctx.now()}))
-        raise
+    ctx.store.save_connector(connector)  # pending; the runner marks it failed if the job fails
+    connector = _complete(ctx, connector, impl, step)
     step("store_connector")
     ctx.store.save_connector(connector)
     return _result(connector)

@@ -31,8 +31,20 @@ def backoff(attempt: int, hint: float | None = None) -> float:
     return min(MAX_BACKOFF, max(delay, hint or 0.0))
 
 
+def _fail_pending_connector(ctx: JobContext, job: Job) -> None:
+    """A failed authorise must not leave its connector ``pending`` for ever.
+
+    Only ``pending`` is changed: a reauthorise's connector keeps its working state.
+    """
+    connector = ctx.store.connector(job.tenant, job.connector_id) if job.connector_id else None
+    if connector is not None and connector.status == "pending":
+        ctx.store.save_connector(connector.model_copy(update={"status": "failed", "updated_at": ctx.now()}))
+
+
 def _finish(ctx: JobContext, job: Job, *, result: dict[str, Any] | None = None,
             error: dict[str, Any] | None = None) -> Job:
+    if error and job.type == "authorise":
+        _fail_pending_connector(ctx, job)  # before the job ends: a crash in between re-runs this
     job.status = "failed" if error else "succeeded"
     job.result = result
     job.error = error
