@@ -62,12 +62,12 @@ def run_job(ctx: JobContext, tenant: str, job_id: str) -> Job | None:
         return None
     if job.finished:
         return job
-    job.attempts += 1
-    if job.attempts > ctx.max_attempts:
+    if job.attempts >= ctx.max_attempts:
         return _finish(ctx, job, error=JobFailed(
             "attempts_exhausted",
-            f"The job was started {job.attempts - 1} times without finishing (its worker kept dying); giving up.",
+            f"The job was started {job.attempts} times without finishing (its worker kept dying); giving up.",
         ).as_error())
+    job.attempts += 1
     job.status = "running"
     job.started_at = job.started_at or ctx.now()
     job.error = None
@@ -82,7 +82,9 @@ def run_job(ctx: JobContext, tenant: str, job_id: str) -> Job | None:
         if handler is None:
             raise JobFailed("not_supported", f"{job.type} jobs are not available in this version of authq yet.")
         sealed = ctx.store.submission(tenant, job_id)
-        body = ctx.box.open_json(sealed) if sealed else {}
+        if sealed is None:
+            raise JobFailed("internal_error", "The job's stored request is missing; submit it again.")
+        body = ctx.box.open_json(sealed)
         result = handler(ctx, job, body, step)
     except JobFailed as exc:
         if exc.retryable and job.attempts < ctx.max_attempts:
