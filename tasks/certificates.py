@@ -22,6 +22,7 @@ CERT_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE----
 
 @dataclass(frozen=True)
 class ParsedCertificate:
+    encrypted: bool                 # the key needed the passphrase
     certificate_pem: str
     key_pem: str
     subject: str
@@ -44,9 +45,7 @@ def parse_certificate(pem: str, passphrase: str | None) -> ParsedCertificate:
     if keys is None:
         raise RequestInvalid.one("certificate", "The certificate must contain the PEM private key of the certificate.")
     try:
-        leaf = x509.load_pem_x509_certificate(certs[0].encode())
-        for extra in certs[1:]:
-            x509.load_pem_x509_certificate(extra.encode())
+        loaded = [x509.load_pem_x509_certificate(block.encode()) for block in certs]
     except ValueError:
         raise RequestInvalid.one("certificate", "The certificate is not a valid PEM X.509 certificate.") from None
     key_pem = keys.group(0)
@@ -61,10 +60,16 @@ def parse_certificate(pem: str, passphrase: str | None) -> ParsedCertificate:
         if encrypted:
             raise RequestInvalid.one("passphrase", "The passphrase does not open the private key.") from None
         raise RequestInvalid.one("certificate", "The private key is not a valid PEM private key.") from None
-    if _public_bytes(key.public_key()) != _public_bytes(leaf.public_key()):
+    # The leaf is the certificate of this key, wherever the bundle put it; the rest is its chain.
+    mine = _public_bytes(key.public_key())
+    leaf_index = next((i for i, cert in enumerate(loaded) if _public_bytes(cert.public_key()) == mine), None)
+    if leaf_index is None:
         raise RequestInvalid.one("certificate", "The private key does not match the certificate.")
+    leaf = loaded[leaf_index]
+    chain = [certs[leaf_index]] + [block for i, block in enumerate(certs) if i != leaf_index]
     return ParsedCertificate(
-        certificate_pem="\n".join(certs) + "\n",
+        encrypted=encrypted,
+        certificate_pem="\n".join(chain) + "\n",
         key_pem=key_pem + "\n",
         subject=leaf.subject.rfc4514_string(),
         issuer=leaf.issuer.rfc4514_string(),

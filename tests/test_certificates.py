@@ -442,3 +442,16 @@ async def test_needs_an_api_key(client) -> None:
     answer = await client.get(URL)
     assert answer.status == 401
     assert await answer.json() == {"message": "Unauthenticated."}
+
+
+def test_leaf_is_the_certificate_of_the_key_even_after_its_ca(rsa_leaf: Issued) -> None:
+    """A bundle that lists the CA first still describes the key's own certificate, leaf first."""
+    parsed = parse_certificate(rsa_leaf.chain_pem + rsa_leaf.cert_pem + rsa_leaf.key_pem(), None)
+    assert parsed.fingerprint_sha256.replace(":", "").lower() == rsa_leaf.sha256
+    assert parsed.certificate_pem.startswith(rsa_leaf.cert_pem.strip())
+
+
+async def test_passphrase_for_a_plain_key_is_not_kept(client, tenant, ec_leaf: Issued) -> None:
+    """A passphrase the key did not need is neither stored nor reported as present."""
+    shown = await _create(client, tenant, ec_leaf.bundle(), passphrase="not-needed")
+    assert shown["has_passphrase"] is False

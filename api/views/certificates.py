@@ -23,7 +23,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     cert = Certificate(
         id=new_id("crt"), tenant=tenant(request), name=body.name, connector_id=body.connector_id,
         certificate_pem=parsed.certificate_pem, key_sealed=box.seal(parsed.key_pem),
-        passphrase_sealed=box.seal(body.passphrase) if body.passphrase else None,
+        passphrase_sealed=box.seal(body.passphrase) if body.passphrase and parsed.encrypted else None,
         subject=parsed.subject, issuer=parsed.issuer, fingerprint_sha256=parsed.fingerprint_sha256,
         not_before=parsed.not_before, not_after=parsed.not_after, created_at=utcnow(),
     )
