@@ -21,8 +21,10 @@ from .typedefs import REQUEST_ID, TENANT
 
 log = logging.getLogger("authq.api")
 API_PREFIX = "/api/v1/"
-# Called by providers, authenticated by the single-use state they carry (contract §5).
-PUBLIC = {("GET", "/api/v1/oauth/authenticate"), ("POST", "/api/v1/oauth/woo-app-auth")}
+# Called by providers (or browsers they send back), authenticated by the single-use state
+# they carry (contract §5), not by an API key.
+PUBLIC = {("GET", "/api/v1/oauth/authenticate"), ("GET", "/api/v1/oauth/authenticate/status"),
+          ("POST", "/api/v1/oauth/woo-app-auth"), ("GET", "/api/v1/oauth/woo-app-auth")}
 
 
 @web.middleware

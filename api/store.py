@@ -10,8 +10,8 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 
-from tasks import keys
-from tasks.records import (ApiKey, Certificate, ConnectionPool, Connector, Job, Record, Session)
+from tasks import keys, states
+from tasks.records import ApiKey, Certificate, ConnectionPool, Connector, Job, Record, Session, utcnow
 
 R = TypeVar("R", bound=Record)
 READY_WINDOW_SECONDS = 30
@@ -60,7 +60,8 @@ class ApiStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.connector(tenant, connector_id))
             pipe.zrem(keys.connectors(tenant), connector_id)
-            deleted, _ = await pipe.execute()
+            pipe.zrem(keys.EXPIRING, keys.expiring_member(tenant, connector_id))
+            deleted, _, _ = await pipe.execute()
         return bool(deleted)
 
     # connection pools (integer ids, per tenant)
@@ -118,6 +119,25 @@ class ApiStore:
     # API keys made with `authq keys create` (stored as sha256, never the key)
     async def api_key(self, key_hash: str) -> ApiKey | None:
         return await self._get(ApiKey, keys.api_key(key_hash))
+
+    # single-use authorization states (see tasks/states.py)
+    async def auth_state(self, raw: str) -> states.AuthState | None:
+        data = await self.redis.get(states.state_key(raw))
+        if data is None:
+            return None
+        state = states.AuthState.model_validate_json(data)
+        return None if state.expires_at <= utcnow() else state
+
+    async def claim_state(self, raw: str, state: states.AuthState, job_id: str) -> bool:
+        """Atomically make ``job_id`` the one user of the state; False when it was used."""
+        return bool(await self.redis.set(states.claim_key(raw), job_id, nx=True, ex=states.ttl_of(state) + 86400))
+
+    async def state_claimed_by(self, raw: str) -> str | None:
+        value = await self.redis.get(states.claim_key(raw))
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def release_state_claim(self, raw: str) -> None:
+        await self.redis.delete(states.claim_key(raw))
 
     # operations
     async def workers_seen(self) -> int:

@@ -22,9 +22,20 @@ log = logging.getLogger("authq.api")
 POLL_AFTER_SECONDS = "1"
 
 
-async def submit(request: web.Request, tenant: str, job_type: JobType, connector_id: str | None,
-                 body: dict[str, Any]) -> web.StreamResponse:
-    job = Job(id=new_id("job"), tenant=tenant, type=job_type, connector_id=connector_id, created_at=utcnow())
+class QueueUnavailable(Exception):
+    """The broker did not take the job; nothing was kept."""
+
+
+def unavailable() -> web.Response:
+    return error(503, "The job queue is unavailable, so nothing was queued. Retry in a few seconds.",
+                 headers={"Retry-After": "5"})
+
+
+async def accept(request: web.Request, tenant: str, job_type: JobType, connector_id: str | None,
+                 body: dict[str, Any], job_id: str | None = None) -> Job:
+    """Store and publish a job; raise ``QueueUnavailable`` (having removed it) if the broker refuses."""
+    job = Job(id=job_id or new_id("job"), tenant=tenant, type=job_type, connector_id=connector_id,
+              created_at=utcnow())
     store = request.app[STORE]
     await store.create_job(job, request.app[BOX].seal_json(body))
     try:
@@ -33,10 +44,18 @@ async def submit(request: web.Request, tenant: str, job_type: JobType, connector
         log.exception("could not publish job", extra={"job_id": job.id, "tenant": tenant,
                                                     "request_id": request.get(REQUEST_ID)})
         await store.discard_job(tenant, job.id)
-        return error(503, "The job queue is unavailable, so nothing was queued. Retry in a few seconds.",
-                     headers={"Retry-After": "5"})
+        raise QueueUnavailable from None
     log.info("job accepted", extra={"job_id": job.id, "tenant": tenant, "connector_id": connector_id,
                                     "job_type": job_type, "request_id": request.get(REQUEST_ID)})
+    return job
+
+
+async def submit(request: web.Request, tenant: str, job_type: JobType, connector_id: str | None,
+                 body: dict[str, Any], job_id: str | None = None) -> web.StreamResponse:
+    try:
+        job = await accept(request, tenant, job_type, connector_id, body, job_id)
+    except QueueUnavailable:
+        return unavailable()
     headers = {"Location": f"/api/v1/jobs/{job.id}"}
     wait = preferred_wait(request)
     if wait is not None:

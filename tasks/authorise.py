@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import lookups
+from . import lookups, redirects
 from .catalog import Implementation
 from .context import JobContext
 from .credentials import complete_basic_or_token
 from .errors import JobFailed, RequestInvalid
+from .oauth import client_credentials_token, with_tokens
 from .records import Connector, Job, RateLimit
 from .requests import AuthoriseIn, ReauthoriseIn
 from .variables import build_variables, merge_variables
@@ -55,16 +56,23 @@ def _invalid(exc: RequestInvalid) -> JobFailed:
     return JobFailed("variables_invalid", messages[0], field)
 
 
-def _complete(ctx: JobContext, connector: Connector, impl: Implementation, step: Step) -> Connector:
+def _complete(ctx: JobContext, job: Job, connector: Connector, impl: Implementation, step: Step, *,
+              reauthorise: bool) -> tuple[Connector | None, dict[str, Any] | None]:
+    """Run the implementation's flow: (the connector to store now or None, the next_action)."""
     if impl.type in ("basic", "token"):
-        return complete_basic_or_token(ctx, connector, impl, step)
-    raise JobFailed("not_supported",
-                    f"The {impl.type} flow is not available in this version of authq yet.",
-                    "authentication_implementation_id")
+        return complete_basic_or_token(ctx, connector, impl, step), None
+    if impl.type == "oauth2_client_credentials":
+        step("token_request")
+        return with_tokens(ctx, connector, impl, client_credentials_token(ctx, connector, impl)), None
+    # Authorization code and WooCommerce need the end user: answer a redirect. A new
+    # connector waits `pending`; a reauthorised one stays as it is until the callback.
+    step("issue_state")
+    next_action = redirects.begin(ctx, job, connector, impl, candidate=reauthorise)
+    return (None if reauthorise else connector), next_action
 
 
-def _result(connector: Connector) -> dict[str, Any]:
-    return {"connector": connector.view(), "next_action": None}
+def _result(connector: Connector, next_action: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"connector": connector.view(), "next_action": next_action}
 
 
 def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
@@ -90,10 +98,11 @@ def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> di
         created_at=earlier.created_at if earlier else now, updated_at=now,
     )
     ctx.store.save_connector(connector)  # pending; the runner marks it failed if the job fails
-    connector = _complete(ctx, connector, impl, step)
-    step("store_connector")
-    ctx.store.save_connector(connector)
-    return _result(connector)
+    done, next_action = _complete(ctx, job, connector, impl, step, reauthorise=False)
+    if done is not None and next_action is None:
+        step("store_connector")
+        ctx.store.save_connector(done)
+    return _result(done or connector, next_action)
 
 
 def reauthorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
@@ -132,7 +141,9 @@ def reauthorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> 
         "session_id": session_id, "platform_app_key": platform_app_key, "variables": variables,
         "updated_at": ctx.now(),
     })
-    connector = _complete(ctx, candidate, impl, step)
+    done, next_action = _complete(ctx, job, candidate, impl, step, reauthorise=True)
+    if done is None:
+        return _result(current, next_action)  # the callback's job applies the candidate
     step("store_connector")
-    ctx.store.save_connector(connector)  # the one step in which the new credentials replace the old
-    return _result(connector)
+    ctx.store.save_connector(done)  # the one step in which the new credentials replace the old
+    return _result(done)

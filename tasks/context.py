@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from .catalog import Catalog
 from .crypto import SecretBox
@@ -21,6 +22,10 @@ class JobContext:
     max_attempts: int = 5
     # Platform apps' client secrets, read from the environment at the entrypoint.
     platform_secrets: dict[str, str] = field(default_factory=dict)
+    public_url: str = "http://127.0.0.1:8080"
+    redirect_uri: str = "http://127.0.0.1:8080/api/v1/oauth/authenticate"
+    # Publishes a job the worker itself creates (scheduled refreshes): (tenant, job_id, type).
+    publish: Any = None
 
     def now(self) -> datetime:
         return utcnow()

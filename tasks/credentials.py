@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
+import httpx2
 
 from .catalog import Implementation
+from .connection import http_options
 from .context import JobContext
 from .errors import JobFailed
 from .records import Connector, Credentials
@@ -28,11 +29,11 @@ def _need(values: dict[str, str], key: str) -> str:
 def complete_basic_or_token(ctx: JobContext, connector: Connector, impl: Implementation,
                             step: Callable[[str], None]) -> Connector:
     values = plain_values(connector.variables, ctx.box)
-    auth: httpx.Auth | None = None
+    auth: httpx2.Auth | None = None
     headers: dict[str, str] = {}
     if impl.type == "basic":
         username, password = _need(values, impl.username_variable), _need(values, impl.password_variable)
-        auth = httpx.BasicAuth(username, password)
+        auth = httpx2.BasicAuth(username, password)
         secret = {"username": username, "password": password}
         token_type = "basic"
     else:
@@ -42,11 +43,11 @@ def complete_basic_or_token(ctx: JobContext, connector: Connector, impl: Impleme
         else:
             headers["Authorization"] = f"Bearer {token}"
         secret = {"token": token}
-        token_type = "bearer" if not impl.token_header else impl.token_header
+        token_type = "bearer"
     if impl.check is not None:
         step("credential_check")
         url = render_url(impl.check.url, values)
-        ctx.outbound.check(impl.check.method, url, auth=auth, headers=headers)
+        ctx.outbound.check(impl.check.method, url, auth=auth, headers=headers, options=http_options(ctx, connector))
     now = ctx.now()
     return connector.model_copy(update={
         "status": "authorised",

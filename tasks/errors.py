@@ -5,6 +5,7 @@
     ├── RequestInvalid          a request breaks the contract's rules -> HTTP 422
     ├── NotFound                no such record for this tenant -> HTTP 404
     ├── RetryLater              not an error of the job: run it again after ``delay`` seconds
+    │   └── Deferred            a rate-limit permit or pool slot is not free yet (no attempt used)
     └── JobFailed               a job ends ``failed`` with ``error.code`` (contract §6)
         ├── ProviderError       the provider answered with an OAuth/HTTP error of its own
         └── ProviderUnreachable network error, 5xx or 429 from the provider: retryable
@@ -55,6 +56,14 @@ class RetryLater(AuthqError):
     def __init__(self, delay: float) -> None:
         self.delay = delay
         super().__init__(f"retry in {delay:.1f}s")
+
+
+class Deferred(RetryLater):
+    """A permit is not free for ``delay`` seconds: defer the job; this is not a failed attempt."""
+
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(delay)
+        self.reason = reason
 
 
 class JobFailed(AuthqError):

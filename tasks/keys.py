@@ -11,6 +11,12 @@ import hashlib
 PREFIX = "authq"
 WORKERS = f"{PREFIX}:workers"            # zset: worker name -> last heartbeat (unix time)
 API_KEYS = f"{PREFIX}:apikeys"           # hash: key id -> sha256 of the key
+EXPIRING = f"{PREFIX}:expiring"          # zset: "tenant/connector" -> token expiry (unix time)
+REFRESH_SCAN_LOCK = f"{PREFIX}:refresh-scan"
+
+
+def expiring_member(t: str, connector_id: str) -> str:
+    return f"{t}/{connector_id}"
 
 
 def tenant(t: str) -> str:

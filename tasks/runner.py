@@ -12,16 +12,20 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .authenticate import authenticate
 from .authorise import authorise, reauthorise
+from .callbacks import authenticate, woo_app_auth
 from .context import JobContext
-from .errors import JobFailed, RetryLater
+from .errors import Deferred, JobFailed, RetryLater
 from .records import Job, ProgressStep
+from .refresh import refresh
 
 log = logging.getLogger("authq.jobs")
 
 Handler = Callable[[JobContext, Job, dict[str, Any], Callable[[str], None]], dict[str, Any]]
-HANDLERS: dict[str, Handler] = {"authorise": authorise, "reauthorise": reauthorise, "authenticate": authenticate}
+HANDLERS: dict[str, Handler] = {
+    "authorise": authorise, "reauthorise": reauthorise, "authenticate": authenticate,
+    "woo_app_auth": woo_app_auth, "refresh": refresh,
+}
 MAX_BACKOFF = 60.0
 
 
@@ -78,6 +82,7 @@ def run_job(ctx: JobContext, tenant: str, job_id: str) -> Job | None:
         ctx.store.save_job(job)
 
     handler = HANDLERS.get(job.type)
+    mark = len(job.progress)
     try:
         if handler is None:
             raise JobFailed("not_supported", f"{job.type} jobs are not available in this version of authq yet.")
@@ -86,6 +91,15 @@ def run_job(ctx: JobContext, tenant: str, job_id: str) -> Job | None:
             raise JobFailed("internal_error", "The job's stored request is missing; submit it again.")
         body = ctx.box.open_json(sealed)
         result = handler(ctx, job, body, step)
+    except Deferred as deferred:
+        # Waiting for a permit is not an attempt: give the start back and queue again.
+        job.attempts -= 1
+        job.status = "queued"
+        del job.progress[mark:]  # the steps re-run when it does
+        ctx.store.save_job(job)
+        log.info("job deferred", extra={"job_id": job.id, "tenant": tenant, "reason": deferred.reason,
+                                        "delay": round(deferred.delay, 3)})
+        raise
     except JobFailed as exc:
         if exc.retryable and job.attempts < ctx.max_attempts:
             job.status = "retrying"

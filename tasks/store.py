@@ -46,10 +46,41 @@ class Store:
     def connector(self, tenant: str, connector_id: str) -> Connector | None:
         return self._get(Connector, keys.connector(tenant, connector_id))
 
+    def _write_connector(self, pipe: redis.client.Pipeline, connector: Connector) -> None:
+        pipe.set(keys.connector(connector.tenant, connector.id), connector.model_dump_json())
+        pipe.zadd(keys.connectors(connector.tenant), {connector.id: connector.created_at.timestamp()}, nx=True)
+        member = keys.expiring_member(connector.tenant, connector.id)
+        expires = connector.credentials.expires_at
+        if connector.status == "authorised" and expires is not None:
+            pipe.zadd(keys.EXPIRING, {member: expires.timestamp()})  # the refresh scheduler reads this
+        else:
+            pipe.zrem(keys.EXPIRING, member)
+
     def save_connector(self, connector: Connector) -> None:
         with self.redis.pipeline() as pipe:
-            pipe.set(keys.connector(connector.tenant, connector.id), connector.model_dump_json())
-            pipe.zadd(keys.connectors(connector.tenant), {connector.id: connector.created_at.timestamp()}, nx=True)
+            self._write_connector(pipe, connector)
+            pipe.execute()
+
+    def replace_connector_if(self, connector: Connector, expected_version: int) -> bool:
+        """Write ``connector`` only if the stored one still has ``expected_version`` (CAS)."""
+        key = keys.connector(connector.tenant, connector.id)
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                raw = pipe.get(key)
+                if raw is None or Connector.model_validate_json(raw).credential_version != expected_version:
+                    return False
+                pipe.multi()
+                self._write_connector(pipe, connector)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
+
+    def create_job(self, job: Job, sealed_submission: str) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.set(keys.job(job.tenant, job.id), job.model_dump_json())
+            pipe.set(keys.submission(job.tenant, job.id), sealed_submission)
             pipe.execute()
 
     def session(self, tenant: str, session_id: str) -> Session | None:

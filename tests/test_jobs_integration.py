@@ -231,15 +231,16 @@ async def test_provider_5xx_is_retried_until_it_passes(client, tenant, workers, 
     assert len(checks(fresh_provider)) == 3
 
 
-async def test_oauth_authorization_code_fails_instead_of_hanging(client, tenant, workers, fresh_provider):
-    # Until the authorization-code flow lands (contract §6: succeed with a next_action redirect),
-    # the job must end with a clear error rather than stay queued or loop on retries.
+async def test_authorization_code_authorise_answers_a_redirect(client, tenant, workers, fresh_provider):
+    """An authorization-code authorise succeeds with a next_action redirect and a pending connector."""
     body = authorise_body(authentication_implementation_id="test-oauth", variables=[
         {"key": "base_url", "value": fresh_provider.base_url}, {"key": "client_id", "value": "cid"},
         {"key": "client_secret", "value": "csecret"}])
     done = await authorise(client, tenant, body)
-    assert done["status"] == "failed", done
-    assert done["error"]["code"] == "not_supported" and done["error"]["retryable"] is False
+    assert done["status"] == "succeeded", done
+    action = done["result"]["next_action"]
+    assert action["type"] == "redirect" and action["url"].startswith(fresh_provider.base_url + "/authorize?")
+    assert done["result"]["connector"]["status"] == "pending"
 
 
 # --- lookups -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from celery import Celery
 from tasks.catalog import load_catalog
 from tasks.context import JobContext
 from tasks.crypto import SecretBox
+from tasks.gate import Gate
 from tasks.outbound import Outbound
 from tasks.settings import Settings
 from tasks.store import Store
@@ -31,9 +32,11 @@ def build_context(settings: Settings) -> JobContext:
         box=SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None),
         catalog=catalog,
         outbound=Outbound(settings.outbound_timeout_seconds, settings.allow_private_networks,
-                          verify=str(settings.ca_bundle) if settings.ca_bundle else True),
+                          settings.ca_bundle, Gate(client)),
         max_attempts=settings.max_attempts,
         platform_secrets=secrets,
+        public_url=settings.effective_public_url,
+        redirect_uri=settings.effective_redirect_uri,
     )
 
 

@@ -38,4 +38,5 @@ async def refresh(request: web.Request) -> web.StreamResponse:
     if connector is None:
         raise NotFound("Connector")
     await json_body(request, optional=True)  # no fields; a body, if sent, must still be JSON
-    return await submit(request, owner, "refresh", connector.id, {})
+    # The version to replace: concurrent refreshes of one version make one provider call.
+    return await submit(request, owner, "refresh", connector.id, {"credential_version": connector.credential_version})

@@ -1,8 +1,8 @@
-"""The seed endpoints (contract §5, Authorisation)."""
+"""The seed endpoints (contract §5, Authorisation) and the pages a browser lands on."""
 
 from __future__ import annotations
 
-import html
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
@@ -12,10 +12,14 @@ from tasks.requests import AuthenticateIn, WooCallbackIn
 from tasks.submission import validate_authorise, validate_reauthorise
 from tasks.validation import parse
 
+from .. import pages
 from ..auth import tenant
 from ..body import json_body
-from ..submit import submit
+from ..submit import QueueUnavailable, accept, submit, unavailable
 from ..typedefs import BOX, CATALOG, STORE
+
+AUTHENTICATE = "/api/v1/oauth/authenticate"
+WOO = "/api/v1/oauth/woo-app-auth"
 
 
 async def authorise(request: web.Request) -> web.StreamResponse:
@@ -36,30 +40,93 @@ async def reauthorise(request: web.Request) -> web.StreamResponse:
 
 
 async def authenticate(request: web.Request) -> web.StreamResponse:
+    """A front end forwards the provider's answer with its API key."""
     body = parse(AuthenticateIn, await json_body(request))
     if body.code is None and body.error is None:
         raise RequestInvalid({"code": ["The code field is required when error is not present."]})
-    return await submit(request, tenant(request), "authenticate", None, body.model_dump(exclude_unset=True))
+    owner = tenant(request)
+    store = request.app[STORE]
+    job_id = new_id("job")
+    state = await store.auth_state(body.state)
+    connector_id = None
+    if state is not None and state.kind == "oauth" and state.tenant == owner:
+        connector_id = state.connector_id
+        # Only the first callback claims the state; any other's job fails with state_invalid.
+        await store.claim_state(body.state, state, job_id)
+    return await submit(request, owner, "authenticate", connector_id, body.model_dump(exclude_unset=True),
+                        job_id=job_id)
 
 
-def _page(status: int, title: str, text: str) -> web.Response:
-    page = (f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
-            f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>")
-    return web.Response(status=status, text=page, content_type="text/html")
+def _with_params(url: str, **params: str) -> str:
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
 
 
 async def authenticate_redirect(request: web.Request) -> web.StreamResponse:
-    # A provider's redirect. authq issues no authorization-code state yet (the OAuth flows
-    # land with the flows issue), so every state here is one authq never issued.
-    if not request.query.get("state"):
-        return _page(400, "Missing state", "This link is incomplete: it carries no state. Start the connection again.")
-    return _page(400, "Link not valid", "This authorisation link was never issued, was already used or has expired. "
-                 "Start the connection again from the application you came from.")
+    """The provider's redirect straight to authq (no API key: the state is the credential)."""
+    raw = request.query.get("state", "")
+    store = request.app[STORE]
+    state = await store.auth_state(raw) if raw else None
+    if state is None or state.kind != "oauth":
+        return pages.invalid_state()
+    job_id = new_id("job")
+    if not await store.claim_state(raw, state, job_id):
+        return pages.invalid_state()
+    fields = {k: request.query[k] for k in ("code", "error", "error_description", "iss") if k in request.query}
+    try:
+        body = parse(AuthenticateIn, {"state": raw, **fields})
+    except RequestInvalid:
+        await store.release_state_claim(raw)
+        return pages.page(400, "This answer is not valid", "The provider's answer is malformed; start again.")
+    try:
+        job = await accept(request, state.tenant, "authenticate", state.connector_id,
+                           body.model_dump(exclude_unset=True), job_id=job_id)
+    except QueueUnavailable:
+        await store.release_state_claim(raw)  # the provider's redirect may be retried by the user
+        return pages.page(503, "Please try again", "authq could not queue the connection just now. Reload this page.")
+    if state.return_url:
+        raise web.HTTPSeeOther(_with_params(state.return_url, connector_id=state.connector_id, job_id=job.id))
+    return pages.job_status(job, f"{AUTHENTICATE}/status?" + urlencode({"state": raw}))
+
+
+async def authenticate_status(request: web.Request) -> web.StreamResponse:
+    """The page the GET callback leaves the browser on, following the job to its end."""
+    raw = request.query.get("state", "")
+    store = request.app[STORE]
+    state = await store.auth_state(raw) if raw else None
+    job_id = await store.state_claimed_by(raw) if state else None
+    job = await store.job(state.tenant, job_id) if state and job_id else None
+    return pages.job_status(job, f"{AUTHENTICATE}/status?" + urlencode({"state": raw}))
 
 
 async def woo_app_auth(request: web.Request) -> web.StreamResponse:
+    """WooCommerce posts the keys; 200 (empty) only once they are stored, else it deletes them."""
     body = parse(WooCallbackIn, await json_body(request))
-    # WooCommerce app auth states are issued by the flows issue's authorise; none exist yet.
-    _ = body
-    raise NotFound("State")
+    store = request.app[STORE]
+    state = await store.auth_state(body.user_id)
+    job_id = new_id("job")
+    if state is None or state.kind != "woo" or not await store.claim_state(body.user_id, state, job_id):
+        raise NotFound("State")
+    keys = {"state": body.user_id, "consumer_key": body.consumer_key, "consumer_secret": body.consumer_secret,
+            "key_permissions": body.key_permissions, "key_id": body.key_id}
+    try:
+        await accept(request, state.tenant, "woo_app_auth", state.connector_id, keys, job_id=job_id)
+    except QueueUnavailable:
+        await store.release_state_claim(body.user_id)
+        return unavailable()
+    return web.Response(status=200)
+
+
+async def woo_return(request: web.Request) -> web.StreamResponse:
+    """Where WooCommerce sends the store owner's browser afterwards (``?success=1&user_id=…``)."""
+    raw = request.query.get("user_id", "")
+    store = request.app[STORE]
+    state = await store.auth_state(raw) if raw else None
+    if state is None or state.kind != "woo":
+        return pages.invalid_state()
+    job_id = await store.state_claimed_by(raw)
+    if job_id is None:
+        if request.query.get("success") == "0":
+            return pages.page(200, "Not connected", "The store owner did not approve the connection.")
+        return pages.page(200, "Waiting for WooCommerce", "The store has not sent its keys yet; this page updates itself.",
+                          refresh_to=f"{WOO}?" + urlencode({"user_id": raw}))
+    return pages.job_status(await store.job(state.tenant, job_id), f"{WOO}?" + urlencode({"user_id": raw}))

@@ -1,0 +1,115 @@
+"""Jobs that finish a redirect flow: ``authenticate`` (the code) and ``woo_app_auth`` (the keys).
+
+The state must be one authq issued to this tenant, unexpired, and claimed by *this* job
+(the API claims it atomically when the callback arrives): anything else is
+``state_invalid`` and changes nothing. The connector is replaced in one write, with its
+new credentials, only once the provider accepted them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+
+from . import states
+from .catalog import Implementation
+from .connection import http_options
+from .context import JobContext
+from .errors import JobFailed
+from .oauth import exchange_code, with_tokens
+from .records import Connector, Credentials, Job
+from .requests import AuthenticateIn
+from .urls import render_url
+from .variables import plain_values
+
+Step = Callable[[str], None]
+
+
+def _state(ctx: JobContext, job: Job, raw: str, kind: str) -> states.AuthState:
+    state = states.load(ctx.store.redis, raw)
+    if (state is None or state.kind != kind or state.tenant != job.tenant
+            or states.claimed_by(ctx.store.redis, raw) != job.id):
+        raise JobFailed("state_invalid", "The state was never issued, was already used or has expired.", "state")
+    return state
+
+
+def _target(ctx: JobContext, job: Job, state: states.AuthState) -> tuple[Connector, Implementation]:
+    """The connector the callback completes: a reauthorise's candidate, else the pending one."""
+    if state.candidate is not None:
+        connector = Connector.model_validate(state.candidate)
+    else:
+        found = ctx.store.connector(job.tenant, state.connector_id)
+        if found is None:
+            raise JobFailed("connector_not_found", "The connector was deleted before the callback arrived.")
+        connector = found
+    impl = ctx.catalog.implementation(connector.authentication_implementation_id)
+    if impl is None:
+        raise JobFailed("implementation_not_found", "The connector's implementation left the catalog.",
+                        "authentication_implementation_id")
+    return connector, impl
+
+
+def _fail_pending(ctx: JobContext, connector: Connector, state: states.AuthState) -> None:
+    if state.candidate is None and connector.status == "pending":
+        ctx.store.save_connector(connector.model_copy(update={"status": "failed", "updated_at": ctx.now()}))
+
+
+def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
+    req = AuthenticateIn.model_validate(body)
+    step("lookup_state")
+    state = _state(ctx, job, req.state, "oauth")
+    job.connector_id = state.connector_id
+    connector, impl = _target(ctx, job, state)
+    try:
+        if req.error:
+            code = "access_denied" if req.error == "access_denied" else "provider_error"
+            raise JobFailed(code, req.error_description or f"The provider answered {req.error!r}.", None,
+                            provider={"error": req.error, "error_description": req.error_description})
+        if state.issuer and req.iss != state.issuer:
+            # RFC 9207: a response from another issuer is a mix-up attack (or a misconfiguration).
+            raise JobFailed("state_invalid", "The authorization response names an unexpected issuer (iss).", "iss")
+        if not req.code:
+            raise JobFailed("state_invalid", "The authorization response carries no code.", "code")
+        step("token_exchange")
+        verifier = ctx.box.open(state.code_verifier_sealed) if state.code_verifier_sealed else None
+        token = exchange_code(ctx, connector, impl, req.code, verifier)
+    except JobFailed as exc:
+        if not exc.retryable:
+            _fail_pending(ctx, connector, state)
+        raise
+    connector = with_tokens(ctx, connector, impl, token)
+    step("store_connector")
+    ctx.store.save_connector(connector)
+    return {"connector": connector.view(), "next_action": None}
+
+
+def woo_app_auth(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
+    step("lookup_state")
+    state = _state(ctx, job, str(body.get("state", "")), "woo")
+    job.connector_id = state.connector_id
+    connector, impl = _target(ctx, job, state)
+    key, secret = str(body["consumer_key"]), str(body["consumer_secret"])
+    try:
+        if impl.check is not None:
+            step("credential_check")
+            url = render_url(impl.check.url, plain_values(connector.variables, ctx.box))
+            ctx.outbound.check(impl.check.method, url, auth=httpx2.BasicAuth(key, secret),
+                               options=http_options(ctx, connector))
+    except JobFailed as exc:
+        if not exc.retryable:
+            _fail_pending(ctx, connector, state)
+        raise
+    now = ctx.now()
+    connector = connector.model_copy(update={
+        "status": "authorised",
+        "credentials": Credentials(token_type="basic", scopes=[str(body.get("key_permissions") or impl.scope)]),
+        "credentials_sealed": ctx.box.seal_json({"username": key, "password": secret,
+                                                 "key_id": body.get("key_id")}),
+        "credential_version": connector.credential_version + 1,
+        "authorised_at": now, "updated_at": now,
+    })
+    step("store_connector")
+    ctx.store.save_connector(connector)
+    return {"connector": connector.view(), "next_action": None}
