@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     job_ttl_seconds: int = 7 * 24 * 3600
     max_attempts: int = 5
     outbound_timeout_seconds: float = 15.0
+    # Tokens expiring within this window are refreshed by a scan every refresh_scan_seconds.
+    refresh_window_seconds: int = 300
+    refresh_scan_seconds: float = 30.0
     log_level: str = "INFO"
 
     @field_validator("api_rate_limit", mode="before")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import trustme
 from aiohttp.test_utils import TestClient
 
 from tasks.catalog import load_catalog
@@ -29,11 +30,16 @@ from tasks.settings import Settings
 from tasks.store import Store
 from tasks.variables import build_variables
 
+from .oauth_server import OAuthServer
 from .provider import Provider, start_provider
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CATALOG = Path(__file__).resolve().parent / "catalog.yaml"
 PLATFORM_APP_SECRET = "platform-app-secret-value-9911"
+# The public URL the API and the workers agree on: OAuth redirect_uri and Woo callback_url
+# derive from it. Nothing listens there; tests play the browser and follow redirects by hand.
+PUBLIC_URL = "http://authq.test"
+REDIRECT_URI = f"{PUBLIC_URL}/api/v1/oauth/authenticate"
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +52,34 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture(scope="session")
 def secret_key() -> str:
     return generate_key()
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> trustme.CA:
+    """A throwaway CA: it signs the OAuth server's TLS certificates and the clients' mTLS ones."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_bundle(test_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CA as a file, for AUTHQ_CA_BUNDLE (how authq is told to trust extra CAs)."""
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    test_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def oauth(test_ca: trustme.CA) -> Iterator[OAuthServer]:
+    """A real OAuth 2 authorization server (Authlib) on loopback: HTTP, HTTPS and mTLS listeners."""
+    server = OAuthServer.start(ca=test_ca)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_oauth(oauth: OAuthServer) -> OAuthServer:
+    oauth.reset()
+    return oauth
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +117,7 @@ def tenant(tenants: tuple[Tenant, Tenant]) -> Tenant:
     return tenants[0]
 
 
-def base_env(redis_server: RedisServer, secret_key: str) -> dict[str, str]:
+def base_env(redis_server: RedisServer, secret_key: str, ca_bundle: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHQ_")}
     env.update({
         "AUTHQ_REDIS_URL": redis_server.url,
@@ -91,16 +125,19 @@ def base_env(redis_server: RedisServer, secret_key: str) -> dict[str, str]:
         "AUTHQ_CATALOG": str(TEST_CATALOG),
         "AUTHQ_ALLOW_PRIVATE_NETWORKS": "true",
         "AUTHQ_OUTBOUND_TIMEOUT_SECONDS": "5",
+        "AUTHQ_CA_BUNDLE": str(ca_bundle),
+        "AUTHQ_PUBLIC_URL": PUBLIC_URL,
         "TEST_APP_SECRET": PLATFORM_APP_SECRET,
     })
     return env
 
 
 @pytest.fixture
-def settings(redis_server: RedisServer, secret_key: str, tenants: tuple[Tenant, Tenant]) -> Settings:
+def settings(redis_server: RedisServer, secret_key: str, tenants: tuple[Tenant, Tenant], ca_bundle: Path) -> Settings:
     keys = ",".join(f"{t.name}:{t.key}" for t in tenants)
     return Settings(redis_url=redis_server.url, secret_key=secret_key, api_keys=keys, catalog=TEST_CATALOG,
-                    allow_private_networks=True, _env_file=None)  # type: ignore[call-arg]
+                    allow_private_networks=True, ca_bundle=ca_bundle, public_url=PUBLIC_URL,
+                    _env_file=None)  # type: ignore[call-arg]
 
 
 @pytest.fixture
@@ -114,9 +151,10 @@ async def client(aiohttp_client, settings: Settings) -> AsyncIterator[TestClient
 
 
 @pytest.fixture(scope="session")
-def workers(redis_server: RedisServer, secret_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[subprocess.Popen[bytes]]]:
+def workers(redis_server: RedisServer, secret_key: str, ca_bundle: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Two real ``celery -A worker worker`` processes on the session's Redis."""
-    env = base_env(redis_server, secret_key)
+    env = base_env(redis_server, secret_key, ca_bundle)
     logs = tmp_path_factory.mktemp("worker-logs")
     procs = []
     for i in (1, 2):

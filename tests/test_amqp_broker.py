@@ -25,8 +25,8 @@ pytestmark = [
 
 
 @pytest.fixture
-def amqp_worker(redis_server, secret_key, tmp_path):
-    env = base_env(redis_server, secret_key)
+def amqp_worker(redis_server, secret_key, ca_bundle, tmp_path):
+    env = base_env(redis_server, secret_key, ca_bundle)
     env["AUTHQ_BROKER_URL"] = AMQP_URL
     log = tmp_path / "amqp-worker.log"
     with open(log, "wb") as out:

@@ -15,9 +15,8 @@ from kombu import Queue
 from tasks.jobqueue import BACKGROUND, INTERACTIVE
 from tasks.settings import Settings
 
-# The broker redelivers a task whose worker died once this many seconds have passed
-# (Redis transport). It must exceed the longest job and every countdown, or a task runs twice.
-VISIBILITY_TIMEOUT = 90
+from .limits import VISIBILITY_TIMEOUT
+
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -1,23 +1,17 @@
-"""The Celery tasks: thin wrappers that pass ids to ``tasks.runner``."""
+"""The Celery task: a thin wrapper that passes ids to ``tasks.runner``."""
 
 from __future__ import annotations
 
-import logging
-import socket
-import threading
-from typing import Any
-
 from celery import Celery, Task
-from celery.signals import worker_ready, worker_shutdown
 
 from tasks.errors import RetryLater
+from tasks.jobqueue import QUEUE_OF_TYPE
 from tasks.runner import run_job
 
+from .limits import MAX_COUNTDOWN
 from .context import context_for
 
-log = logging.getLogger("authq.worker")
 RUN_JOB = "authq.run_job"
-HEARTBEAT_EVERY = 5.0
 
 
 def register(app: Celery) -> None:
@@ -26,30 +20,21 @@ def register(app: Celery) -> None:
         try:
             run_job(context_for(self.app), tenant, job_id)
         except RetryLater as later:
-            raise self.retry(countdown=later.delay) from None
+            # Never count down past the broker's visibility timeout, or the task would be
+            # redelivered while it waits and run twice; a longer wait is taken in steps.
+            raise self.retry(countdown=min(later.delay, MAX_COUNTDOWN)) from None
 
-    stop = threading.Event()
+    from .background import start_background  # heartbeat and the refresh scan
 
-    def beat(name: str) -> None:
-        while not stop.is_set():
-            try:
-                context_for(app).store.heartbeat(name)
-            except Exception:  # noqa: BLE001 - Redis down: /readyz will say so; keep trying
-                log.warning("worker heartbeat failed", exc_info=True)
-            stop.wait(HEARTBEAT_EVERY)
-
-    def on_ready(sender: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", None) is not app:
-            return
-        name = getattr(sender, "hostname", None) or f"worker@{socket.gethostname()}"
-        context_for(app).store.heartbeat(name)
-        threading.Thread(target=beat, args=(name,), name="authq-heartbeat", daemon=True).start()
-
-    def on_shutdown(**_: Any) -> None:
-        stop.set()
-
-    worker_ready.connect(on_ready, weak=False)
-    worker_shutdown.connect(on_shutdown, weak=False)
+    start_background(app)
 
 
-__all__ = ["RUN_JOB", "register"]
+def publisher(app: Celery):  # type: ignore[no-untyped-def]
+    """A blocking ``publish(tenant, job_id, job_type)`` for jobs a worker creates itself."""
+    def publish(tenant: str, job_id: str, job_type: str) -> None:
+        app.send_task(RUN_JOB, args=(tenant, job_id), queue=QUEUE_OF_TYPE[job_type])
+
+    return publish
+
+
+__all__ = ["RUN_JOB", "publisher", "register"]

@@ -1,0 +1,60 @@
+"""What every worker does beside its jobs: a heartbeat (for ``/readyz``) and the periodic
+scan that queues refreshes of tokens about to expire (Celery beat is not needed: a Redis
+lock makes one scan per period across the fleet)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from tasks.scheduling import scan_due_refreshes
+
+from .context import context_for
+
+log = logging.getLogger("authq.worker")
+HEARTBEAT_EVERY = 5.0
+
+
+def start_background(app: Celery) -> None:
+    stop = threading.Event()
+
+    def heartbeat(name: str) -> None:
+        while not stop.is_set():
+            try:
+                context_for(app).store.heartbeat(name)
+            except Exception:  # noqa: BLE001 - Redis down: /readyz says so; keep trying
+                log.warning("worker heartbeat failed", exc_info=True)
+            stop.wait(HEARTBEAT_EVERY)
+
+    def refresh_scan() -> None:
+        from .tasks import publisher
+
+        settings = app.authq_settings  # type: ignore[attr-defined]
+        publish = publisher(app)
+        while not stop.wait(settings.refresh_scan_seconds):
+            try:
+                queued = scan_due_refreshes(context_for(app), settings.refresh_window_seconds,
+                                            settings.refresh_scan_seconds, publish)
+                if queued:
+                    log.info("queued scheduled refreshes", extra={"count": queued})
+            except Exception:  # noqa: BLE001 - try again next period
+                log.warning("refresh scan failed", exc_info=True)
+
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is not app:
+            return
+        name = getattr(sender, "hostname", None) or f"worker@{socket.gethostname()}"
+        context_for(app).store.heartbeat(name)
+        threading.Thread(target=heartbeat, args=(name,), name="authq-heartbeat", daemon=True).start()
+        threading.Thread(target=refresh_scan, name="authq-refresh-scan", daemon=True).start()
+
+    def on_shutdown(**_: Any) -> None:
+        stop.set()
+
+    worker_ready.connect(on_ready, weak=False)
+    worker_shutdown.connect(on_shutdown, weak=False)
