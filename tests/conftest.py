@@ -127,6 +127,7 @@ def base_env(redis_server: RedisServer, secret_key: str, ca_bundle: Path) -> dic
         "AUTHQ_OUTBOUND_TIMEOUT_SECONDS": "5",
         "AUTHQ_CA_BUNDLE": str(ca_bundle),
         "AUTHQ_PUBLIC_URL": PUBLIC_URL,
+        "AUTHQ_REFRESH_SCAN_SECONDS": "1",   # scheduled refreshes are tested; don't wait 30 s
         "TEST_APP_SECRET": PLATFORM_APP_SECRET,
     })
     return env
