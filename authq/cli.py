@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -26,8 +25,9 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from tasks.logs import configure
+
+    configure(settings.log_level)
 
 
 def _redis_for_admin(settings: Settings) -> redis.Redis:

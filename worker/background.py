@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import setup_logging, worker_ready, worker_shutdown
 
 from tasks.scheduling import scan_due_refreshes
 
@@ -56,5 +56,12 @@ def start_background(app: Celery) -> None:
     def on_shutdown(**_: Any) -> None:
         stop.set()
 
+    def on_setup_logging(loglevel: Any = None, **_: Any) -> None:
+        # Connecting here tells Celery not to configure logging itself: one format everywhere.
+        from tasks.logs import configure
+
+        configure(logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or "INFO"))
+
+    setup_logging.connect(on_setup_logging, weak=False)
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)
