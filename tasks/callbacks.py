@@ -17,7 +17,7 @@ from . import states
 from .catalog import Implementation
 from .connection import http_options
 from .context import JobContext
-from .errors import JobFailed
+from .errors import Deferred, JobFailed, ProviderUnreachable
 from .oauth import exchange_code, with_tokens
 from .records import Connector, Credentials, Job
 from .requests import AuthenticateIn
@@ -36,13 +36,18 @@ def _state(ctx: JobContext, job: Job, raw: str, kind: str) -> states.AuthState:
 
 
 def _target(ctx: JobContext, job: Job, state: states.AuthState) -> tuple[Connector, Implementation]:
-    """The connector the callback completes: a reauthorise's candidate, else the pending one."""
+    """The connector the callback completes: a reauthorise's candidate, else the pending one.
+
+    Either way the connector must still exist: a callback never brings a deleted one back.
+    """
+    found = ctx.store.connector(job.tenant, state.connector_id)
+    if found is None:
+        raise JobFailed("connector_not_found", "The connector was deleted before the callback arrived.")
     if state.candidate is not None:
-        connector = Connector.model_validate(state.candidate)
+        # The new settings, over the current credential version (a refresh may have run since).
+        connector = Connector.model_validate(state.candidate).model_copy(
+            update={"credential_version": found.credential_version})
     else:
-        found = ctx.store.connector(job.tenant, state.connector_id)
-        if found is None:
-            raise JobFailed("connector_not_found", "The connector was deleted before the callback arrived.")
         connector = found
     impl = ctx.catalog.implementation(connector.authentication_implementation_id)
     if impl is None:
@@ -51,9 +56,16 @@ def _target(ctx: JobContext, job: Job, state: states.AuthState) -> tuple[Connect
     return connector, impl
 
 
+def _store(ctx: JobContext, connector: Connector) -> None:
+    """Replace the stored connector in one write, unless it was deleted during the callback."""
+    if not ctx.store.replace_connector_if_exists(connector):
+        raise JobFailed("connector_not_found", "The connector was deleted while the callback was completing it.")
+
+
 def _fail_pending(ctx: JobContext, connector: Connector, state: states.AuthState) -> None:
     if state.candidate is None and connector.status == "pending":
-        ctx.store.save_connector(connector.model_copy(update={"status": "failed", "updated_at": ctx.now()}))
+        failed = connector.model_copy(update={"status": "failed", "updated_at": ctx.now()})
+        ctx.store.replace_connector_if_exists(failed)  # a connector deleted meanwhile stays deleted
 
 
 def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
@@ -63,26 +75,51 @@ def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) ->
     job.connector_id = state.connector_id
     connector, impl = _target(ctx, job, state)
     try:
+        if state.issuer and req.iss != state.issuer:
+            # RFC 9207 (error responses included): another issuer's answer is a mix-up attack.
+            raise JobFailed("state_invalid", "The authorization response names an unexpected issuer (iss).", "iss")
         if req.error:
             code = "access_denied" if req.error == "access_denied" else "provider_error"
             raise JobFailed(code, req.error_description or f"The provider answered {req.error!r}.", None,
                             provider={"error": req.error, "error_description": req.error_description})
-        if state.issuer and req.iss != state.issuer:
-            # RFC 9207: a response from another issuer is a mix-up attack (or a misconfiguration).
-            raise JobFailed("state_invalid", "The authorization response names an unexpected issuer (iss).", "iss")
         if not req.code:
             raise JobFailed("state_invalid", "The authorization response carries no code.", "code")
-        step("token_exchange")
-        verifier = ctx.box.open(state.code_verifier_sealed) if state.code_verifier_sealed else None
-        token = exchange_code(ctx, connector, impl, req.code, verifier)
+        token = _exchange_once(ctx, job, state, req.state, connector, impl, req.code, step)
     except JobFailed as exc:
         if not exc.retryable:
             _fail_pending(ctx, connector, state)
         raise
+    if token is None:  # an earlier run of this job stored the tokens, then its worker died
+        stored = ctx.store.connector(job.tenant, connector.id)
+        return {"connector": (stored or connector).view(), "next_action": None}
     connector = with_tokens(ctx, connector, impl, token)
     step("store_connector")
-    ctx.store.save_connector(connector)
+    _store(ctx, connector)
     return {"connector": connector.view(), "next_action": None}
+
+
+def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str, connector: Connector,
+                   impl: Implementation, code: str, step: Step) -> dict[str, Any] | None:
+    """Send the code to the token endpoint at most once, whatever happens to the worker.
+
+    Providers treat a code used twice as an attack and revoke the grant, so a run that finds
+    the exchange already started (its worker died) never sends it again: it reports the
+    tokens the earlier run stored (``None``), or fails asking for a new authorisation.
+    """
+    client = ctx.store.redis
+    if not client.set(states.exchange_key(raw), job.id, nx=True, ex=states.ttl_of(state) + 86400):
+        if connector.status == "authorised" and connector.credential_version > state.credential_version:
+            return None
+        raise JobFailed("state_invalid", "An earlier attempt already spent this authorization code and did not "
+                        "finish; start the authorisation again.", "code")
+    step("token_exchange")
+    verifier = ctx.box.open(state.code_verifier_sealed) if state.code_verifier_sealed else None
+    try:
+        return exchange_code(ctx, connector, impl, code, verifier)
+    except (ProviderUnreachable, Deferred):
+        # Not spent: no answer, a 5xx/429, or no permit yet (the request was never sent).
+        client.delete(states.exchange_key(raw))
+        raise
 
 
 def woo_app_auth(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
@@ -111,5 +148,5 @@ def woo_app_auth(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) ->
         "authorised_at": now, "updated_at": now,
     })
     step("store_connector")
-    ctx.store.save_connector(connector)
+    _store(ctx, connector)
     return {"connector": connector.view(), "next_action": None}

@@ -22,6 +22,9 @@ from .records import ConnectionPool, Connector
 
 SLEEP_AT_MOST = 0.3
 DEFAULT_LEASE_SECONDS = 30.0
+# A pool slot is normally freed when its request ends, long before its lease runs out, and
+# Redis can't say when that will be: a job waiting for one looks again this soon.
+POOL_RECHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -78,7 +81,8 @@ class Gate:
         if pool_key and limits.pool:
             lease_seconds = float(limits.pool.timeout or self.lease_seconds)
             while (lease := self.pools.try_acquire(pool_key, limits.pool.limit, lease_seconds)) is None:
-                self._wait_or_defer(max(0.05, min(self.pools.wait_hint(pool_key), lease_seconds)), "connection_pool")
+                wait = min(self.pools.wait_hint(pool_key), lease_seconds, POOL_RECHECK_SECONDS)
+                self._wait_or_defer(max(0.05, wait), "connection_pool")
         try:
             while (wait := self.limiter.try_acquire(limits.rate_key, limits.rate_limit, limits.window_seconds)) > 0:
                 self._wait_or_defer(wait, "rate_limit")

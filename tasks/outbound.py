@@ -8,8 +8,12 @@ certificate. ``provider_errors()`` maps what can go wrong onto the contract's co
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +30,21 @@ USER_AGENT = "authq/0.1 (+connector authorisation)"
 
 
 def retry_after_seconds(response: httpx2.Response) -> float | None:
+    """``Retry-After`` in seconds from now: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
     try:
-        return max(0.0, float(value)) if value else None
+        seconds = float(value)
     except ValueError:
-        return None  # an HTTP-date: rare for APIs; the backoff applies instead
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None  # unreadable: the backoff applies instead
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 class GuardedTransport(httpx2.BaseTransport):

@@ -35,7 +35,8 @@ def begin(ctx: JobContext, job: Job, connector: Connector, impl: Implementation,
     raw = states.new_state()
     common = {"tenant": job.tenant, "connector_id": connector.id, "job_id": job.id,
               "implementation_id": impl.id, "return_url": _return_url(ctx, connector),
-              "candidate": connector.model_dump(mode="json") if candidate else None}
+              "candidate": connector.model_dump(mode="json") if candidate else None,
+              "credential_version": connector.credential_version}
     if impl.type == "oauth2_authorization_code":
         verifier = new_code_verifier() if impl.pkce else None
         values = plain_values(connector.variables, ctx.box)

@@ -81,13 +81,14 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict
                 raise JobFailed("credentials_rejected", "The connector has no refresh token; authorise it again.")
         except ProviderError as exc:
             if (exc.provider or {}).get("error") == "invalid_grant":
-                latest = _current(ctx, job)
-                if latest.credential_version != connector.credential_version:
+                expired = connector.model_copy(update={"status": "expired", "updated_at": ctx.now()})
+                if not ctx.store.replace_connector_if(expired, expected_version=connector.credential_version):
+                    latest = _current(ctx, job)  # somebody refreshed (or reauthorised) meanwhile: theirs stands
                     return {"connector": latest.view(), "next_action": None}
-                ctx.store.save_connector(latest.model_copy(update={"status": "expired", "updated_at": ctx.now()}))
             raise
         updated = with_tokens(ctx, connector, impl, token, previous=tokens)
         step("store_connector")
         if not ctx.store.replace_connector_if(updated, expected_version=connector.credential_version):
+            _current(ctx, job)  # deleted meanwhile: connector_not_found
             raise JobFailed("internal_error", "The connector changed during its refresh; nothing was overwritten.")
     return {"connector": updated.view(), "next_action": None}

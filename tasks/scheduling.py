@@ -1,9 +1,13 @@
 """Refreshing tokens before they expire, without anybody asking.
 
 Every worker runs ``scan_due_refreshes`` periodically; a short Redis lock makes one scan
-per period fleet-wide, and a per-connector marker keeps one scheduled refresh queued per
-connector at a time. The refresh job itself is single-flight (``refresh.py``), so even a
-refresh a user asked for at the same moment costs the provider one request.
+per period fleet-wide, and a marker per connector *and credential version* queues one
+scheduled refresh per version: once a refresh has stored new tokens, the next one can be
+scheduled straight away (a token that lives less than the window is refreshed again, not
+left to lapse until a per-connector marker expires), while a refresh that failed is tried
+again only when its marker expires. The refresh job itself is single-flight
+(``refresh.py``), so even a refresh a user asked for at the same moment costs the provider
+one request.
 """
 
 from __future__ import annotations
@@ -14,20 +18,17 @@ from collections.abc import Callable
 
 from . import keys
 from .context import JobContext
-from .records import Job, new_id, utcnow
+from .records import Connector, Job, new_id, utcnow
 
 log = logging.getLogger("authq.scheduler")
 Publish = Callable[[str, str, str], None]   # (tenant, job_id, job_type)
 
 
-def queue_refresh(ctx: JobContext, tenant: str, connector_id: str, publish: Publish) -> Job | None:
-    connector = ctx.store.connector(tenant, connector_id)
-    if connector is None:
-        ctx.store.redis.zrem(keys.EXPIRING, keys.expiring_member(tenant, connector_id))
-        return None
-    job = Job(id=new_id("job"), tenant=tenant, type="refresh", connector_id=connector_id, created_at=utcnow())
+def queue_refresh(ctx: JobContext, connector: Connector, publish: Publish) -> Job:
+    job = Job(id=new_id("job"), tenant=connector.tenant, type="refresh", connector_id=connector.id,
+              created_at=utcnow())
     ctx.store.create_job(job, ctx.box.seal_json({"credential_version": connector.credential_version}))
-    publish(tenant, job.id, "refresh")
+    publish(connector.tenant, job.id, "refresh")
     return job
 
 
@@ -41,12 +42,21 @@ def scan_due_refreshes(ctx: JobContext, window_seconds: float, period_seconds: f
     queued = 0
     for raw in due:
         tenant, _, connector_id = (raw.decode() if isinstance(raw, bytes) else raw).partition("/")
-        marker = f"{keys.connector(tenant, connector_id)}:refresh-queued"
+        try:
+            connector = ctx.store.connector(tenant, connector_id)
+        except Exception:  # noqa: BLE001 - one bad record must not stop the scan
+            log.exception("could not read a connector due for refresh",
+                          extra={"tenant": tenant, "connector_id": connector_id})
+            continue
+        if connector is None:
+            client.zrem(keys.EXPIRING, raw)
+            continue
+        marker = f"{keys.connector(tenant, connector_id)}:refresh-queued:{connector.credential_version}"
         if not client.set(marker, "1", nx=True, ex=max(60, int(window_seconds))):
             continue
         try:
-            if queue_refresh(ctx, tenant, connector_id, publish):
-                queued += 1
+            queue_refresh(ctx, connector, publish)
+            queued += 1
         except Exception:  # noqa: BLE001 - one bad record must not stop the scan
             client.delete(marker)
             log.exception("could not queue a scheduled refresh", extra={"tenant": tenant, "connector_id": connector_id})

@@ -34,6 +34,9 @@ class AuthState(Record):
     return_url: str | None = None
     # A reauthorise's new connector (JSON), applied only when the callback succeeds.
     candidate: dict[str, Any] | None = None
+    # The connector's credential version when the state was issued: a callback's job that
+    # finds a newer one knows an earlier run of itself already stored the tokens.
+    credential_version: int = 0
     created_at: datetime
     expires_at: datetime
 
@@ -44,6 +47,11 @@ def state_key(raw: str) -> str:
 
 def claim_key(raw: str) -> str:
     return state_key(raw) + ":claim"
+
+
+def exchange_key(raw: str) -> str:
+    """Set (NX) before a code is sent to the token endpoint: a code is spent at most once."""
+    return state_key(raw) + ":exchange"
 
 
 def new_state() -> str:

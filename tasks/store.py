@@ -77,6 +77,22 @@ class Store:
             except redis.WatchError:
                 return False
 
+    def replace_connector_if_exists(self, connector: Connector) -> bool:
+        """Write ``connector`` over the stored one; False, writing nothing, if it was deleted."""
+        key = keys.connector(connector.tenant, connector.id)
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    if not pipe.exists(key):
+                        return False
+                    pipe.multi()
+                    self._write_connector(pipe, connector)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue  # changed meanwhile (a refresh, or a delete): look again
+
     def create_job(self, job: Job, sealed_submission: str) -> None:
         with self.redis.pipeline() as pipe:
             pipe.set(keys.job(job.tenant, job.id), job.model_dump_json())

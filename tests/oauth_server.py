@@ -675,6 +675,11 @@ class OAuthServer:
         with self._lock:
             return self._by_access.get(token) or self._by_refresh.get(token)
 
+    def issued_tokens(self, client_id: str | None = None) -> list[Token]:
+        """Every token record issued so far (to one client), oldest first."""
+        with self._lock:
+            return [t for t in self._tokens if client_id is None or t.client_id == client_id]
+
     def is_active(self, access_token: str) -> bool:
         info = self.token_info(access_token)
         return info is not None and info.access_token == access_token and not (

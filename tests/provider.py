@@ -1,7 +1,15 @@
 """A real HTTP server on loopback playing a provider's credential-check endpoints.
 
 It runs on its own thread and event loop for the whole test session and records every
-request it sees, so tests count calls as the provider counts them.
+request it sees, so tests count calls as the provider counts them: each ``Seen`` has its
+arrival and end times (``time.time()``), and ``max_in_flight`` is the most requests it
+ever held at once. ``delay`` slows every answer; ``script`` queues canned answers for the
+check endpoints (a status code, or ``(status, headers)`` such as
+``(429, {"Retry-After": "2"})``).
+
+Paths: ``/wp-json/wc/v3/system_status`` and ``/admin/shop.json`` (the checks), the same under
+``/shops/<name>`` (so tests can tell connectors apart by their ``base_url``), and
+``/redirect/<path>``, which answers ``302`` to ``/redirected/<path>`` (a 200 for any request).
 """
 
 from __future__ import annotations
@@ -9,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -22,26 +32,59 @@ class Seen:
     method: str
     path: str
     headers: dict[str, str]
+    at: float = 0.0             # time.time() when the request arrived
+    ended: float | None = None  # time.time() when its answer was ready
+    status: int | None = None
 
 
 @dataclass
 class Provider:
     base_url: str = ""
     seen: list[Seen] = field(default_factory=list)
-    # Status codes to answer next on the check endpoints, before the normal answer.
-    script: list[int] = field(default_factory=list)
+    # Answers to give next on the check endpoints, before the normal answer: a status code,
+    # or (status, headers).
+    script: list[int | tuple[int, dict[str, str]]] = field(default_factory=list)
+    delay: float = 0.0  # seconds every request is held before it is answered
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def reset(self) -> None:
+        """Forget what was seen and scripted; no delay. (The event loop thread only reads these.)"""
+        self.seen.clear()
+        self.script.clear()
+        self.delay = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
 
 def _app(provider: Provider) -> web.Application:
-    async def record(request: web.Request) -> web.Response | None:
-        provider.seen.append(Seen(request.method, request.path, dict(request.headers)))
-        if provider.script:
-            return web.json_response({"error": "scripted"}, status=provider.script.pop(0))
-        return None
+    @web.middleware
+    async def observe(request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        seen = Seen(request.method, request.path, dict(request.headers), at=time.time())
+        provider.seen.append(seen)
+        provider.in_flight += 1  # one event loop thread: no lock needed
+        provider.max_in_flight = max(provider.max_in_flight, provider.in_flight)
+        try:
+            if provider.delay:
+                await asyncio.sleep(provider.delay)
+            response = await handler(request)
+            seen.status = response.status
+            return response
+        finally:
+            provider.in_flight -= 1
+            seen.ended = time.time()
+
+    def scripted() -> web.Response | None:
+        if not provider.script:
+            return None
+        item = provider.script.pop(0)
+        status, headers = item if isinstance(item, tuple) else (item, {})
+        return web.json_response({"error": "scripted"}, status=status, headers=headers)
 
     async def system_status(request: web.Request) -> web.Response:
-        if (scripted := await record(request)) is not None:
-            return scripted
+        if (answer := scripted()) is not None:
+            return answer
         header = request.headers.get("Authorization", "")
         if header.startswith("Basic "):
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
@@ -50,15 +93,24 @@ def _app(provider: Provider) -> web.Application:
         return web.json_response({"code": "woocommerce_rest_cannot_view"}, status=401)
 
     async def shop(request: web.Request) -> web.Response:
-        if (scripted := await record(request)) is not None:
-            return scripted
+        if (answer := scripted()) is not None:
+            return answer
         if request.headers.get("X-Shop-Access-Token") == GOOD_TOKEN:
             return web.json_response({"shop": {"name": "test"}})
         return web.json_response({"errors": "Invalid API key or access token"}, status=401)
 
-    app = web.Application()
-    app.router.add_get("/wp-json/wc/v3/system_status", system_status)
-    app.router.add_get("/admin/shop.json", shop)
+    async def redirect(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": f"/redirected/{request.match_info['tail']}"})
+
+    async def redirected(request: web.Request) -> web.Response:
+        return web.json_response({"environment": {"version": "9.0"}})
+
+    app = web.Application(middlewares=[observe])
+    for prefix in ("", "/shops/{shop}"):
+        app.router.add_get(f"{prefix}/wp-json/wc/v3/system_status", system_status)
+        app.router.add_get(f"{prefix}/admin/shop.json", shop)
+    app.router.add_get("/redirect/{tail:.*}", redirect)
+    app.router.add_get("/redirected/{tail:.*}", redirected)
     return app
 
 
