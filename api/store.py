@@ -37,17 +37,25 @@ class ApiStore:
         return [model.model_validate_json(r) for r in raws if r is not None], total
 
     # jobs
-    async def create_job(self, job: Job, sealed_submission: str) -> None:
+    async def create_job(self, job: Job, sealed_submission: str, message: tuple[str, str] | None = None) -> None:
+        """Store the job and its sealed request; with ``message``, queue it in the same MULTI."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.job(job.tenant, job.id), job.model_dump_json())
+            pipe.set(keys.job(job.tenant, job.id), job.stored_json())
             pipe.set(keys.submission(job.tenant, job.id), sealed_submission)
+            if message is not None:
+                pipe.lpush(*message)
             await pipe.execute()
+
+    async def job_json(self, tenant: str, job_id: str) -> bytes | None:
+        """The job's public view as stored: served as it is, without parsing."""
+        return await self.redis.get(keys.job(tenant, job_id))
 
     async def discard_job(self, tenant: str, job_id: str) -> None:
         await self.redis.delete(keys.job(tenant, job_id), keys.submission(tenant, job_id))
 
     async def job(self, tenant: str, job_id: str) -> Job | None:
-        return await self._get(Job, keys.job(tenant, job_id))
+        raw = await self.redis.get(keys.job(tenant, job_id))
+        return None if raw is None else Job.from_stored(raw, tenant)
 
     # connectors
     async def connector(self, tenant: str, connector_id: str) -> Connector | None:

@@ -11,7 +11,9 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
+from tasks.jobqueue import InlineJobQueue
 from tasks.records import Job, JobType, new_id, utcnow
 
 from .responses import error, one
@@ -37,14 +39,25 @@ async def accept(request: web.Request, tenant: str, job_type: JobType, connector
     job = Job(id=job_id or new_id("job"), tenant=tenant, type=job_type, connector_id=connector_id,
               created_at=utcnow())
     store = request.app[STORE]
-    await store.create_job(job, request.app[BOX].seal_json(body))
-    try:
-        await request.app[QUEUE].enqueue(tenant, job.id, job_type)
-    except Exception:
-        log.exception("could not publish job", extra={"job_id": job.id, "tenant": tenant,
-                                                    "request_id": request.get(REQUEST_ID)})
-        await store.discard_job(tenant, job.id)
-        raise QueueUnavailable from None
+    queue = request.app[QUEUE]
+    sealed = request.app[BOX].seal_json(body)
+    if isinstance(queue, InlineJobQueue):
+        # Stored and queued in one Redis transaction: either both happened or neither did.
+        try:
+            await store.create_job(job, sealed, queue.inline_message(tenant, job.id, job_type))
+        except RedisError:
+            log.exception("could not store and queue job", extra={"job_id": job.id, "tenant": tenant,
+                                                                "request_id": request.get(REQUEST_ID)})
+            raise QueueUnavailable from None
+    else:
+        await store.create_job(job, sealed)
+        try:
+            await queue.enqueue(tenant, job.id, job_type)
+        except Exception:
+            log.exception("could not publish job", extra={"job_id": job.id, "tenant": tenant,
+                                                        "request_id": request.get(REQUEST_ID)})
+            await store.discard_job(tenant, job.id)
+            raise QueueUnavailable from None
     log.info("job accepted", extra={"job_id": job.id, "tenant": tenant, "connector_id": connector_id,
                                     "job_type": job_type, "request_id": request.get(REQUEST_ID)})
     return job

@@ -49,12 +49,11 @@ def cmd_api(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from api.app import create_app
-    from worker.celery_app import make_celery
-    from worker.publisher import CeleryJobQueue
+    from worker.queues import make_job_queue
 
     settings = _settings(host=args.host, port=args.port)
     _logging(settings)
-    app = create_app(settings, CeleryJobQueue(make_celery(settings)))
+    app = create_app(settings, make_job_queue(settings))
     web.run_app(app, host=settings.host, port=settings.port, access_log=None,
                 print=lambda _: print(f"authq api listening on http://{settings.host}:{settings.port}", flush=True))
     return 0

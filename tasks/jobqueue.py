@@ -6,7 +6,7 @@ entrypoint. Only ids travel: the task re-reads everything else from Redis.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 INTERACTIVE = "authq.interactive"   # authorise, reauthorise, authenticate, woo app auth: a user waits
 BACKGROUND = "authq.background"     # refresh: nobody waits; scales apart
@@ -25,3 +25,11 @@ class JobQueue(Protocol):
         """Publish the job; raise if the broker did not take it."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class InlineJobQueue(JobQueue, Protocol):
+    """A queue whose broker is the store's Redis: its message joins the store's transaction."""
+
+    def inline_message(self, tenant: str, job_id: str, job_type: str) -> tuple[str, str]:
+        """(Redis list, payload) to push in the same transaction as the job record."""

@@ -6,6 +6,7 @@ never does. ``view()`` on each record is the only way a record leaves the servic
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -19,7 +20,9 @@ FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """Now, to the millisecond: the precision records are shown and stored with."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -157,6 +160,15 @@ class Job(Record):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    def stored_json(self) -> str:
+        """A job is stored as its public view (compact JSON), so a poll can serve the bytes
+        as they are; the tenant is not in it: it is in the key, and the task's arguments."""
+        return json.dumps(self.view(), separators=(",", ":"))
+
+    @classmethod
+    def from_stored(cls, raw: bytes | str, tenant: str) -> "Job":
+        return cls.model_validate({**json.loads(raw), "tenant": tenant})
 
     def view(self) -> dict[str, Any]:
         links = {"self": f"/api/v1/jobs/{self.id}"}

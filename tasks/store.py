@@ -27,13 +27,14 @@ class Store:
         return None if raw is None else model.model_validate_json(raw)
 
     def job(self, tenant: str, job_id: str) -> Job | None:
-        return self._get(Job, keys.job(tenant, job_id))
+        raw = self.redis.get(keys.job(tenant, job_id))
+        return None if raw is None else Job.from_stored(raw, tenant)
 
     def save_job(self, job: Job) -> None:
         # A finished job (and its sealed submission) is kept for job_ttl, then expires.
         ttl = self.job_ttl if job.finished else None
         with self.redis.pipeline() as pipe:
-            pipe.set(keys.job(job.tenant, job.id), job.model_dump_json(), ex=ttl)
+            pipe.set(keys.job(job.tenant, job.id), job.stored_json(), ex=ttl)
             if ttl:
                 pipe.expire(keys.submission(job.tenant, job.id), ttl)
             pipe.publish(f"{keys.job(job.tenant, job.id)}:events", job.status)
@@ -95,7 +96,7 @@ class Store:
 
     def create_job(self, job: Job, sealed_submission: str) -> None:
         with self.redis.pipeline() as pipe:
-            pipe.set(keys.job(job.tenant, job.id), job.model_dump_json())
+            pipe.set(keys.job(job.tenant, job.id), job.stored_json())
             pipe.set(keys.submission(job.tenant, job.id), sealed_submission)
             pipe.execute()
 

@@ -144,10 +144,9 @@ def settings(redis_server: RedisServer, secret_key: str, tenants: tuple[Tenant, 
 @pytest.fixture
 async def client(aiohttp_client, settings: Settings) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
     from api.app import create_app
-    from worker.celery_app import make_celery
-    from worker.publisher import CeleryJobQueue
+    from worker.queues import make_job_queue
 
-    app = create_app(settings, CeleryJobQueue(make_celery(settings)))
+    app = create_app(settings, make_job_queue(settings))
     yield await aiohttp_client(app)
 
 

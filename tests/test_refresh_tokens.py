@@ -235,7 +235,7 @@ async def test_scheduled_refresh_before_expiry(client, tenant, workers, fresh_oa
         assert parse_time(shown["credentials"]["expires_at"]) > first_expiry
 
         # The jobs the scheduler queued are ordinary refresh jobs of this tenant, and succeeded.
-        found = [Job.model_validate_json(redis_client.get(key))
+        found = [Job.from_stored(redis_client.get(key), tenant.name)
                  for key in redis_client.scan_iter(match=f"{keys.tenant(tenant.name)}:job:*", count=1000)
                  if not key.decode().endswith(":submission")]
         scheduled = [j for j in found if j.type == "refresh"]

@@ -83,7 +83,7 @@ def jobs_in_redis(client: redis.Redis, tenant: str, job_type: str) -> list[Job]:
         name = key.decode()
         if name.endswith(":submission"):
             continue
-        job = Job.model_validate_json(client.get(key))
+        job = Job.from_stored(client.get(key), tenant)
         if job.type == job_type:
             found.append(job)
     return found
