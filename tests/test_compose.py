@@ -76,16 +76,27 @@ def test_redis_persists_every_accepted_job(compose):
     assert "redis-cli" in test and "ping" in test
 
 
-def test_worker_is_a_scalable_celery_worker(compose):
-    worker = compose["services"]["worker"]
+@pytest.mark.parametrize(("service", "queue"), [("worker", "authq.interactive"), ("refresher", "authq.background")])
+def test_workers_are_scalable_celery_workers_one_per_kind_of_work(compose, service, queue):
+    worker = compose["services"][service]
     args = argv(worker["command"])
     assert args[:4] == ["celery", "-A", "worker", "worker"], args
     queues = option(args, "-Q") or option(args, "--queues")
-    assert queues is not None and set(queues.split(",")) == QUEUES
+    assert queues == queue  # interactive and background work scale apart
     # Unique per container: either one would break `docker compose up --scale worker=N`.
     assert "container_name" not in worker
     assert "ports" not in worker
     assert "redis" in worker["depends_on"]
+    assert environment(worker) == environment(compose["services"]["api"])
+
+
+def test_every_queue_has_a_consumer(compose):
+    consumed = set()
+    for service in compose["services"].values():
+        args = argv(service.get("command") or [])
+        if args[:4] == ["celery", "-A", "worker", "worker"]:
+            consumed |= set((option(args, "-Q") or "").split(","))
+    assert consumed == QUEUES
 
 
 def test_api_runs_authq_api(compose):
