@@ -17,7 +17,8 @@ from .body import MAX_BODY
 from .middlewares import api_key, errors, request_id
 from .routes import setup_routes
 from .store import ApiStore
-from .typedefs import BOX, CATALOG, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
+from .ratelimit import ApiRateLimiter
+from .typedefs import API_RATE, BOX, CATALOG, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
 
 
 def create_app(settings: Settings, queue: JobQueue) -> web.Application:
@@ -39,6 +40,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     client = Redis.from_url(app[SETTINGS].require_redis_url(), health_check_interval=30)
     app[REDIS] = client
     app[STORE] = ApiStore(client)
+    if app[SETTINGS].api_rate_limit:
+        app[API_RATE] = ApiRateLimiter(client, app[SETTINGS].api_rate_limit)
     yield
     await client.aclose()
 

@@ -7,6 +7,7 @@ exception is logged with the request id and answered 500 without internals.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 
 from aiohttp import web
@@ -14,10 +15,12 @@ from aiohttp.typedefs import Handler
 
 from tasks.errors import NotFound, RequestInvalid
 
-from .auth import tenant_of
+from tasks.keys import hash_api_key
+
+from .auth import presented_key, tenant_of
 from .body import BodyError
 from .responses import error
-from .typedefs import REQUEST_ID, TENANT
+from .typedefs import API_RATE, REQUEST_ID, TENANT
 
 log = logging.getLogger("authq.api")
 API_PREFIX = "/api/v1/"
@@ -64,4 +67,10 @@ async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
         if tenant is None:
             return error(401, "Unauthenticated.", headers={"WWW-Authenticate": "Bearer"})
         request[TENANT] = tenant
+        limiter = request.app.get(API_RATE)
+        if limiter is not None:
+            wait = await limiter.wait_for(hash_api_key(presented_key(request) or ""))
+            if wait > 0:
+                return error(429, "Too many requests for this API key; slow down.",
+                             headers={"Retry-After": str(max(1, math.ceil(wait)))})
     return await handler(request)

@@ -42,6 +42,7 @@ class ApiStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.job(job.tenant, job.id), job.stored_json())
             pipe.set(keys.submission(job.tenant, job.id), sealed_submission)
+            pipe.sadd(keys.active_jobs(job.tenant), job.id)
             if message is not None:
                 pipe.lpush(*message)
             await pipe.execute()
@@ -51,7 +52,14 @@ class ApiStore:
         return await self.redis.get(keys.job(tenant, job_id))
 
     async def discard_job(self, tenant: str, job_id: str) -> None:
-        await self.redis.delete(keys.job(tenant, job_id), keys.submission(tenant, job_id))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.job(tenant, job_id), keys.submission(tenant, job_id))
+            pipe.srem(keys.active_jobs(tenant), job_id)
+            await pipe.execute()
+
+    async def active_jobs(self, tenant: str) -> int:
+        """Jobs of the tenant queued or running (for AUTHQ_MAX_QUEUED_PER_TENANT)."""
+        return int(await self.redis.scard(keys.active_jobs(tenant)))
 
     async def job(self, tenant: str, job_id: str) -> Job | None:
         raw = await self.redis.get(keys.job(tenant, job_id))

@@ -16,8 +16,9 @@ from redis.exceptions import RedisError
 from tasks.jobqueue import InlineJobQueue
 from tasks.records import Job, JobType, new_id, utcnow
 
+from . import idempotency
 from .responses import error, one
-from .typedefs import BOX, QUEUE, REQUEST_ID, STORE
+from .typedefs import BOX, QUEUE, REQUEST_ID, SETTINGS, STORE
 from .waiting import preferred_wait, wait_for_job
 
 log = logging.getLogger("authq.api")
@@ -65,16 +66,43 @@ async def accept(request: web.Request, tenant: str, job_type: JobType, connector
 
 async def submit(request: web.Request, tenant: str, job_type: JobType, connector_id: str | None,
                  body: dict[str, Any], job_id: str | None = None) -> web.StreamResponse:
+    store = request.app[STORE]
+    try:
+        held = await idempotency.reserve(store.redis, request, tenant, body)
+    except idempotency.Conflict:
+        return error(409, "A request with this Idempotency-Key is still being accepted; retry shortly.",
+                     headers={"Retry-After": "1"})
+    if isinstance(held, idempotency.Replay):
+        first = await store.job(tenant, held.job_id)
+        if first is not None:
+            return _answer(first, held.status)
+        held = None  # the job has expired since: treat as new
+    if await store.active_jobs(tenant) >= request.app[SETTINGS].max_queued_per_tenant:
+        if held:
+            await idempotency.release(store.redis, held)
+        return error(429, "This tenant has too many jobs queued or running; retry when some have finished.",
+                     headers={"Retry-After": "5"})
     try:
         job = await accept(request, tenant, job_type, connector_id, body, job_id)
     except QueueUnavailable:
+        if held:
+            await idempotency.release(store.redis, held)
         return unavailable()
-    headers = {"Location": f"/api/v1/jobs/{job.id}"}
+    status = 202
     wait = preferred_wait(request)
     if wait is not None:
         job = await wait_for_job(request, job, wait)
-        headers["Preference-Applied"] = f"wait={wait:g}"
-        if job.finished:
-            return one(job.view(), status=200, headers=headers)
-    headers["Retry-After"] = POLL_AFTER_SECONDS
-    return one(job.view(), status=202, headers=headers)
+        status = 200 if job.finished else 202
+    if held:
+        await idempotency.remember(store.redis, held, job.id, status)
+    response = _answer(job, status)
+    if wait is not None:
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+    return response
+
+
+def _answer(job: Job, status: int) -> web.Response:
+    headers = {"Location": f"/api/v1/jobs/{job.id}"}
+    if not job.finished:
+        headers["Retry-After"] = POLL_AFTER_SECONDS
+    return one(job.view(), status=status, headers=headers)

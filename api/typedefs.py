@@ -10,11 +10,13 @@ from tasks.crypto import SecretBox
 from tasks.jobqueue import JobQueue
 from tasks.settings import Settings
 
+from .ratelimit import ApiRateLimiter
 from .store import ApiStore
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 STORE = web.AppKey("store", ApiStore)
+API_RATE = web.AppKey("api_rate", ApiRateLimiter)   # set only when AUTHQ_API_RATE_LIMIT is
 CATALOG = web.AppKey("catalog", Catalog)
 BOX = web.AppKey("box", SecretBox)
 QUEUE = web.AppKey("queue", JobQueue)

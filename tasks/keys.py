@@ -31,6 +31,11 @@ def submission(t: str, job_id: str) -> str:
     return f"{tenant(t)}:job:{job_id}:submission"
 
 
+def active_jobs(t: str) -> str:
+    """Set of the tenant's jobs that are queued or running (added at accept, removed at end)."""
+    return f"{tenant(t)}:active-jobs"
+
+
 def connector(t: str, connector_id: str) -> str:
     return f"{tenant(t)}:connector:{connector_id}"
 

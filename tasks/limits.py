@@ -128,3 +128,6 @@ class PoolSemaphore:
     def wait_hint(self, pool_key: str) -> float:
         """Seconds until the earliest lease expires: when to retry at the latest (0.0 if none)."""
         return max(0.0, int(self._wait_hint(keys=[pool_key])) / _MICRO)
+
+# The sliding-window script, for callers with another Redis client (the API's asyncio one).
+RATE_LIMIT_SCRIPT = _RATE_LUA

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = None
     allow_private_networks: bool = False
     data_dir: Path = Path(".authq")
-    api_rate_limit: float | None = None
+    api_rate_limit: float | None = Field(default=None, gt=0)
     max_queued_per_tenant: int = Field(default=100_000, ge=1)
 
     # Where the API listens (``authq api``/``up`` flags override these).

@@ -37,6 +37,7 @@ class Store:
             pipe.set(keys.job(job.tenant, job.id), job.stored_json(), ex=ttl)
             if ttl:
                 pipe.expire(keys.submission(job.tenant, job.id), ttl)
+                pipe.srem(keys.active_jobs(job.tenant), job.id)  # idempotent: a re-save changes nothing
             pipe.publish(f"{keys.job(job.tenant, job.id)}:events", job.status)
             pipe.execute()
 
@@ -98,6 +99,7 @@ class Store:
         with self.redis.pipeline() as pipe:
             pipe.set(keys.job(job.tenant, job.id), job.stored_json())
             pipe.set(keys.submission(job.tenant, job.id), sealed_submission)
+            pipe.sadd(keys.active_jobs(job.tenant), job.id)
             pipe.execute()
 
     def session(self, tenant: str, session_id: str) -> Session | None:

@@ -1,0 +1,29 @@
+"""``AUTHQ_API_RATE_LIMIT``: requests per second per API key, fleet-wide (429 above it).
+
+The same sliding-window Lua script that limits outbound calls (``tasks/limits.py``), run
+on the API's asyncio Redis client, keyed by the API key's hash (never the key).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+from redis.asyncio import Redis
+
+from tasks import keys
+from tasks.limits import RATE_LIMIT_SCRIPT
+
+
+class ApiRateLimiter:
+    def __init__(self, client: Redis, per_second: float) -> None:
+        # A rate r becomes `limit` requests per `limit / r` seconds (e.g. 0.5/s: 1 per 2 s).
+        self.limit = max(1, math.floor(per_second))
+        self.window_us = max(1, round(self.limit / per_second * 1_000_000))
+        self.script = client.register_script(RATE_LIMIT_SCRIPT)
+
+    async def wait_for(self, key_hash: str) -> float:
+        """0.0 when the request may pass, else seconds until it could."""
+        wait, _, _ = await self.script(keys=[f"{keys.PREFIX}:api-rate:{key_hash}"],
+                                       args=[self.limit, self.window_us, secrets.token_hex(6)])
+        return int(wait) / 1_000_000
