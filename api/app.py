@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -10,29 +11,37 @@ from redis.asyncio import Redis
 from tasks.catalog import load_catalog
 from tasks.crypto import SecretBox
 from tasks.jobqueue import JobQueue
+from tasks.keycheck import check_at_start_url
 from tasks.keys import hash_api_key
 from tasks.settings import Settings
 
 from .body import MAX_BODY
+from .metrics import http_metrics, setup_metrics
 from .middlewares import api_key, errors, request_id
+from .openapi import OPENAPI, OpenApiDocument
 from .routes import setup_routes
 from .store import ApiStore
+from .views.jobs import setup_events
 from .ratelimit import ApiRateLimiter
 from .typedefs import API_RATE, BOX, CATALOG, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
 
 
 def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     """Build the app. Bad settings (no secret key, a broken catalog) fail here, before listening."""
-    app = web.Application(middlewares=[request_id, errors, api_key], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[http_metrics, request_id, errors, api_key], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[CATALOG] = load_catalog(settings.catalog)
     app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
     app[STATIC_KEYS] = {hash_api_key(key): tenant for key, tenant in settings.static_api_keys().items()}
     app[QUEUE] = queue
+    setup_metrics(app)  # this app's own registry of HTTP counters (GET /metrics)
+    setup_events(app)   # job event streams end when the server shuts down
     settings.require_redis_url()
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_key_check)
     app.cleanup_ctx.append(_queue)
     setup_routes(app)
+    app[OPENAPI] = OpenApiDocument()  # GET /api/openapi.json: built from the router on first use, then kept
     return app
 
 
@@ -44,6 +53,12 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         app[API_RATE] = ApiRateLimiter(client, app[SETTINGS].api_rate_limit)
     yield
     await client.aclose()
+
+
+async def _key_check(app: web.Application) -> AsyncIterator[None]:
+    """Refuse to start with an AUTHQ_SECRET_KEY that does not open the stored secrets."""
+    await asyncio.to_thread(check_at_start_url, app[SETTINGS].require_redis_url(), app[BOX])
+    yield
 
 
 async def _queue(app: web.Application) -> AsyncIterator[None]:

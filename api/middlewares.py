@@ -12,6 +12,8 @@ import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tasks.errors import NotFound, RequestInvalid
 
@@ -55,6 +57,12 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         message = {404: "Not found.", 405: "Method not allowed.", 413: "The request body is too large."}.get(
             exc.status, exc.reason)
         return error(exc.status, message, headers={k: v for k, v in exc.headers.items() if k in ("Allow",)})
+    except (RedisConnectionError, RedisTimeoutError):
+        # Redis restarting or unreachable: answer like the submission path does (503 and
+        # Retry-After), not as an internal error; the client tries again.
+        log.warning("Redis unavailable", extra={"request_id": request.get(REQUEST_ID), "path": request.path})
+        return error(503, "The service's store is unavailable just now; retry in a few seconds.",
+                     headers={"Retry-After": "5"})
     except Exception:
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID), "path": request.path})
         return error(500, f"Internal error; quote request id {request.get(REQUEST_ID)} when reporting it.")

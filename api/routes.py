@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .views import certificates, connectors, jobs, oauth, ops, pools, sessions
+from .views import certificates, connectors, docs, jobs, oauth, ops, pools, sessions
 
 V1 = "/api/v1"
 
@@ -19,6 +19,7 @@ def setup_routes(app: web.Application) -> None:
         web.post(f"{V1}/oauth/woo-app-auth", oauth.woo_app_auth),
         web.get(f"{V1}/oauth/woo-app-auth", oauth.woo_return, allow_head=False),
         web.get(f"{V1}/jobs/{{job}}", jobs.show, allow_head=False),
+        web.get(f"{V1}/jobs/{{job}}/events", jobs.events, allow_head=False),
         web.post(f"{V1}/connection-pools", pools.create),
         web.get(f"{V1}/connection-pools", pools.index, allow_head=False),
         web.get(f"{V1}/connection-pools/{{pool}}", pools.show, allow_head=False),
@@ -35,4 +36,8 @@ def setup_routes(app: web.Application) -> None:
         web.post(f"{V1}/connectors/{{connector}}/refresh", connectors.refresh),
         web.get("/healthz", ops.healthz, allow_head=False),
         web.get("/readyz", ops.readyz, allow_head=False),
+        web.get("/metrics", ops.metrics, allow_head=False),
+        web.get("/api/openapi.json", docs.openapi_json, allow_head=False),
+        web.get("/api/docs", docs.page, allow_head=False),
+        web.get("/api/docs/static/{file}", docs.static, allow_head=False),
     ])

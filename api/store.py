@@ -6,9 +6,12 @@ Only this module talks to Redis on the request path; views call it and render vi
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from tasks import keys, states
 from tasks.records import ApiKey, Certificate, ConnectionPool, Connector, Job, Record, Session, utcnow
@@ -16,10 +19,26 @@ from tasks.records import ApiKey, Certificate, ConnectionPool, Connector, Job, R
 R = TypeVar("R", bound=Record)
 READY_WINDOW_SECONDS = 30
 
+# KEYS: job, submission, the tenant's active set[, the broker list]; ARGV: job JSON, sealed
+# request, job id, cap (0 = none)[, Celery message]. The cap check and the writes are one step.
+_ACCEPT = """
+if tonumber(ARGV[4]) > 0 and redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+if #KEYS == 4 then
+  redis.call('LPUSH', KEYS[4], ARGV[5])
+end
+return 1
+"""
+
 
 class ApiStore:
     def __init__(self, client: Redis) -> None:
         self.redis = client
+        self._accept = client.register_script(_ACCEPT)
 
     async def _get(self, model: type[R], key: str) -> R | None:
         raw = await self.redis.get(key)
@@ -37,19 +56,32 @@ class ApiStore:
         return [model.model_validate_json(r) for r in raws if r is not None], total
 
     # jobs
-    async def create_job(self, job: Job, sealed_submission: str, message: tuple[str, str] | None = None) -> None:
-        """Store the job and its sealed request; with ``message``, queue it in the same MULTI."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.job(job.tenant, job.id), job.stored_json())
-            pipe.set(keys.submission(job.tenant, job.id), sealed_submission)
-            pipe.sadd(keys.active_jobs(job.tenant), job.id)
-            if message is not None:
-                pipe.lpush(*message)
-            await pipe.execute()
+    async def create_job(self, job: Job, sealed_submission: str, message: tuple[str, str] | None = None,
+                         cap: int = 0) -> bool:
+        """Store the job and its sealed request, and with ``message`` queue it, atomically (one
+        script, one round trip). False, and nothing written, when the tenant already has
+        ``cap`` jobs queued or running (0: no cap)."""
+        job_keys = [keys.job(job.tenant, job.id), keys.submission(job.tenant, job.id), keys.active_jobs(job.tenant)]
+        args = [job.stored_json(), sealed_submission, job.id, cap]
+        if message is not None:
+            job_keys.append(message[0])
+            args.append(message[1])
+        return bool(await self._accept(keys=job_keys, args=args))
 
     async def job_json(self, tenant: str, job_id: str) -> bytes | None:
         """The job's public view as stored: served as it is, without parsing."""
         return await self.redis.get(keys.job(tenant, job_id))
+
+    @asynccontextmanager
+    async def job_changes(self, tenant: str, job_id: str) -> AsyncIterator[PubSub]:
+        """Subscribed to the job's change notices (one per save; the message is only a nudge to
+        read the record again). Subscribe before the first read, and no change is missed."""
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(keys.job_events(tenant, job_id))
+            yield pubsub
+        finally:
+            await pubsub.aclose()
 
     async def discard_job(self, tenant: str, job_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -57,9 +89,6 @@ class ApiStore:
             pipe.srem(keys.active_jobs(tenant), job_id)
             await pipe.execute()
 
-    async def active_jobs(self, tenant: str) -> int:
-        """Jobs of the tenant queued or running (for AUTHQ_MAX_QUEUED_PER_TENANT)."""
-        return int(await self.redis.scard(keys.active_jobs(tenant)))
 
     async def job(self, tenant: str, job_id: str) -> Job | None:
         raw = await self.redis.get(keys.job(tenant, job_id))

@@ -29,14 +29,19 @@ class QueueUnavailable(Exception):
     """The broker did not take the job; nothing was kept."""
 
 
+class TenantFull(Exception):
+    """The tenant has AUTHQ_MAX_QUEUED_PER_TENANT jobs queued or running; nothing was kept."""
+
+
 def unavailable() -> web.Response:
     return error(503, "The job queue is unavailable, so nothing was queued. Retry in a few seconds.",
                  headers={"Retry-After": "5"})
 
 
 async def accept(request: web.Request, tenant: str, job_type: JobType, connector_id: str | None,
-                 body: dict[str, Any], job_id: str | None = None) -> Job:
-    """Store and publish a job; raise ``QueueUnavailable`` (having removed it) if the broker refuses."""
+                 body: dict[str, Any], job_id: str | None = None, cap: int = 0) -> Job:
+    """Store and publish a job; raise ``QueueUnavailable`` (having removed it) if the broker
+    refuses, ``TenantFull`` if the tenant has ``cap`` jobs in flight (0: no cap)."""
     job = Job(id=job_id or new_id("job"), tenant=tenant, type=job_type, connector_id=connector_id,
               created_at=utcnow())
     store = request.app[STORE]
@@ -45,13 +50,16 @@ async def accept(request: web.Request, tenant: str, job_type: JobType, connector
     if isinstance(queue, InlineJobQueue):
         # Stored and queued in one Redis transaction: either both happened or neither did.
         try:
-            await store.create_job(job, sealed, queue.inline_message(tenant, job.id, job_type))
+            stored = await store.create_job(job, sealed, queue.inline_message(tenant, job.id, job_type), cap)
         except RedisError:
             log.exception("could not store and queue job", extra={"job_id": job.id, "tenant": tenant,
                                                                 "request_id": request.get(REQUEST_ID)})
             raise QueueUnavailable from None
+        if not stored:
+            raise TenantFull
     else:
-        await store.create_job(job, sealed)
+        if not await store.create_job(job, sealed, cap=cap):
+            raise TenantFull
         try:
             await queue.enqueue(tenant, job.id, job_type)
         except Exception:
@@ -77,16 +85,15 @@ async def submit(request: web.Request, tenant: str, job_type: JobType, connector
         if first is not None:
             return _answer(first, held.status)
         held = None  # the job has expired since: treat as new
-    if await store.active_jobs(tenant) >= request.app[SETTINGS].max_queued_per_tenant:
-        if held:
-            await idempotency.release(store.redis, held)
-        return error(429, "This tenant has too many jobs queued or running; retry when some have finished.",
-                     headers={"Retry-After": "5"})
     try:
-        job = await accept(request, tenant, job_type, connector_id, body, job_id)
-    except QueueUnavailable:
+        job = await accept(request, tenant, job_type, connector_id, body, job_id,
+                           cap=request.app[SETTINGS].max_queued_per_tenant)
+    except (QueueUnavailable, TenantFull) as refused:
         if held:
             await idempotency.release(store.redis, held)
+        if isinstance(refused, TenantFull):
+            return error(429, "This tenant has too many jobs queued or running; retry when some have finished.",
+                         headers={"Retry-After": "5"})
         return unavailable()
     status = 202
     wait = preferred_wait(request)

@@ -1,4 +1,4 @@
-"""``authq``: up, api, keys create/revoke, catalog check."""
+"""``authq``: up, api, keys create/revoke, secrets rotate, catalog check."""
 
 from __future__ import annotations
 
@@ -61,6 +61,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from tasks.apikeys import count_keys, create_key
+    from tasks.crypto import SecretBox
+    from tasks.keycheck import check_at_start
     from tasks.redis_server import start_redis
 
     from .datadir import DataDir
@@ -90,6 +92,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             client = server.client()
         else:
             client = redis.Redis.from_url(settings.redis_url)
+        # A key that does not open the stored secrets stops `up` here, before any child starts.
+        check_at_start(client, SecretBox(settings.secret_key.get_secret_value()))  # type: ignore[union-attr]
         if not settings.static_api_keys() and count_keys(client) == 0:
             record, raw = create_key(client, "default")
             key_file = data.path / "api-key"
@@ -140,6 +144,68 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    from tasks.crypto import SecretBox
+    from tasks.keycheck import ensure_key_check, verify_key_check
+    from tasks.keys import KEY_CHECK
+    from tasks.rotation import RotationReport, rotate_secrets
+
+    from .datadir import DataDir
+
+    if args.progress_every < 1:
+        raise ConfigError("--progress-every must be at least 1.")
+    settings = _settings(data_dir=args.data_dir)
+    # The keys of `authq api`/workers, or else those of an `authq up` on this data dir.
+    keys = settings.secret_key.get_secret_value() if settings.secret_key else DataDir(settings.data_dir).existing_secret_key()
+    box = SecretBox(keys)
+    count = len([k for k in (keys or "").split(",") if k.strip()])
+    client = _redis_for_admin(settings)
+    check = client.get(KEY_CHECK)
+    if check is not None:
+        try:
+            verify_key_check(box, check)
+        except ConfigError:
+            raise ConfigError(
+                f"None of the {count} key(s) in AUTHQ_SECRET_KEY opens the secrets stored in this Redis "
+                f"({KEY_CHECK} does not open). Give the new key first and the key in use so far after it, "
+                "comma separated (AUTHQ_SECRET_KEY=NEW,OLD), then run `authq secrets rotate` again.") from None
+    if count == 1:
+        print("authq: AUTHQ_SECRET_KEY holds one key: checking that everything is sealed under it.", flush=True)
+    print(f"authq: re-sealing every stored secret under the newest of {count} key(s)…", flush=True)
+
+    def progress(report: RotationReport) -> None:
+        print(f"authq:   … {report.records_scanned} records checked, {report.fields_rotated} secrets re-sealed, "
+              f"{report.fields_failed} that no key opens", flush=True)
+
+    report = rotate_secrets(client, box, progress, progress_every=args.progress_every)
+    print(f"authq: {report.summary()}.", flush=True)
+    code = 0
+    if report.fields_failed:
+        code = 1
+        print(f"authq: error: {report.fields_failed} stored secret(s) in {report.records_failed} record(s) open with "
+              f"none of the {count} key(s) in AUTHQ_SECRET_KEY; they were left exactly as they are:", file=sys.stderr)
+        for failure in report.failures[:10]:
+            print(f"authq:   {failure.describe()}", file=sys.stderr)
+        if report.fields_failed > 10:
+            print(f"authq:   … and {report.fields_failed - 10} more", file=sys.stderr)
+        oldest = report.oldest_failure
+        since = f" (the oldest of them was sealed {oldest.isoformat(timespec='seconds')})" if oldest else ""
+        print("authq: They were sealed with a key that is not in AUTHQ_SECRET_KEY, most likely an older key already "
+              f"removed from it{since}. Add that key back at the end of AUTHQ_SECRET_KEY (NEW,OLD,OLDER), restart "
+              "the API and workers, and run `authq secrets rotate` again. If that key is lost, so are these "
+              "secrets: re-authorise the connectors concerned, upload their certificates again.", file=sys.stderr)
+    if report.conflicts:
+        code = 1
+        print(f"authq: error: {len(report.conflicts)} record(s) kept changing while being re-sealed and were not "
+              f"rotated (first: {report.conflicts[0]}); run `authq secrets rotate` again.", file=sys.stderr)
+    if code == 0:
+        ensure_key_check(client, box)   # made now if no process made it yet
+        print("authq: done: every stored secret opens with the newest key alone. Once every API and worker "
+              "runs with the new AUTHQ_SECRET_KEY, the older key(s) can be removed from it.", flush=True)
+    client.close()
+    return code
+
+
 def cmd_catalog_check(args: argparse.Namespace) -> int:
     from tasks.catalog import load_catalog
 
@@ -171,6 +237,13 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     revoke.add_argument("--data-dir", type=Path, default=None)
     revoke.set_defaults(run=cmd_keys_revoke)
+    secrets_cmd = sub.add_parser("secrets", help="secrets at rest").add_subparsers(dest="secrets_command",
+                                                                                  required=True)
+    rotate = secrets_cmd.add_parser("rotate", help="re-seal every stored secret under the newest AUTHQ_SECRET_KEY key")
+    rotate.add_argument("--data-dir", type=Path, default=None)
+    rotate.add_argument("--progress-every", type=int, default=1000, metavar="N",
+                        help="print progress every N records (default 1000)")
+    rotate.set_defaults(run=cmd_secrets_rotate)
     catalog = sub.add_parser("catalog", help="the catalog").add_subparsers(dest="catalog_command", required=True)
     check = catalog.add_parser("check", help="validate a catalog file")
     check.add_argument("file")

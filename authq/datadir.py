@@ -36,6 +36,11 @@ class DataDir:
         """The Fernet key sealing secrets at rest, generated on the first ``up``."""
         return self._secret_file("secret.key", generate_key)
 
+    def existing_secret_key(self) -> str | None:
+        """The key(s) in ``secret.key`` if an ``up`` made (or an operator edited) one, else None."""
+        file = self.path / "secret.key"
+        return file.read_text().strip() if file.exists() else None
+
     def redis_password(self) -> str:
         return self._secret_file("redis.password", lambda: secrets.token_urlsafe(32))
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from .catalog import Catalog
 from .crypto import SecretBox
+from .metrics import JobMetrics
 from .outbound import Outbound
 from .records import utcnow
 from .store import Store
@@ -26,6 +27,8 @@ class JobContext:
     redirect_uri: str = "http://127.0.0.1:8080/api/v1/oauth/authenticate"
     # Publishes a job the worker itself creates (scheduled refreshes): (tenant, job_id, type).
     publish: Any = None
+    # Fleet-wide job counters in Redis, served by the API's /metrics; None counts nothing.
+    metrics: JobMetrics | None = None
 
     def now(self) -> datetime:
         return utcnow()

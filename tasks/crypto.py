@@ -53,8 +53,19 @@ class SecretBox:
         return json.loads(self.open(sealed))
 
     def rotate(self, sealed: str) -> str:
-        """Re-seal under the newest key (what ``authq secrets rotate`` does per value)."""
+        """Re-seal under the newest key (what ``authq secrets rotate`` does per value).
+
+        Raises ``cryptography.fernet.InvalidToken`` when no configured key opens ``sealed``.
+        """
         return self._multi.rotate(sealed.encode()).decode()
+
+    def is_current(self, sealed: str) -> bool:
+        """True when the newest key opens ``sealed``: rotating it would change nothing."""
+        try:
+            self._fernets[0].decrypt(sealed.encode())
+        except InvalidToken:
+            return False
+        return True
 
     def check(self, sealed: str) -> None:
         """Raise ConfigError unless ``sealed`` opens (a start-up probe of the key)."""

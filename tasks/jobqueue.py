@@ -33,3 +33,6 @@ class InlineJobQueue(JobQueue, Protocol):
 
     def inline_message(self, tenant: str, job_id: str, job_type: str) -> tuple[str, str]:
         """(Redis list, payload) to push in the same transaction as the job record."""
+
+    def depth_keys(self, queue: str) -> list[str]:
+        """The store's Redis lists that hold ``queue``'s waiting messages (their LLENs sum to its depth)."""

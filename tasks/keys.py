@@ -13,6 +13,7 @@ WORKERS = f"{PREFIX}:workers"            # zset: worker name -> last heartbeat (
 API_KEYS = f"{PREFIX}:apikeys"           # hash: key id -> sha256 of the key
 EXPIRING = f"{PREFIX}:expiring"          # zset: "tenant/connector" -> token expiry (unix time)
 REFRESH_SCAN_LOCK = f"{PREFIX}:refresh-scan"
+KEY_CHECK = f"{PREFIX}:key-check"       # a known text sealed under AUTHQ_SECRET_KEY (tasks/keycheck.py)
 
 
 def expiring_member(t: str, connector_id: str) -> str:
@@ -25,6 +26,11 @@ def tenant(t: str) -> str:
 
 def job(t: str, job_id: str) -> str:
     return f"{tenant(t)}:job:{job_id}"
+
+
+def job_events(t: str, job_id: str) -> str:
+    """Pub/sub channel: the job's status, published after every save (the API's event stream)."""
+    return f"{job(t, job_id)}:events"
 
 
 def submission(t: str, job_id: str) -> str:

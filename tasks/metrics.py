@@ -7,6 +7,8 @@ the Redis does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import redis
 
 from .keys import PREFIX
@@ -37,3 +39,55 @@ class JobMetrics:
 
     def waited(self, reason: str) -> None:
         self.redis.hincrby(WAITS, reason, 1)
+
+
+# --- reading (the API's /metrics) -----------------------------------------------------------
+# Known label values, shown at 0 before anything happened (Prometheus prefers a series that
+# exists at 0 to one that appears later). Values found in Redis are shown too, known or not.
+OUTCOMES = ("succeeded", "failed")
+WAIT_REASONS = ("rate_limit", "connection_pool", "provider_rate_limited", "refresh_lock")  # gate.py, refresh.py
+
+
+@dataclass
+class Duration:
+    buckets: dict[float, float] = field(default_factory=dict)  # upper bound -> observations <= it
+    sum: float = 0.0
+    count: float = 0.0
+
+
+@dataclass
+class FleetMetrics:
+    jobs: dict[tuple[str, str], float] = field(default_factory=dict)    # (type, outcome) -> count
+    durations: dict[str, Duration] = field(default_factory=dict)        # type -> histogram
+    retries: dict[str, float] = field(default_factory=dict)             # type -> count
+    waits: dict[str, float] = field(default_factory=dict)               # reason -> count
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def parse(job_types: tuple[str, ...], jobs: dict, durations: dict, retries: dict, waits: dict) -> FleetMetrics:  # type: ignore[type-arg]
+    """The four hashes (as HGETALL returns them) as numbers, known labels filled with 0."""
+    out = FleetMetrics()
+    for job_type in job_types:
+        out.durations[job_type] = Duration({bound: 0.0 for bound in BUCKETS})
+        out.retries[job_type] = 0.0
+        for outcome in OUTCOMES:
+            out.jobs[(job_type, outcome)] = 0.0
+    out.waits.update({reason: 0.0 for reason in WAIT_REASONS})
+    for raw_field, raw_value in jobs.items():
+        job_type, _, outcome = _text(raw_field).partition("|")
+        out.jobs[(job_type, outcome)] = float(raw_value)
+    for raw_field, raw_value in durations.items():
+        job_type, _, part = _text(raw_field).partition("|")
+        duration = out.durations.setdefault(job_type, Duration({bound: 0.0 for bound in BUCKETS}))
+        if part == "sum":
+            duration.sum = float(raw_value)
+        elif part == "count":
+            duration.count = float(raw_value)
+        else:
+            duration.buckets[float(part)] = float(raw_value)
+    out.retries.update({_text(k): float(v) for k, v in retries.items()})
+    out.waits.update({_text(k): float(v) for k, v in waits.items()})
+    return out

@@ -16,6 +16,7 @@ from .authorise import authorise, reauthorise
 from .callbacks import authenticate, woo_app_auth
 from .context import JobContext
 from .errors import Deferred, JobFailed, RetryLater
+from .metrics import JobMetrics
 from .records import Job, ProgressStep
 from .refresh import refresh
 
@@ -45,6 +46,17 @@ def _fail_pending_connector(ctx: JobContext, job: Job) -> None:
         ctx.store.save_connector(connector.model_copy(update={"status": "failed", "updated_at": ctx.now()}))
 
 
+def _count(ctx: JobContext, job: Job, record: Callable[[JobMetrics], None]) -> None:
+    """Count into the fleet metrics; a metrics failure is logged and never fails the job."""
+    if ctx.metrics is None:
+        return
+    try:
+        record(ctx.metrics)
+    except Exception as exc:  # Redis down, a bug: the job's outcome matters more than its count
+        log.warning("job metrics not recorded", extra={"job_id": job.id, "tenant": job.tenant,
+                                                       "error_type": type(exc).__name__})
+
+
 def _finish(ctx: JobContext, job: Job, *, result: dict[str, Any] | None = None,
             error: dict[str, Any] | None = None) -> Job:
     if error and job.type == "authorise":
@@ -54,6 +66,10 @@ def _finish(ctx: JobContext, job: Job, *, result: dict[str, Any] | None = None,
     job.error = error
     job.finished_at = ctx.now()
     ctx.store.save_job(job)
+    # Counted once the end is stored (a crash in between loses a count, never doubles one).
+    # Duration: from the first start (or, never started, from creation) to the end.
+    seconds = max(0.0, (job.finished_at - (job.started_at or job.created_at)).total_seconds())
+    _count(ctx, job, lambda m: m.finished(job.type, job.status, seconds))
     log.info("job finished", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
                                     "status": job.status, "error_code": (error or {}).get("code")})
     return job
@@ -97,6 +113,7 @@ def run_job(ctx: JobContext, tenant: str, job_id: str) -> Job | None:
         job.status = "queued"
         del job.progress[mark:]  # the steps re-run when it does
         ctx.store.save_job(job)
+        _count(ctx, job, lambda m: m.waited(deferred.reason))
         log.info("job deferred", extra={"job_id": job.id, "tenant": tenant, "reason": deferred.reason,
                                         "delay": round(deferred.delay, 3)})
         raise
@@ -105,6 +122,7 @@ def run_job(ctx: JobContext, tenant: str, job_id: str) -> Job | None:
             job.status = "retrying"
             job.error = exc.as_error()
             ctx.store.save_job(job)
+            _count(ctx, job, lambda m: m.retried(job.type))
             raise RetryLater(backoff(job.attempts, getattr(exc, "retry_after", None))) from None
         return _finish(ctx, job, error=exc.as_error())
     except Exception as exc:  # a bug or an outage we did not foresee: retry, then fail loudly
@@ -113,6 +131,7 @@ def run_job(ctx: JobContext, tenant: str, job_id: str) -> Job | None:
         if job.attempts < ctx.max_attempts:
             job.status = "retrying"
             ctx.store.save_job(job)
+            _count(ctx, job, lambda m: m.retried(job.type))
             raise RetryLater(backoff(job.attempts)) from None
         return _finish(ctx, job, error=JobFailed(
             "internal_error", f"The job failed unexpectedly ({type(exc).__name__}); see the worker log for job {job.id}.",

@@ -38,7 +38,7 @@ class Store:
             if ttl:
                 pipe.expire(keys.submission(job.tenant, job.id), ttl)
                 pipe.srem(keys.active_jobs(job.tenant), job.id)  # idempotent: a re-save changes nothing
-            pipe.publish(f"{keys.job(job.tenant, job.id)}:events", job.status)
+            pipe.publish(keys.job_events(job.tenant, job.id), job.status)
             pipe.execute()
 
     def submission(self, tenant: str, job_id: str) -> str | None:

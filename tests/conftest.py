@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient
 
 from tasks.catalog import load_catalog
 from tasks.crypto import SecretBox, generate_key
+from tasks.keycheck import ensure_key_check
 from tasks.records import Connector, RateLimit, new_id, utcnow
 from tasks.redis_server import RedisServer, start_redis
 from tasks.requests import VariableIn
@@ -43,8 +44,13 @@ REDIRECT_URI = f"{PUBLIC_URL}/api/v1/oauth/authenticate"
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def redis_server(tmp_path_factory: pytest.TempPathFactory, secret_key: str) -> Iterator[RedisServer]:
     server = start_redis(tmp_path_factory.mktemp("redis"), secrets.token_urlsafe(16), appendonly=False)
+    # The session's key is the key of this Redis (its key check, tasks/keycheck.py), made
+    # before any test writes: tests that seal with throwaway keys never trip the API's or a
+    # worker's start-up check. Tests of a wrong key use a Redis of their own.
+    with server.client() as client:
+        ensure_key_check(client, SecretBox(secret_key))
     yield server
     server.stop()
 
@@ -246,3 +252,9 @@ def save_connector(redis_client: redis.Redis, secret_key: str, owner: Tenant, **
     record = Connector.model_validate(values)
     Store(redis_client, 3600).save_connector(record)
     return record
+
+
+def job_keys(redis_client: redis.Redis, tenant_name: str) -> list[bytes]:
+    """The tenant's job records (not their submissions, leases or other per-job keys)."""
+    return [key for key in redis_client.scan_iter(match=f"authq:t:{tenant_name}:job:*", count=1000)
+            if b":" not in key.split(b":job:", 1)[1]]

@@ -72,3 +72,7 @@ async def test_job_round_trip_over_rabbitmq(amqp_client, amqp_worker, tenant, fr
     assert job["status"] == "succeeded", job
     assert job["result"]["connector"]["status"] == "authorised"
     assert len([s for s in fresh_provider.seen if s.path.endswith("system_status")]) == 1
+
+    # Queue depth is unknown through AMQP: /metrics leaves that series out; the rest is there.
+    metrics = await (await amqp_client.get("/metrics")).text()
+    assert "authq_jobs_total{" in metrics and "authq_queue_depth" not in metrics

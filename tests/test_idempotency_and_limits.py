@@ -7,13 +7,13 @@ import asyncio
 
 import pytest
 
-from .conftest import authorise_body
+from .conftest import authorise_body, job_keys
 
 AUTHORISE = "/api/v1/oauth/authorise"
 
 
 def jobs_of(redis_client, tenant) -> list[bytes]:  # type: ignore[no-untyped-def]
-    return [k for k in redis_client.scan_iter(match=f"authq:t:{tenant.name}:job:*") if not k.endswith(b":submission")]
+    return job_keys(redis_client, tenant.name)
 
 
 async def test_same_key_and_body_answers_the_same_job(client, tenant, redis_client):

@@ -42,3 +42,17 @@ def test_the_queue_follows_the_broker(redis_server, secret_key):
     other = same.model_copy(update={"broker_url": "amqp://guest:guest@127.0.0.1:5672//"})
     assert isinstance(make_job_queue(same), RedisInlineQueue)
     assert isinstance(make_job_queue(other), CeleryJobQueue)
+
+
+def test_each_message_has_its_own_ids_and_arguments(redis_server, secret_key):
+    app = make_celery(Settings(redis_url=redis_server.url, secret_key=secret_key, _env_file=None))  # type: ignore[call-arg]
+    queue = RedisInlineQueue(app)
+    one = json.loads(queue.inline_message("t1", "job_a", "authorise")[1])
+    two = json.loads(queue.inline_message("t2", "job_b", "authorise")[1])
+    for message, args in ((one, ["t1", "job_a"]), (two, ["t2", "job_b"])):
+        task_id = message["headers"]["id"]
+        assert message["headers"]["root_id"] == message["properties"]["correlation_id"] == task_id
+        assert json.loads(base64.b64decode(message["body"]))[0] == args
+        assert message["headers"]["argsrepr"] == repr(tuple(args))
+    assert one["headers"]["id"] != two["headers"]["id"]
+    assert one["properties"]["delivery_tag"] != two["properties"]["delivery_tag"]

@@ -24,7 +24,7 @@ from tasks import keys
 from tasks.crypto import SecretBox
 from tasks.records import Connector, Job
 
-from .conftest import REDIRECT_URI, authorise_body, poll_job
+from .conftest import job_keys, REDIRECT_URI, authorise_body, poll_job
 from .provider import GOOD_KEY, GOOD_SECRET
 
 CLIENT_SECRET = "refresh-secret-Q7w2"
@@ -235,9 +235,7 @@ async def test_scheduled_refresh_before_expiry(client, tenant, workers, fresh_oa
         assert parse_time(shown["credentials"]["expires_at"]) > first_expiry
 
         # The jobs the scheduler queued are ordinary refresh jobs of this tenant, and succeeded.
-        found = [Job.from_stored(redis_client.get(key), tenant.name)
-                 for key in redis_client.scan_iter(match=f"{keys.tenant(tenant.name)}:job:*", count=1000)
-                 if not key.decode().endswith(":submission")]
+        found = [Job.from_stored(redis_client.get(key), tenant.name) for key in job_keys(redis_client, tenant.name)]
         scheduled = [j for j in found if j.type == "refresh"]
         assert scheduled, found
         for job in scheduled:

@@ -21,7 +21,7 @@ from tasks import keys
 from tasks.crypto import SecretBox
 from tasks.records import Connector, Job
 
-from .conftest import PUBLIC_URL, authorise_body, poll_job
+from .conftest import job_keys, PUBLIC_URL, authorise_body, poll_job
 from .provider import GOOD_KEY, GOOD_SECRET
 
 CALLBACK = "/api/v1/oauth/woo-app-auth"
@@ -79,10 +79,7 @@ def redis_values(client: redis.Redis) -> list[bytes]:
 
 def jobs_in_redis(client: redis.Redis, tenant: str, job_type: str) -> list[Job]:
     found = []
-    for key in client.scan_iter(match=f"{keys.tenant(tenant)}:job:*", count=1000):
-        name = key.decode()
-        if name.endswith(":submission"):
-            continue
+    for key in job_keys(client, tenant):
         job = Job.from_stored(client.get(key), tenant)
         if job.type == job_type:
             found.append(job)

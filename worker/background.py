@@ -1,6 +1,8 @@
-"""What every worker does beside its jobs: a heartbeat (for ``/readyz``) and the periodic
-scan that queues refreshes of tokens about to expire (Celery beat is not needed: a Redis
-lock makes one scan per period across the fleet)."""
+"""What every worker does beside its jobs: a heartbeat (for ``/readyz``, and renewing the
+worker's unacked messages and job leases: ``worker/liveness.py``), the periodic scan that
+queues refreshes of tokens about to expire, and the sweep that queues again a job whose
+message the broker lost (``worker/sweeper.py``). Celery beat is not needed: a Redis lock
+makes one scan, and one sweep, per period across the fleet."""
 
 from __future__ import annotations
 
@@ -10,25 +12,34 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, setup_logging, worker_ready, worker_shutdown
 
+from tasks.errors import ConfigError
 from tasks.scheduling import scan_due_refreshes
 
 from .context import context_for
+from .limits import RENEW_EVERY
+from .liveness import leases_for, renew_deliveries
+from .sweeper import start_sweeper
 
 log = logging.getLogger("authq.worker")
-HEARTBEAT_EVERY = 5.0
+HEARTBEAT_EVERY = RENEW_EVERY
 
 
 def start_background(app: Celery) -> None:
     stop = threading.Event()
 
-    def heartbeat(name: str) -> None:
+    def heartbeat(name: str, consumer: Any) -> None:
         while not stop.is_set():
             try:
                 context_for(app).store.heartbeat(name)
             except Exception:  # noqa: BLE001 - Redis down: /readyz says so; keep trying
                 log.warning("worker heartbeat failed", exc_info=True)
+            try:  # this worker is alive: what it holds is still its own
+                renew_deliveries(consumer)
+                leases_for(app).renew()
+            except Exception:  # noqa: BLE001 - six beats may fail before anything is restored
+                log.warning("renewing unacked messages and job leases failed", exc_info=True)
             stop.wait(HEARTBEAT_EVERY)
 
     def refresh_scan() -> None:
@@ -50,11 +61,23 @@ def start_background(app: Celery) -> None:
             return
         name = getattr(sender, "hostname", None) or f"worker@{socket.gethostname()}"
         context_for(app).store.heartbeat(name)
-        threading.Thread(target=heartbeat, args=(name,), name="authq-heartbeat", daemon=True).start()
+        threading.Thread(target=heartbeat, args=(name, sender), name="authq-heartbeat", daemon=True).start()
         threading.Thread(target=refresh_scan, name="authq-refresh-scan", daemon=True).start()
+        start_sweeper(app, stop)  # jobs whose message the broker lost are queued again
 
     def on_shutdown(**_: Any) -> None:
         stop.set()
+
+    def on_after_setup(instance: Any = None, **_: Any) -> None:
+        # Before consuming anything, build the context, which checks AUTHQ_SECRET_KEY against
+        # the stored secrets: a worker that could not open them stops here, exit code 2.
+        if getattr(instance, "app", None) is not app:
+            return
+        try:
+            context_for(app)
+        except ConfigError as exc:
+            log.critical(f"worker cannot start: {exc}")
+            raise SystemExit(2) from None
 
     def on_setup_logging(loglevel: Any = None, **_: Any) -> None:
         # Connecting here tells Celery not to configure logging itself: one format everywhere.
@@ -63,5 +86,6 @@ def start_background(app: Celery) -> None:
         configure(logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or "INFO"))
 
     setup_logging.connect(on_setup_logging, weak=False)
+    celeryd_after_setup.connect(on_after_setup, weak=False)
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)

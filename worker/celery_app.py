@@ -15,7 +15,7 @@ from kombu import Queue
 from tasks.jobqueue import BACKGROUND, INTERACTIVE
 from tasks.settings import Settings
 
-from .limits import VISIBILITY_TIMEOUT
+from .limits import RESTORE_EVERY, RESTORE_MUTEX_EXPIRE, VISIBILITY_TIMEOUT
 
 
 
@@ -23,7 +23,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.effective_broker_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+        # Redis transport: a dead worker's unacked job is queued again within ~35 s (see
+        # worker/liveness.py; live workers renew theirs, so long jobs are never run twice).
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT,
+                                     "unacked_restore_interval": RESTORE_EVERY,
+                                     "unacked_restore_throttle": 1,
+                                     "unacked_mutex_expire": RESTORE_MUTEX_EXPIRE},
+        "broker_connection_retry": True,     # a restarted Redis: reconnect and go on consuming
+        # ... and let a job that was running through the blip finish (Celery 6's default would
+        # cancel it); if its ack is lost with the old connection, the message is restored and
+        # the redelivery finds the job finished.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_ignore_result": True,          # authq keeps its own job records in Redis
         "result_backend": None,
         "task_serializer": "json",

@@ -12,6 +12,8 @@ from tasks.catalog import load_catalog
 from tasks.context import JobContext
 from tasks.crypto import SecretBox
 from tasks.gate import Gate
+from tasks.keycheck import check_at_start
+from tasks.metrics import JobMetrics
 from tasks.outbound import Outbound
 from tasks.settings import Settings
 from tasks.store import Store
@@ -26,10 +28,16 @@ def build_context(settings: Settings) -> JobContext:
     secrets = {app.client_secret_env: os.environ[app.client_secret_env]
                for app in catalog.platform_apps
                if app.client_secret_env and app.client_secret_env in os.environ}
+    box = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
     client = redis.Redis.from_url(settings.require_redis_url(), health_check_interval=30)
+    try:
+        check_at_start(client, box)  # ConfigError when AUTHQ_SECRET_KEY does not open the stored secrets
+    except BaseException:
+        client.close()
+        raise
     return JobContext(
         store=Store(client, settings.job_ttl_seconds),
-        box=SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None),
+        box=box,
         catalog=catalog,
         outbound=Outbound(settings.outbound_timeout_seconds, settings.allow_private_networks,
                           settings.ca_bundle, Gate(client)),
@@ -37,6 +45,7 @@ def build_context(settings: Settings) -> JobContext:
         platform_secrets=secrets,
         public_url=settings.effective_public_url,
         redirect_uri=settings.effective_redirect_uri,
+        metrics=JobMetrics(client),
     )
 
 

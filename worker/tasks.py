@@ -2,27 +2,83 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from typing import NoReturn
+
+import redis
 from celery import Celery, Task
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
 
 from tasks.errors import RetryLater
 from tasks.jobqueue import QUEUE_OF_TYPE
+from tasks.leases import Taken
 from tasks.runner import run_job
 
-from .limits import MAX_COUNTDOWN
 from .context import context_for
+from .limits import MAX_COUNTDOWN
+from .liveness import leases_for
 
 RUN_JOB = "authq.run_job"
+log = logging.getLogger("authq.worker")
+# Redis (store or broker) unreachable or restarting: not the job's fault, and no attempt of it.
+OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
+# Publishing a retry rides out a Redis restart instead of failing at the first refusal.
+PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0}
+OUTAGE_WAIT_SECONDS = 15.0
+
+
+def _wait_for_redis(client: redis.Redis, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if client.ping():
+                return
+        except redis.RedisError:
+            pass
+        time.sleep(0.5)
+
+
+def _again(task: Task, delay: float) -> NoReturn:
+    """Run the job again in ``delay`` s; raises Celery's ``Retry`` (or ``Reject``, requeueing).
+
+    The countdown is capped at ``MAX_COUNTDOWN``: a longer wait is taken in steps.
+    """
+    try:
+        raise task.retry(countdown=min(delay, MAX_COUNTDOWN), retry=True, retry_policy=PUBLISH_RETRY)
+    except Reject:
+        # Celery could not publish the retry and would drop the message (Reject without
+        # requeue), leaving the job ``retrying`` for ever: keep the message instead.
+        raise Reject("retry not published", requeue=True) from None
 
 
 def register(app: Celery) -> None:
     @app.task(name=RUN_JOB, bind=True, max_retries=None, acks_late=True)
     def run_job_task(self: Task, tenant: str, job_id: str) -> None:
+        ctx = context_for(self.app)
         try:
-            run_job(context_for(self.app), tenant, job_id)
+            # The lease: never two runs of one job at once, whatever the broker delivers twice.
+            with leases_for(self.app).hold(tenant, job_id):
+                run_job(ctx, tenant, job_id)
+        except Taken as taken:
+            log.info("job already running elsewhere; trying again later",
+                     extra={"job_id": job_id, "tenant": tenant, "delay": round(taken.delay, 3)})
+            _again(self, taken.delay)
         except RetryLater as later:
-            # Never count down past the broker's visibility timeout, or the task would be
-            # redelivered while it waits and run twice; a longer wait is taken in steps.
-            raise self.retry(countdown=min(later.delay, MAX_COUNTDOWN)) from None
+            _again(self, later.delay)
+        except OUTAGE:
+            # Requeue rather than fail: an acked message here would leave the job unfinished
+            # for ever. If Redis is still away, the reject fails too and the message stays
+            # unacked, to be restored by the broker's sweep once Redis is back.
+            log.warning("Redis unreachable during a job; requeueing it", exc_info=True,
+                        extra={"job_id": job_id, "tenant": tenant})
+            _wait_for_redis(ctx.store.redis, OUTAGE_WAIT_SECONDS)
+            try:
+                leases_for(self.app).settle()  # or the requeued job would wait for its lease to expire
+            except redis.RedisError:
+                pass
+            raise Reject("Redis unreachable", requeue=True) from None
 
     from .background import start_background  # heartbeat and the refresh scan
 

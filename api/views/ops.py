@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from .. import metrics as prometheus
 from ..typedefs import STORE
 
 
@@ -24,3 +25,8 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "not_ready", "reason": "No worker has been seen in the last 30 s."},
                                  status=503)
     return web.json_response({"status": "ready", "workers": workers})
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Prometheus text: this API's HTTP requests and the fleet's jobs, retries, waits and queues."""
+    return await prometheus.metrics(request)

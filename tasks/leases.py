@@ -1,0 +1,105 @@
+"""Run leases: at most one worker runs a given job at any moment.
+
+At-least-once delivery can hand one job to two workers at the same time: a message restored
+while its worker still ran it (a Redis outage that outlasted the worker's visibility
+renewals), or a retry published just before its worker died, next to the original that the
+broker then redelivers. ``run_job`` is safe to call twice in a row (a finished job is left
+alone); the lease makes it safe to call twice *at once*.
+
+A run takes the job's lease (``SET NX PX`` with a random token) before it reads the job and
+gives it back when it returns. The process's heartbeat thread renews the leases it holds
+every few seconds, so a lease outlives its run only when the worker dies, and then by at
+most ``ttl``. A delivery that finds the lease taken runs again once the lease could have
+expired: it never runs beside the holder, and it never drops the job either (if the holder
+died, that delivery may be the job's only message).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from . import keys
+
+log = logging.getLogger("authq.jobs")
+
+LEASE_SECONDS = 30.0
+# Compare-and-delete / compare-and-extend: only the holder's token touches the lease.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+
+
+def lease_key(tenant: str, job_id: str) -> str:
+    return f"{keys.job(tenant, job_id)}:lease"
+
+
+class Taken(Exception):
+    """Another run holds the job's lease; it may be free in ``delay`` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"job lease held; free in at most {delay:.1f}s")
+        self.delay = delay
+
+
+class RunLeases:
+    """The leases of one process (thread-safe: jobs take them, the heartbeat renews them)."""
+
+    def __init__(self, client: redis.Redis, ttl: float = LEASE_SECONDS) -> None:
+        self.redis = client
+        self.ttl_ms = int(ttl * 1000)
+        self._held: dict[str, str] = {}
+        self._unreleased: dict[str, str] = {}  # runs ended while Redis was away
+        self._lock = threading.Lock()
+        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+
+    @contextmanager
+    def hold(self, tenant: str, job_id: str) -> Iterator[None]:
+        """Hold the job's lease for the block; raise ``Taken`` if another run holds it."""
+        key = lease_key(tenant, job_id)
+        token = secrets.token_hex(16)
+        if not self.redis.set(key, token, nx=True, px=self.ttl_ms):
+            left = self.redis.pttl(key)
+            raise Taken(max(1.0, left / 1000) if left and left > 0 else 1.0)
+        with self._lock:
+            self._held[key] = token
+        try:
+            yield
+        finally:
+            with self._lock:  # first: a lease we fail to delete must not be renewed for ever
+                self._held.pop(key, None)
+            try:
+                self._release(keys=[key], args=[token])
+            except redis.RedisError:
+                # Released by ``settle`` once Redis answers again (or it expires by itself).
+                with self._lock:
+                    self._unreleased[key] = token
+                log.warning("job lease not released yet (Redis unreachable)", extra={"job_id": job_id, "tenant": tenant})
+
+    def settle(self) -> None:
+        """Release the leases of runs that ended while Redis was unreachable."""
+        with self._lock:
+            pending = list(self._unreleased.items())
+        for key, token in pending:
+            self._release(keys=[key], args=[token])  # compare-and-delete: never another run's lease
+            with self._lock:
+                self._unreleased.pop(key, None)
+
+    def renew(self) -> int:
+        """Extend every lease this process holds (called by the heartbeat); returns how many."""
+        self.settle()
+        with self._lock:
+            held = list(self._held.items())
+        renewed = 0
+        for key, token in held:
+            renewed += int(bool(self._renew(keys=[key], args=[token, self.ttl_ms])))
+        return renewed
+
+    def held(self) -> int:
+        with self._lock:
+            return len(self._held)

@@ -1,0 +1,49 @@
+"""The benchmark suite's pure parts, on made-up numbers: no processes, nothing timed."""
+
+from __future__ import annotations
+
+from bench import profile
+from bench.report import Figure, Target, percentile, summary, table
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([], 50) is None
+
+
+def test_table_quotes_medians_ratios_and_targets() -> None:
+    accept = Figure("accept_rate", "accept rate", "req/s", ours=[700.0, 900.0, 800.0],
+                    reference=[1000.0, 1200.0, 1000.0], target=Target("ratio_min", 0.70))
+    latency = Figure("latency_p99", "latency p99", "ms", ours=[120.0, 80.0, 90.0], reference=[5.0, 6.0, 7.0],
+                     target=Target("max", 100.0, "ms"))
+    rss = Figure("api_rss", "API RSS", "MB", ours=[None], reference=[40.0], target=Target("max", 100.0, "MB"))
+    assert accept.ours_median == 800.0 and accept.reference_median == 1000.0
+    assert accept.ratio == 0.8 and accept.met is True
+    assert latency.met is True  # the median p99, 90 ms, is within 100 ms
+    assert rss.met is None
+    text = table([accept, latency, rss])
+    assert "800 (700-900)" in text and "1,000 (1,000-1,200)" in text and "0.80" in text
+    assert ">= 70% of ref" in text and "<= 100 ms" in text and "MET" in text
+    assert summary([accept, latency, rss]) == {"met": ["accept_rate", "latency_p99"], "missed": [], "unknown": ["api_rss"]}
+    accept.ours = [100.0]
+    assert accept.met is False and summary([accept])["missed"] == ["accept_rate"]
+
+
+def test_collapsed_stacks_are_summarised_for_the_main_thread() -> None:
+    text = "\n".join([
+        "thread (10): MainThread;run_forever (asyncio/base_events.py:1);EpollSelector.select (selectors.py:2) 50",
+        "thread (10): MainThread;run_forever (asyncio/base_events.py:1);handler (api/views/jobs.py:3);"
+        "Redis.get (redis/asyncio/client.py:4) 30",
+        "thread (10): MainThread;run_forever (asyncio/base_events.py:1);handler (api/views/jobs.py:3) 20",
+        "thread (11): other;Thread.wait (threading.py:5) 99",
+    ])
+    summary_ = profile.parse_collapsed(text, pid=10).summary()
+    assert summary_["samples"] == 100 and summary_["idle_pct_of_all"] == 50.0
+    assert summary_["self"][0] == {"frame": "Redis.get (redis/asyncio/client.py:4)", "pct": 60.0}
+    assert {"component": "authq api/", "pct": 40.0} in summary_["components_self"]
+    assert summary_["authq_tree"][0] == {"depth": 0, "frame": "handler (api/views/jobs.py:3)", "pct": 100.0}
+    assert summary_["authq_tree"][1]["frame"].startswith("Redis.get")
+    assert "handler (api/views/jobs.py:3)" in profile.render("poll", summary_)
