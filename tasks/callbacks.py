@@ -20,6 +20,7 @@ from .context import JobContext
 from .errors import Deferred, JobFailed, ProviderUnreachable
 from .oauth import exchange_code, with_tokens
 from .records import Connector, Credentials, Job
+from .redaction import scrub, scrub_optional
 from .requests import AuthenticateIn
 from .urls import render_url
 from .variables import plain_values
@@ -79,9 +80,11 @@ def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) ->
             # RFC 9207 (error responses included): another issuer's answer is a mix-up attack.
             raise JobFailed("state_invalid", "The authorization response names an unexpected issuer (iss).", "iss")
         if req.error:
+            # The provider's words reach the job's error, scrubbed of anything token-like.
             code = "access_denied" if req.error == "access_denied" else "provider_error"
-            raise JobFailed(code, req.error_description or f"The provider answered {req.error!r}.", None,
-                            provider={"error": req.error, "error_description": req.error_description})
+            error, description = scrub(req.error), scrub_optional(req.error_description)
+            raise JobFailed(code, description or f"The provider answered {error!r}.", None,
+                            provider={"error": error, "error_description": description})
         if not req.code:
             raise JobFailed("state_invalid", "The authorization response carries no code.", "code")
         token = _exchange_once(ctx, job, state, req.state, connector, impl, req.code, step)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .redaction import scrub_optional
+
 
 class AuthqError(Exception):
     """Base of every deliberate authq error."""
@@ -101,11 +103,13 @@ class JobFailed(AuthqError):
 
 
 class ProviderError(JobFailed):
+    """The provider's own ``error`` and ``error_description`` are kept, scrubbed of token-like text."""
+
     def __init__(self, message: str, *, error: str | None, description: str | None = None) -> None:
         super().__init__(
             "provider_error",
-            message,
-            provider={"error": error, "error_description": description},
+            scrub_optional(message) or message,
+            provider={"error": scrub_optional(error), "error_description": scrub_optional(description)},
         )
 
 

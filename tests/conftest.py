@@ -7,6 +7,7 @@ are ``celery -A worker worker`` processes, and jobs travel through the real brok
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import subprocess
@@ -31,6 +32,7 @@ from tasks.settings import Settings
 from tasks.store import Store
 from tasks.variables import build_variables
 
+from .leakcheck import remember_secret, session_log_handler
 from .oauth_server import OAuthServer
 from .provider import Provider, start_provider
 
@@ -42,10 +44,45 @@ PLATFORM_APP_SECRET = "platform-app-secret-value-9911"
 PUBLIC_URL = "http://authq.test"
 REDIRECT_URI = f"{PUBLIC_URL}/api/v1/oauth/authenticate"
 
+# The secrets the helpers hand to authq: tests/test_zz_no_secrets_leaked.py, the session's
+# last test, finds none of them (nor any other remember_secret()ed one) in Redis or a log.
+# (tests/provider.py and tests/oauth_helpers.py register theirs where they define them.)
+remember_secret(PLATFORM_APP_SECRET)
+
+_session_log: logging.Handler | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Everything the in-process API (and the rest of this process) logs, as JSON lines, in a
+    file under the session's base temp dir, where the leak check reads every ``*.log``."""
+    global _session_log
+    path = tmp_path_factory.getbasetemp() / "session-logs" / "in-process.log"
+    _session_log = session_log_handler(path)
+    _attach_session_log()
+    yield path
+    logging.getLogger().removeHandler(_session_log)
+    _session_log.close()
+    _session_log = None
+
+
+def _attach_session_log() -> None:
+    root = logging.getLogger()
+    if _session_log is not None and _session_log not in root.handlers:
+        root.addHandler(_session_log)
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # tasks.logs.configure() (an in-process `authq` command) replaces the root's handlers.
+    _attach_session_log()
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory, secret_key: str) -> Iterator[RedisServer]:
     server = start_redis(tmp_path_factory.mktemp("redis"), secrets.token_urlsafe(16), appendonly=False)
+    remember_secret(server.password)
     # The session's key is the key of this Redis (its key check, tasks/keycheck.py), made
     # before any test writes: tests that seal with throwaway keys never trip the API's or a
     # worker's start-up check. Tests of a wrong key use a Redis of their own.
@@ -57,7 +94,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory, secret_key: str) -> I
 
 @pytest.fixture(scope="session")
 def secret_key() -> str:
-    return generate_key()
+    key = generate_key()
+    remember_secret(key)
+    return key
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +154,10 @@ class Tenant:
 @pytest.fixture
 def tenants() -> tuple[Tenant, Tenant]:
     """Two fresh tenants per test: their records never meet another test's."""
-    return tuple(Tenant(f"t{secrets.token_hex(4)}", f"key-{secrets.token_urlsafe(18)}") for _ in range(2))  # type: ignore[return-value]
+    pair = tuple(Tenant(f"t{secrets.token_hex(4)}", f"key-{secrets.token_urlsafe(18)}") for _ in range(2))
+    for t in pair:
+        remember_secret(t.key)
+    return pair  # type: ignore[return-value]
 
 
 @pytest.fixture

@@ -24,10 +24,12 @@ from aiohttp.test_utils import TestClient
 from tasks import states
 
 from .conftest import REDIRECT_URI, Tenant, authorise_body, poll_job
+from .leakcheck import remember_secret
 from .oauth_server import OAuthServer
 
 CALLBACK = "/api/v1/oauth/authenticate"
 CLIENT_SECRET = "acme-secret-Zx81-do-not-leak"
+remember_secret(CLIENT_SECRET)  # the session's leak check (tests/leakcheck.py) looks for it
 
 
 def new_client_id(prefix: str = "acme") -> str:

@@ -64,6 +64,8 @@ from cryptography import x509
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from .leakcheck import remember_secret
+
 __all__ = [
     "AuthCode",
     "Client",
@@ -314,6 +316,7 @@ class _AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             user=request.user, grant_id=uuid.uuid4().hex,
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"))
+        remember_secret(code)  # the session's leak check looks for it in Redis and the logs
         with self.owner._lock:
             self.owner._codes[code] = item
 
@@ -659,6 +662,8 @@ class OAuthServer:
                      scope=token.get("scope", ""), grant_type=oauth_request.payload.grant_type,
                      grant_id=grant_id, user=user, refresh_token=token.get("refresh_token"),
                      expires_in=int(expires) if expires is not None else None)
+        remember_secret(item.access_token)
+        remember_secret(item.refresh_token)
         with self._lock:
             self._tokens.append(item)
             self._by_access[item.access_token] = item

@@ -23,8 +23,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .leakcheck import remember_secret
+
 GOOD_KEY, GOOD_SECRET = "ck_good_1234", "cs_good_secret_5678"
 GOOD_TOKEN = "shpat_good_token_abcdef"
+for _secret in (GOOD_SECRET, GOOD_TOKEN):
+    remember_secret(_secret)  # the session's leak check (tests/leakcheck.py) looks for them
 
 
 @dataclass

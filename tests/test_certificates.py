@@ -36,8 +36,11 @@ from tasks import keys
 from tasks.certificates import parse_certificate
 from tasks.errors import RequestInvalid
 
+from .leakcheck import remember_pem, remember_secret
+
 URL = "/api/v1/certificates"
 PASSPHRASE = "correct-horse-battery-staple-7Qz"
+remember_secret(PASSPHRASE)
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 
@@ -46,7 +49,9 @@ ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 def _key_pem(key, fmt=serialization.PrivateFormat.PKCS8, passphrase: str | None = None) -> str:
     encryption = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
                   else serialization.NoEncryption())
-    return key.private_bytes(serialization.Encoding.PEM, fmt, encryption).decode()
+    pem = key.private_bytes(serialization.Encoding.PEM, fmt, encryption).decode()
+    remember_pem(pem)  # the session's leak check looks for its lines in Redis and the logs
+    return pem
 
 
 def _cert_pem(cert: x509.Certificate) -> str:
