@@ -21,6 +21,7 @@ from .limits import UNIT_SECONDS, PoolSemaphore, RateLimiter
 from .records import ConnectionPool, Connector
 
 SLEEP_AT_MOST = 0.3
+WINDOW_HEADROOM = 1.1   # see Limits.of
 DEFAULT_LEASE_SECONDS = 30.0
 # A pool slot is normally freed when its request ends, long before its lease runs out, and
 # Redis can't say when that will be: a job waiting for one looks again this soon.
@@ -39,8 +40,12 @@ class Limits:
 
     @classmethod
     def of(cls, connector: Connector, pool: ConnectionPool | None) -> "Limits":
-        return cls(connector.tenant, connector.id, connector.rate_limit.duration,
-                   float(UNIT_SECONDS[connector.rate_limit.unit]), pool)
+        # The window is a little longer than the unit: permits are timed where they are
+        # granted, requests counted where they arrive, and the time in between (connecting,
+        # a busy machine) varies by tens of milliseconds. The headroom keeps "at most N in
+        # any unit" true as the provider counts, not only as Redis does.
+        unit = float(UNIT_SECONDS[connector.rate_limit.unit])
+        return cls(connector.tenant, connector.id, connector.rate_limit.duration, unit * WINDOW_HEADROOM, pool)
 
     @property
     def rate_key(self) -> str:
