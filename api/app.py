@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from tasks.catalog import load_catalog
 from tasks.crypto import SecretBox
-from tasks.jobqueue import JobQueue
+from tasks.jobqueue import InlineJobQueue, JobQueue
 from tasks.keycheck import check_at_start_url
 from tasks.keys import hash_api_key
 from tasks.settings import Settings
@@ -23,7 +23,7 @@ from .routes import setup_routes
 from .store import ApiStore
 from .views.jobs import setup_events
 from .ratelimit import ApiRateLimiter
-from .typedefs import API_RATE, BOX, CATALOG, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
+from .typedefs import API_RATE, BOX, CATALOG, INLINE_QUEUE, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
 
 
 def create_app(settings: Settings, queue: JobQueue) -> web.Application:
@@ -34,6 +34,8 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
     app[STATIC_KEYS] = {hash_api_key(key): tenant for key, tenant in settings.static_api_keys().items()}
     app[QUEUE] = queue
+    if isinstance(queue, InlineJobQueue):
+        app[INLINE_QUEUE] = queue
     setup_metrics(app)  # this app's own registry of HTTP counters (GET /metrics)
     setup_events(app)   # job event streams end when the server shuts down
     settings.require_redis_url()

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -29,9 +30,9 @@ from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisError
 
 from tasks import metrics as fleet
-from tasks.jobqueue import BACKGROUND, INTERACTIVE, QUEUE_OF_TYPE, InlineJobQueue
+from tasks.jobqueue import BACKGROUND, INTERACTIVE, QUEUE_OF_TYPE
 
-from .typedefs import QUEUE, REDIS
+from .typedefs import INLINE_QUEUE, REDIS
 
 log = logging.getLogger("authq.api")
 QUEUES = (INTERACTIVE, BACKGROUND)
@@ -51,6 +52,18 @@ class HttpMetrics:
         self.duration = Histogram("authq_http_request_duration_seconds",
                                   "Time to answer an HTTP request (an event stream: its whole life), by route template.",
                                   ["route", "method"], registry=self.registry)
+        # Label children by (route, method, status), looked up once: ``labels()`` validates
+        # and locks on every call. As bounded as the labels themselves.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)), self.duration.labels(route, method))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 METRICS = web.AppKey("metrics", HttpMetrics)
@@ -81,11 +94,8 @@ async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResp
         status = 499
         raise
     finally:
-        route = route_of(request)
         method = request.method if request.method in METHODS else "other"
-        recorder = request.app[METRICS]
-        recorder.requests.labels(route, method, str(status)).inc()
-        recorder.duration.labels(route, method).observe(time.perf_counter() - started)
+        request.app[METRICS].observe(route_of(request), method, status, time.perf_counter() - started)
 
 
 class _Page:
@@ -102,8 +112,8 @@ class _Page:
 
 async def fleet_families(request: web.Request) -> list[Metric]:
     client = request.app[REDIS]
-    queue = request.app[QUEUE]
-    depth_keys = {name: queue.depth_keys(name) for name in QUEUES} if isinstance(queue, InlineJobQueue) else {}
+    queue = request.app.get(INLINE_QUEUE)
+    depth_keys = {name: queue.depth_keys(name) for name in QUEUES} if queue is not None else {}
     async with client.pipeline(transaction=False) as pipe:
         for key in (fleet.JOBS, fleet.DURATION, fleet.RETRIES, fleet.WAITS):
             pipe.hgetall(key)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -16,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tasks.errors import NotFound, RequestInvalid
-
+from tasks.ids import unique_id
 from tasks.keys import hash_api_key
 
 from .auth import presented_key, tenant_of
@@ -34,7 +33,7 @@ PUBLIC = {("GET", "/api/v1/oauth/authenticate"), ("GET", "/api/v1/oauth/authenti
 
 @web.middleware
 async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    rid = request.headers.get("X-Request-Id") or unique_id()
     request[REQUEST_ID] = rid[:64]
     response = await handler(request)
     response.headers["X-Request-Id"] = request[REQUEST_ID]

@@ -14,6 +14,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from tasks import keys, states
+
+from .pipelining import AutoPipeline
 from tasks.records import ApiKey, Certificate, ConnectionPool, Connector, Job, Record, Session, utcnow
 
 R = TypeVar("R", bound=Record)
@@ -38,7 +40,7 @@ return 1
 class ApiStore:
     def __init__(self, client: Redis) -> None:
         self.redis = client
-        self._accept = client.register_script(_ACCEPT)
+        self.pipelined = AutoPipeline(client)  # the hot paths: concurrent requests share round trips
 
     async def _get(self, model: type[R], key: str) -> R | None:
         raw = await self.redis.get(key)
@@ -56,21 +58,21 @@ class ApiStore:
         return [model.model_validate_json(r) for r in raws if r is not None], total
 
     # jobs
-    async def create_job(self, job: Job, sealed_submission: str, message: tuple[str, str] | None = None,
-                         cap: int = 0) -> bool:
+    async def create_job(self, job: Job, job_json: str, sealed_submission: str,
+                         message: tuple[str, str] | None = None, cap: int = 0) -> bool:
         """Store the job and its sealed request, and with ``message`` queue it, atomically (one
         script, one round trip). False, and nothing written, when the tenant already has
-        ``cap`` jobs queued or running (0: no cap)."""
+        ``cap`` jobs queued or running (0: no cap). ``job_json``: ``job.stored_json()``."""
         job_keys = [keys.job(job.tenant, job.id), keys.submission(job.tenant, job.id), keys.active_jobs(job.tenant)]
-        args = [job.stored_json(), sealed_submission, job.id, cap]
+        args = [job_json, sealed_submission, job.id, cap]
         if message is not None:
             job_keys.append(message[0])
             args.append(message[1])
-        return bool(await self._accept(keys=job_keys, args=args))
+        return bool(await self.pipelined.eval(_ACCEPT, job_keys, args))
 
     async def job_json(self, tenant: str, job_id: str) -> bytes | None:
         """The job's public view as stored: served as it is, without parsing."""
-        return await self.redis.get(keys.job(tenant, job_id))
+        return await self.pipelined.execute("GET", keys.job(tenant, job_id))
 
     @asynccontextmanager
     async def job_changes(self, tenant: str, job_id: str) -> AsyncIterator[PubSub]:

@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from tasks.catalog import Catalog
 from tasks.crypto import SecretBox
-from tasks.jobqueue import JobQueue
+from tasks.jobqueue import InlineJobQueue, JobQueue
 from tasks.settings import Settings
 
 from .ratelimit import ApiRateLimiter
@@ -20,6 +20,9 @@ API_RATE = web.AppKey("api_rate", ApiRateLimiter)   # set only when AUTHQ_API_RA
 CATALOG = web.AppKey("catalog", Catalog)
 BOX = web.AppKey("box", SecretBox)
 QUEUE = web.AppKey("queue", JobQueue)
+# The same queue when its messages join the store's transaction (decided once: a runtime
+# Protocol check per request cost more than building the message).
+INLINE_QUEUE = web.AppKey("inline_queue", InlineJobQueue)
 # sha256(key) -> tenant, for the keys in AUTHQ_API_KEYS
 STATIC_KEYS = web.AppKey("static_keys", dict)
 

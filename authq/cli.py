@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import argparse
 import os
 import sys
@@ -45,6 +46,14 @@ def _redis_for_admin(settings: Settings) -> redis.Redis:
     return client
 
 
+async def _freeze_heap(_: object) -> None:
+    """Start-up objects (modules, the catalog, pydantic schemas: ~95k) are kept for the life of
+    the process: frozen, the collector stops re-scanning them in every full collection (measured
+    in bench/: ~3.5% of the API's time at load, in ~40 ms pauses)."""
+    gc.collect()
+    gc.freeze()
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -54,6 +63,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     settings = _settings(host=args.host, port=args.port)
     _logging(settings)
     app = create_app(settings, make_job_queue(settings))
+    app.on_startup.append(_freeze_heap)
     web.run_app(app, host=settings.host, port=settings.port, access_log=None,
                 print=lambda _: print(f"authq api listening on http://{settings.host}:{settings.port}", flush=True))
     return 0

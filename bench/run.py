@@ -516,6 +516,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--profile", action="store_true",
                      help="afterwards, profile the API (accept, poll) and a worker with py-spy (extra runs)")
     top.add_argument("--profile-only", action="store_true", help="only the py-spy profiles (about a minute)")
+    top.add_argument("--only", choices=("http", "jobs", "latency"), action="append",
+                     help="run only these phases (repeatable; for working on one figure: the table then "
+                          "lacks the others)")
     top.add_argument("--appendonly", action="store_true", help="Redis with AOF (fsync every second); default off")
     top.add_argument("--loadgen", choices=("auto", "wrk", "aiohttp"), default="auto",
                      help="HTTP load generator: wrk if installed (auto), or bench.loadgen's aiohttp client")
@@ -536,9 +539,13 @@ def main(argv: list[str] | None = None) -> int:
         bench.start()
         say(f"   one accept writes {bench.sizes} bytes (job, sealed submission, Celery message)")
         if not args.profile_only:
-            bench.phase_http()
-            bench.phase_throughput()
-            bench.phase_latency()
+            phases = set(args.only or ("http", "jobs", "latency"))
+            if "http" in phases:
+                bench.phase_http()
+            if "jobs" in phases or "latency" in phases:
+                bench.phase_throughput()  # the latency phase paces at half its measured rate
+            if "latency" in phases:
+                bench.phase_latency()
             bench.memory()
         if args.profile or args.profile_only:
             bench.phase_profile()

@@ -18,6 +18,7 @@ from .context import JobContext
 from .credentials import complete_basic_or_token
 from .errors import JobFailed, RequestInvalid
 from .oauth import client_credentials_token, with_tokens
+from .outcome import Outcome
 from .records import Connector, Job, RateLimit
 from .requests import AuthoriseIn, ReauthoriseIn
 from .variables import build_variables, merge_variables
@@ -71,11 +72,17 @@ def _complete(ctx: JobContext, job: Job, connector: Connector, impl: Implementat
     return (None if reauthorise else connector), next_action
 
 
+def _waits(impl: Implementation) -> bool:
+    """Whether the flow waits on someone else (a provider call, the end user). Only then is the
+    connector worth storing as ``pending`` first; a flow done here writes it once, finished."""
+    return impl.type not in ("basic", "token") or impl.check is not None
+
+
 def _result(connector: Connector, next_action: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"connector": connector.view(), "next_action": next_action}
 
 
-def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
+def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
     req = AuthoriseIn.model_validate(body)
     impl = _implementation(ctx, req.authentication_implementation_id)
     _lookups(ctx, job.tenant, impl, step, session_id=req.session_id, certificate_id=req.certificate_id,
@@ -86,7 +93,6 @@ def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> di
     except RequestInvalid as exc:
         raise _invalid(exc) from None
     assert job.connector_id is not None
-    earlier = ctx.store.connector(job.tenant, job.connector_id)  # a redelivery keeps its first created_at
     now = ctx.now()
     connector = Connector(
         id=job.connector_id, tenant=job.tenant, name=req.name or impl.system,
@@ -95,17 +101,19 @@ def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> di
         rate_limit=RateLimit(unit=req.rate_limit_unit, duration=req.rate_limit_duration),
         connection_pool_id=req.connection_pool_id, certificate_id=req.certificate_id,
         session_id=req.session_id, platform_app_key=req.platform_app_key, variables=variables,
-        created_at=earlier.created_at if earlier else now, updated_at=now,
+        # The job's creation, not this run's start: a redelivered job writes the same connector.
+        created_at=job.created_at, updated_at=now,
     )
-    ctx.store.save_connector(connector)  # pending; the runner marks it failed if the job fails
+    if _waits(impl):
+        ctx.store.save_connector(connector)  # pending meanwhile; the runner marks it failed if the job fails
     done, next_action = _complete(ctx, job, connector, impl, step, reauthorise=False)
     if done is not None and next_action is None:
         step("store_connector")
-        ctx.store.save_connector(done)
-    return _result(done or connector, next_action)
+        return Outcome(_result(done), connector=done)  # stored with the job's end
+    return Outcome(_result(done or connector, next_action))
 
 
-def reauthorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
+def reauthorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
     req = ReauthoriseIn.model_validate(body)
     assert job.connector_id is not None
     current = ctx.store.connector(job.tenant, job.connector_id)
@@ -143,7 +151,7 @@ def reauthorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> 
     })
     done, next_action = _complete(ctx, job, candidate, impl, step, reauthorise=True)
     if done is None:
-        return _result(current, next_action)  # the callback's job applies the candidate
+        return Outcome(_result(current, next_action))  # the callback's job applies the candidate
     step("store_connector")
-    ctx.store.save_connector(done)  # the one step in which the new credentials replace the old
-    return _result(done)
+    # Stored with the job's end: the one write in which the new credentials replace the old.
+    return Outcome(_result(done), connector=done)

@@ -19,6 +19,7 @@ from .connection import http_options
 from .context import JobContext
 from .errors import Deferred, JobFailed, ProviderUnreachable
 from .oauth import exchange_code, with_tokens
+from .outcome import Outcome
 from .records import Connector, Credentials, Job
 from .redaction import scrub, scrub_optional
 from .requests import AuthenticateIn
@@ -69,7 +70,7 @@ def _fail_pending(ctx: JobContext, connector: Connector, state: states.AuthState
         ctx.store.replace_connector_if_exists(failed)  # a connector deleted meanwhile stays deleted
 
 
-def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
+def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
     req = AuthenticateIn.model_validate(body)
     step("lookup_state")
     state = _state(ctx, job, req.state, "oauth")
@@ -94,11 +95,11 @@ def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) ->
         raise
     if token is None:  # an earlier run of this job stored the tokens, then its worker died
         stored = ctx.store.connector(job.tenant, connector.id)
-        return {"connector": (stored or connector).view(), "next_action": None}
+        return Outcome({"connector": (stored or connector).view(), "next_action": None})
     connector = with_tokens(ctx, connector, impl, token)
     step("store_connector")
     _store(ctx, connector)
-    return {"connector": connector.view(), "next_action": None}
+    return Outcome({"connector": connector.view(), "next_action": None})
 
 
 def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str, connector: Connector,
@@ -125,7 +126,7 @@ def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str,
         raise
 
 
-def woo_app_auth(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
+def woo_app_auth(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
     step("lookup_state")
     state = _state(ctx, job, str(body.get("state", "")), "woo")
     job.connector_id = state.connector_id
@@ -152,4 +153,4 @@ def woo_app_auth(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) ->
     })
     step("store_connector")
     _store(ctx, connector)
-    return {"connector": connector.view(), "next_action": None}
+    return Outcome({"connector": connector.view(), "next_action": None})

@@ -21,8 +21,9 @@ QUEUE_OF_TYPE = {
 
 
 class JobQueue(Protocol):
-    async def enqueue(self, tenant: str, job_id: str, job_type: str) -> None:
-        """Publish the job; raise if the broker did not take it."""
+    async def enqueue(self, tenant: str, job_id: str, job_type: str, request_id: str | None = None) -> None:
+        """Publish the job; raise if the broker did not take it. ``request_id``: the submitting
+        request's, logged with every line of the job's run."""
 
     async def close(self) -> None: ...
 
@@ -31,7 +32,8 @@ class JobQueue(Protocol):
 class InlineJobQueue(JobQueue, Protocol):
     """A queue whose broker is the store's Redis: its message joins the store's transaction."""
 
-    def inline_message(self, tenant: str, job_id: str, job_type: str) -> tuple[str, str]:
+    def inline_message(self, tenant: str, job_id: str, job_type: str,
+                       request_id: str | None = None) -> tuple[str, str]:
         """(Redis list, payload) to push in the same transaction as the job record."""
 
     def depth_keys(self, queue: str) -> list[str]:

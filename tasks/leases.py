@@ -6,8 +6,10 @@ renewals), or a retry published just before its worker died, next to the origina
 broker then redelivers. ``run_job`` is safe to call twice in a row (a finished job is left
 alone); the lease makes it safe to call twice *at once*.
 
-A run takes the job's lease (``SET NX PX`` with a random token) before it reads the job and
-gives it back when it returns. The process's heartbeat thread renews the leases it holds
+A run takes the job's lease (``SET NX PX`` with a random token) and reads the job in the
+same round trip (the read runs after the ``SET`` in Redis, so it sees what the holder may
+act on); it gives the lease back in the transaction that stores the job's end, or when it
+returns. The process's heartbeat thread renews the leases it holds
 every few seconds, so a lease outlives its run only when the worker dies, and then by at
 most ``ttl``. A delivery that finds the lease taken runs again once the lease could have
 expired: it never runs beside the holder, and it never drops the job either (if the holder
@@ -19,8 +21,9 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import redis
 
@@ -36,6 +39,26 @@ _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpi
 
 def lease_key(tenant: str, job_id: str) -> str:
     return f"{keys.job(tenant, job_id)}:lease"
+
+
+@dataclass
+class Lease:
+    """A job's lease while a run holds it, with what was read just after it was taken."""
+
+    key: str
+    token: str
+    read: list[bytes | None] = field(default_factory=list)
+    released: bool = False
+
+    def release_on(self, pipe: redis.client.Pipeline) -> None:
+        """Queue the release on the caller's transaction; call ``released_now`` once it ran.
+
+        (Plain EVAL, not a registered script: a pipeline holding a script object asks Redis
+        whether it knows the script first, a round trip on every write.)"""
+        pipe.eval(_RELEASE, 1, self.key, self.token)
+
+    def released_now(self) -> None:
+        self.released = True
 
 
 class Taken(Exception):
@@ -59,27 +82,38 @@ class RunLeases:
         self._renew = client.register_script(_RENEW)
 
     @contextmanager
-    def hold(self, tenant: str, job_id: str) -> Iterator[None]:
-        """Hold the job's lease for the block; raise ``Taken`` if another run holds it."""
+    def hold(self, tenant: str, job_id: str, read: Sequence[str] = ()) -> Iterator[Lease]:
+        """Hold the job's lease for the block; raise ``Taken`` if another run holds it.
+
+        ``read``: keys to ``MGET`` in the same round trip (``Lease.read``)."""
         key = lease_key(tenant, job_id)
         token = secrets.token_hex(16)
-        if not self.redis.set(key, token, nx=True, px=self.ttl_ms):
-            left = self.redis.pttl(key)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, token, nx=True, px=self.ttl_ms)
+            pipe.pttl(key)
+            if read:
+                pipe.mget(list(read))
+            replies = pipe.execute()
+        if not replies[0]:
+            left = replies[1]
             raise Taken(max(1.0, left / 1000) if left and left > 0 else 1.0)
+        lease = Lease(key, token, list(replies[2]) if read else [])
         with self._lock:
             self._held[key] = token
         try:
-            yield
+            yield lease
         finally:
             with self._lock:  # first: a lease we fail to delete must not be renewed for ever
                 self._held.pop(key, None)
-            try:
-                self._release(keys=[key], args=[token])
-            except redis.RedisError:
-                # Released by ``settle`` once Redis answers again (or it expires by itself).
-                with self._lock:
-                    self._unreleased[key] = token
-                log.warning("job lease not released yet (Redis unreachable)", extra={"job_id": job_id, "tenant": tenant})
+            if not lease.released:
+                try:
+                    self._release(keys=[key], args=[token])
+                except redis.RedisError:
+                    # Released by ``settle`` once Redis answers again (or it expires by itself).
+                    with self._lock:
+                        self._unreleased[key] = token
+                    log.warning("job lease not released yet (Redis unreachable)",
+                                extra={"job_id": job_id, "tenant": tenant})
 
     def settle(self) -> None:
         """Release the leases of runs that ended while Redis was unreachable."""

@@ -1,7 +1,7 @@
 """Fleet-wide job metrics, kept in Redis so that one ``/metrics`` shows every worker.
 
-Workers count into a few Redis hashes as jobs end (one pipeline per job); the API reads
-them when scraped. Counters only ever grow, as Prometheus expects; they live as long as
+Workers count into a few Redis hashes as jobs end, in the same round trip that stores the
+job's end (``Store.save_job(job, also=…)``); the API reads them when scraped. Counters only ever grow, as Prometheus expects; they live as long as
 the Redis does.
 """
 
@@ -14,7 +14,10 @@ import redis
 from .keys import PREFIX
 
 JOBS = f"{PREFIX}:metrics:jobs"                  # "type|outcome" -> count
-DURATION = f"{PREFIX}:metrics:job-duration"      # "type|le" -> count, "type|sum", "type|count"
+# Each job adds 1 to the one bucket its duration falls in (not to every bucket above it, as
+# Prometheus's cumulative buckets would need: 12 writes a job instead of 3); the reader adds
+# them up. ("-v2": the cumulative layout of earlier versions lived under the old name.)
+DURATION = f"{PREFIX}:metrics:job-duration-v2"   # "type|le" -> count in (previous le, le], "type|sum", "type|count"
 RETRIES = f"{PREFIX}:metrics:retries"            # "type" -> count
 WAITS = f"{PREFIX}:metrics:rate-limit-waits"     # "reason" -> count (rate_limit, connection_pool, …)
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -24,14 +27,19 @@ class JobMetrics:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
 
+    @staticmethod
+    def count_finished(pipe: redis.client.Pipeline, job_type: str, outcome: str, seconds: float) -> None:
+        """Queue the counts of one ended job on the caller's pipeline."""
+        pipe.hincrby(JOBS, f"{job_type}|{outcome}", 1)
+        bucket = next((bound for bound in BUCKETS if seconds <= bound), None)
+        if bucket is not None:  # above the last bound: counted only in count (the +Inf bucket)
+            pipe.hincrby(DURATION, f"{job_type}|{bucket}", 1)
+        pipe.hincrbyfloat(DURATION, f"{job_type}|sum", seconds)
+        pipe.hincrby(DURATION, f"{job_type}|count", 1)
+
     def finished(self, job_type: str, outcome: str, seconds: float) -> None:
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(JOBS, f"{job_type}|{outcome}", 1)
-            for bound in BUCKETS:
-                if seconds <= bound:
-                    pipe.hincrby(DURATION, f"{job_type}|{bound}", 1)
-            pipe.hincrbyfloat(DURATION, f"{job_type}|sum", seconds)
-            pipe.hincrby(DURATION, f"{job_type}|count", 1)
+            self.count_finished(pipe, job_type, outcome, seconds)
             pipe.execute()
 
     def retried(self, job_type: str) -> None:
@@ -87,7 +95,12 @@ def parse(job_types: tuple[str, ...], jobs: dict, durations: dict, retries: dict
         elif part == "count":
             duration.count = float(raw_value)
         else:
-            duration.buckets[float(part)] = float(raw_value)
+            duration.buckets[float(part)] = duration.buckets.get(float(part), 0.0) + float(raw_value)
+    for duration in out.durations.values():  # per-bucket counts -> Prometheus's cumulative ones
+        total = 0.0
+        for bound in sorted(duration.buckets):
+            total += duration.buckets[bound]
+            duration.buckets[bound] = total
     out.retries.update({_text(k): float(v) for k, v in retries.items()})
     out.waits.update({_text(k): float(v) for k, v in waits.items()})
     return out

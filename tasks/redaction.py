@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import re
 
+from .logfields import extras_of
+
 MASK = "[REDACTED]"
 
 # Names whose value is a credential, in a query string / form (name=value), JSON ("name": "value")
@@ -34,6 +36,10 @@ _LONG = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9_-])")
 # authq's own ids (a type prefix and 128 random bits) and UUIDs (Celery task ids) identify,
 # they don't authenticate.
 _AUTHQ_ID = re.compile(r"[a-z]{2,8}_[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# What every pattern above needs somewhere in the text: '=' (assigned), ':' (quoted, user
+# info), '@', a scheme name, a JWT/Woo prefix, or a run of 16+ token characters. Text with
+# none of these (most log lines: "job accepted") is returned after one search, not seven.
+_ANY = re.compile(r"(?i)[=:@]|bearer|basic|eyJ|c[ks]_|[A-Za-z0-9_-]{16,}")
 # Extras that are ids by contract: logged as they are, so lines stay traceable.
 ID_FIELDS = frozenset({"job_id", "connector_id", "request_id", "tenant", "certificate_id", "task_id"})
 
@@ -47,7 +53,7 @@ def _long(match: re.Match[str]) -> str:
 
 def scrub(text: str) -> str:
     """``text`` with every credential-looking substring replaced by ``[REDACTED]``."""
-    if not text:
+    if not text or not _ANY.search(text):
         return text
     text = _SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     text = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
@@ -84,11 +90,10 @@ class RedactingFilter(logging.Filter):
             record.exc_text = scrub(record.exc_text)
         if record.stack_info:
             record.stack_info = scrub(record.stack_info)
-        from .logs import extras_of  # the one definition of "extra" fields
-
         for key, value in extras_of(record).items():
             if isinstance(value, str) and key not in ID_FIELDS:
                 cleaned = scrub(value)
                 if cleaned != value:
                     setattr(record, key, cleaned)
         return True
+

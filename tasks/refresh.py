@@ -20,6 +20,7 @@ from . import keys
 from .context import JobContext
 from .errors import Deferred, JobFailed, ProviderError
 from .oauth import client_credentials_token, refresh_token, sealed_tokens, with_tokens
+from .outcome import Outcome
 from .records import Connector, Job
 
 Step = Callable[[str], None]
@@ -56,7 +57,7 @@ def _current(ctx: JobContext, job: Job) -> Connector:
     return connector
 
 
-def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict[str, Any]:
+def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
     before = _current(ctx, job)
     # The version this job set out to replace: fixed at its first start, so a redelivered
     # job still recognises a refresh made by its own earlier run.
@@ -69,7 +70,7 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict
         connector = _current(ctx, job)
         if connector.credential_version != seen:
             step("refreshed_elsewhere")
-            return {"connector": connector.view(), "next_action": None}
+            return Outcome({"connector": connector.view(), "next_action": None})
         tokens = sealed_tokens(ctx, connector)
         step("token_refresh")
         try:
@@ -84,11 +85,11 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> dict
                 expired = connector.model_copy(update={"status": "expired", "updated_at": ctx.now()})
                 if not ctx.store.replace_connector_if(expired, expected_version=connector.credential_version):
                     latest = _current(ctx, job)  # somebody refreshed (or reauthorised) meanwhile: theirs stands
-                    return {"connector": latest.view(), "next_action": None}
+                    return Outcome({"connector": latest.view(), "next_action": None})
             raise
         updated = with_tokens(ctx, connector, impl, token, previous=tokens)
         step("store_connector")
         if not ctx.store.replace_connector_if(updated, expected_version=connector.credential_version):
             _current(ctx, job)  # deleted meanwhile: connector_not_found
             raise JobFailed("internal_error", "The connector changed during its refresh; nothing was overwritten.")
-    return {"connector": updated.view(), "next_action": None}
+    return Outcome({"connector": updated.view(), "next_action": None})

@@ -7,6 +7,7 @@ is correct. The API has its own asyncio twin (``api/store.py``) over the same ke
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TypeVar
 
 import redis
@@ -30,10 +31,27 @@ class Store:
         raw = self.redis.get(keys.job(tenant, job_id))
         return None if raw is None else Job.from_stored(raw, tenant)
 
-    def save_job(self, job: Job) -> None:
+    def job_keys(self, tenant: str, job_id: str) -> list[str]:
+        """The keys ``parse_job_and_submission`` reads: the job, and its sealed request."""
+        return [keys.job(tenant, job_id), keys.submission(tenant, job_id)]
+
+    def parse_job_and_submission(self, tenant: str, raw_job: bytes | None,
+                                 raw_submission: bytes | None) -> tuple[Job | None, str | None]:
+        job = None if raw_job is None else Job.from_stored(raw_job, tenant)
+        return job, raw_submission.decode() if isinstance(raw_submission, bytes) else raw_submission
+
+    def job_and_submission(self, tenant: str, job_id: str) -> tuple[Job | None, str | None]:
+        """The job and its sealed request, in one round trip."""
+        return self.parse_job_and_submission(tenant, *self.redis.mget(self.job_keys(tenant, job_id)))
+
+    def save_job(self, job: Job, also: Callable[[redis.client.Pipeline], None] | None = None) -> None:
+        """Store the job and tell its watchers; ``also`` adds writes (metrics, a connector) to
+        the same transaction, so they land with the job's new state or not at all."""
         # A finished job (and its sealed submission) is kept for job_ttl, then expires.
         ttl = self.job_ttl if job.finished else None
         with self.redis.pipeline() as pipe:
+            if also is not None:
+                also(pipe)
             pipe.set(keys.job(job.tenant, job.id), job.stored_json(), ex=ttl)
             if ttl:
                 pipe.expire(keys.submission(job.tenant, job.id), ttl)
@@ -48,7 +66,8 @@ class Store:
     def connector(self, tenant: str, connector_id: str) -> Connector | None:
         return self._get(Connector, keys.connector(tenant, connector_id))
 
-    def _write_connector(self, pipe: redis.client.Pipeline, connector: Connector) -> None:
+    def write_connector(self, pipe: redis.client.Pipeline, connector: Connector) -> None:
+        """Queue the connector's writes on ``pipe`` (its record, the tenant's index, the refresh schedule)."""
         pipe.set(keys.connector(connector.tenant, connector.id), connector.model_dump_json())
         pipe.zadd(keys.connectors(connector.tenant), {connector.id: connector.created_at.timestamp()}, nx=True)
         member = keys.expiring_member(connector.tenant, connector.id)
@@ -60,7 +79,7 @@ class Store:
 
     def save_connector(self, connector: Connector) -> None:
         with self.redis.pipeline() as pipe:
-            self._write_connector(pipe, connector)
+            self.write_connector(pipe, connector)
             pipe.execute()
 
     def replace_connector_if(self, connector: Connector, expected_version: int) -> bool:
@@ -73,7 +92,7 @@ class Store:
                 if raw is None or Connector.model_validate_json(raw).credential_version != expected_version:
                     return False
                 pipe.multi()
-                self._write_connector(pipe, connector)
+                self.write_connector(pipe, connector)
                 pipe.execute()
                 return True
             except redis.WatchError:
@@ -89,7 +108,7 @@ class Store:
                     if not pipe.exists(key):
                         return False
                     pipe.multi()
-                    self._write_connector(pipe, connector)
+                    self.write_connector(pipe, connector)
                     pipe.execute()
                     return True
                 except redis.WatchError:

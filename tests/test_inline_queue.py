@@ -21,15 +21,17 @@ def test_inline_message_matches_celerys_own(redis_server, secret_key):
     app = make_celery(Settings(redis_url=url, secret_key=secret_key, _env_file=None))  # type: ignore[call-arg]
     spare = redis_server.client().from_url(url)
     spare.flushdb()
-    app.send_task("authq.run_job", args=("tenant-a", "job_1"), queue="authq.background")
+    app.send_task("authq.run_job", args=("tenant-a", "job_1"), kwargs={"request_id": "req-1"},
+                  queue="authq.background")
     theirs = json.loads(spare.lpop("authq.background"))
-    queue, payload = RedisInlineQueue(app).inline_message("tenant-a", "job_1", "refresh")
+    queue, payload = RedisInlineQueue(app).inline_message("tenant-a", "job_1", "refresh", "req-1")
     ours = json.loads(payload)
     assert queue == "authq.background"
     assert set(ours) == set(theirs)
     assert set(ours["headers"]) == set(theirs["headers"])
     assert set(ours["properties"]) == set(theirs["properties"])
     assert ours["headers"]["task"] == theirs["headers"]["task"] == "authq.run_job"
+    assert ours["headers"]["kwargsrepr"] == theirs["headers"]["kwargsrepr"]
     assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
     assert base64.b64decode(ours["body"]) == base64.b64decode(theirs["body"])
     assert ours["content-type"] == theirs["content-type"] and ours["content-encoding"] == theirs["content-encoding"]

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -378,3 +379,24 @@ async def test_failed_reauthorise_keeps_the_working_connector(client, tenant, wo
     assert again["status"] == "succeeded", again
     [seen] = checks(fresh_provider)
     assert seen.headers["Authorization"] == "Basic " + base64.b64encode(f"{GOOD_KEY}:{GOOD_SECRET}".encode()).decode()
+
+
+async def test_the_request_id_follows_the_job_into_the_worker_log(client, tenant, workers, fresh_provider,
+                                                                  tmp_path_factory):
+    """The X-Request-Id of the submission is on the worker's lines for the job's run."""
+    request_id = f"trace-{uuid.uuid4()}"
+    answer = await client.post("/api/v1/oauth/authorise", json=basic_body(fresh_provider),
+                               headers={**tenant.headers, "X-Request-Id": request_id, "Prefer": "wait=10"})
+    assert answer.status == 200, await answer.text()
+    assert answer.headers["X-Request-Id"] == request_id
+    job_id = (await answer.json())["data"]["id"]
+    logs = list(tmp_path_factory.getbasetemp().glob("worker-logs*/worker*.log"))
+    deadline = time.monotonic() + 10
+    finished: list[dict] = []
+    while not finished and time.monotonic() < deadline:
+        lines = [line for log in logs for line in log.read_text(errors="replace").splitlines()]
+        finished = [entry for entry in (json.loads(line) for line in lines if line.startswith("{"))
+                    if entry.get("job_id") == job_id and entry.get("event") == "job finished"]
+        await asyncio.sleep(0.1)
+    assert finished, "no 'job finished' line for the job in the worker logs"
+    assert finished[0]["request_id"] == request_id and finished[0]["tenant"] == tenant.name

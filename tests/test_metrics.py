@@ -22,6 +22,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tasks import metrics as fleet
+from tasks.errors import RetryLater
 from tasks.metrics import JobMetrics
 from tasks.runner import run_job
 
@@ -153,13 +155,47 @@ async def test_http_requests_are_counted_by_route_template_and_status(client, te
 
 
 def test_a_metrics_failure_never_fails_the_job(redis_client, tenant, fresh_provider):
-    """The runner counts through a Redis that refuses connections: the job still succeeds."""
+    """Retries and waits are counted on their own, through a Redis that refuses connections
+    here: the job still retries and then succeeds (its end is counted with the job's own write)."""
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
     ctx = make_context(redis_client)
     ctx.metrics = JobMetrics(redis.Redis(host="127.0.0.1", port=dead_port, socket_connect_timeout=0.5))
+    fresh_provider.script.append(503)
     job = queue_job(ctx, tenant.name, fresh_provider.base_url)
+    with pytest.raises(RetryLater):
+        run_job(ctx, tenant.name, job.id)
+    waiting = ctx.store.job(tenant.name, job.id)
+    assert waiting is not None and waiting.status == "retrying"
     ended = run_job(ctx, tenant.name, job.id)
     assert ended is not None and ended.status == "succeeded", ended and ended.error
     assert ctx.store.job(tenant.name, job.id) == ended
+
+
+def test_a_job_end_and_its_counts_are_one_write(redis_client, tenant, fresh_provider):
+    """The duration lands in exactly one bucket per job; the reader makes them cumulative."""
+    before = fleet.parse(("authorise",), *(redis_client.hgetall(k) for k in (fleet.JOBS, fleet.DURATION,
+                                                                               fleet.RETRIES, fleet.WAITS)))
+    ctx = make_context(redis_client)
+    ctx.metrics = JobMetrics(redis_client)
+    job = queue_job(ctx, tenant.name, fresh_provider.base_url)
+    ended = run_job(ctx, tenant.name, job.id)
+    assert ended is not None and ended.status == "succeeded"
+    after = fleet.parse(("authorise",), *(redis_client.hgetall(k) for k in (fleet.JOBS, fleet.DURATION,
+                                                                              fleet.RETRIES, fleet.WAITS)))
+    assert after.jobs[("authorise", "succeeded")] - before.jobs[("authorise", "succeeded")] == 1
+    grown = {bound: after.durations["authorise"].buckets[bound] - before.durations["authorise"].buckets[bound]
+             for bound in fleet.BUCKETS}
+    seconds = (ended.finished_at - ended.started_at).total_seconds()
+    assert grown == {bound: (1.0 if seconds <= bound else 0.0) for bound in fleet.BUCKETS}
+    assert after.durations["authorise"].count - before.durations["authorise"].count == 1
+
+
+def test_the_reader_adds_up_per_bucket_counts():
+    durations = {b"authorise|0.05": b"3", b"authorise|1.0": b"2", b"authorise|sum": b"1.5",
+                 b"authorise|count": b"6"}  # one job took longer than the last bound: only in count
+    parsed = fleet.parse(("authorise",), {}, durations, {}, {})
+    buckets = parsed.durations["authorise"].buckets
+    assert buckets[0.05] == 3 and buckets[0.1] == 3 and buckets[0.5] == 3
+    assert buckets[1.0] == 5 and buckets[300.0] == 5 and parsed.durations["authorise"].count == 6

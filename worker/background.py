@@ -6,6 +6,7 @@ makes one scan, and one sweep, per period across the fleet."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import threading
@@ -64,6 +65,10 @@ def start_background(app: Celery) -> None:
         threading.Thread(target=heartbeat, args=(name, sender), name="authq-heartbeat", daemon=True).start()
         threading.Thread(target=refresh_scan, name="authq-refresh-scan", daemon=True).start()
         start_sweeper(app, stop)  # jobs whose message the broker lost are queued again
+        # What start-up built lives as long as the worker: frozen, full collections skip it
+        # (as the API does, authq/cli.py).
+        gc.collect()
+        gc.freeze()
 
     def on_shutdown(**_: Any) -> None:
         stop.set()

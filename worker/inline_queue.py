@@ -12,44 +12,65 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
+import re
 
 from celery import Celery
 from kombu.serialization import dumps
 from kombu.transport.redis import Channel
 
+from tasks.ids import unique_id
 from tasks.jobqueue import QUEUE_OF_TYPE
 
 from .tasks import RUN_JOB
 
 
 _TEMPLATE_ID = "00000000-0000-0000-0000-000000000000"
+# The per-message fields, marked in the rendered envelope by a string no real value is:
+# "\x00name\x00", which JSON renders as "\u0000name\u0000".
+_FIELDS = ("task_id", "argsrepr", "kwargsrepr", "queue", "delivery_tag", "body")
+_MARKED = re.compile(r'("\\u0000[a-z_]+\\u0000")')
+
+
+def _marker(name: str) -> str:
+    return f"\x00{name}\x00"
+
+
+_FIELD_OF = {json.dumps(_marker(name)): name for name in _FIELDS}  # rendered marker -> field
 
 
 class RedisInlineQueue:
     def __init__(self, app: Celery) -> None:
         self.app = app
-        # Celery builds one message as a template; each job then changes only the fields that
-        # are per message (ids, arguments). ``as_task_v2`` on every request cost more than the
-        # rest of the message (see bench/); tests/test_inline_queue.py holds the two equal.
+        # Celery builds one message, once; it is rendered to JSON with markers where the
+        # per-message fields go (ids, arguments, queue), and each job fills them in. Building
+        # the message per request (``as_task_v2`` then ``json.dumps``) cost more than the rest
+        # of accepting a job (see bench/); tests/test_inline_queue.py holds the two equal.
         sample = app.amqp.as_task_v2(_TEMPLATE_ID, RUN_JOB, args=("", ""), kwargs={})
-        self._headers = dict(sample.headers)
-        self._properties = dict(sample.properties)
-        self._embed = sample.body[2]
-        self._content_type, self._encoding, _ = dumps(sample.body, serializer="json")
+        content_type, encoding, _ = dumps(sample.body, serializer="json")
+        task_id = _marker("task_id")
+        headers = {**sample.headers, "id": task_id, "root_id": task_id, "argsrepr": _marker("argsrepr"),
+                   "kwargsrepr": _marker("kwargsrepr")}
+        properties = {**sample.properties, "correlation_id": task_id, "delivery_mode": 2,
+                      "delivery_info": {"exchange": "", "routing_key": _marker("queue")}, "priority": 0,
+                      "body_encoding": "base64", "delivery_tag": _marker("delivery_tag")}
+        envelope = {"body": _marker("body"), "content-encoding": encoding, "content-type": content_type,
+                    "headers": headers, "properties": properties}
+        # (literal JSON, None) or ("", field): the rendered envelope, cut at its markers
+        self._template = [("", _FIELD_OF[piece]) if piece in _FIELD_OF else (piece, None)
+                          for piece in _MARKED.split(json.dumps(envelope))]
+        self._embed = json.dumps(sample.body[2])
 
-    def inline_message(self, tenant: str, job_id: str, job_type: str) -> tuple[str, str]:
+    def inline_message(self, tenant: str, job_id: str, job_type: str,
+                       request_id: str | None = None) -> tuple[str, str]:
         """(Redis list, payload) to ``LPUSH`` in the caller's transaction."""
         queue = QUEUE_OF_TYPE[job_type]
-        task_id = str(uuid.uuid4())
-        headers = {**self._headers, "id": task_id, "root_id": task_id, "argsrepr": repr((tenant, job_id))}
-        body = json.dumps([[tenant, job_id], {}, self._embed]).encode()
-        properties = {**self._properties, "correlation_id": task_id, "delivery_mode": 2,
-                      "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-                      "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())}
-        envelope = {"body": base64.b64encode(body).decode(), "content-encoding": self._encoding,
-                    "content-type": self._content_type, "headers": headers, "properties": properties}
-        return queue, json.dumps(envelope)
+        args = f"[{json.dumps(tenant)}, {json.dumps(job_id)}]"
+        kwargs = {"request_id": request_id}
+        body = base64.b64encode(f"[{args}, {json.dumps(kwargs)}, {self._embed}]".encode()).decode()
+        values = {"task_id": json.dumps(unique_id()), "argsrepr": json.dumps(repr((tenant, job_id))),
+                  "kwargsrepr": json.dumps(repr(kwargs)),
+                  "queue": json.dumps(queue), "delivery_tag": json.dumps(unique_id()), "body": f'"{body}"'}
+        return queue, "".join(values[field] if field else piece for piece, field in self._template)
 
     def depth_keys(self, queue: str) -> list[str]:
         """kombu's Redis transport keeps a queue as one list per priority step (priority 0,

@@ -21,14 +21,15 @@ class CeleryJobQueue:
         self.app = app
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="authq-publish")
 
-    def _publish(self, tenant: str, job_id: str, job_type: str) -> None:
-        self.app.send_task(RUN_JOB, args=(tenant, job_id), queue=QUEUE_OF_TYPE[job_type],
+    def _publish(self, tenant: str, job_id: str, job_type: str, request_id: str | None) -> None:
+        self.app.send_task(RUN_JOB, args=(tenant, job_id), kwargs={"request_id": request_id},
+                           queue=QUEUE_OF_TYPE[job_type],
                            retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2,
                                                      "interval_step": 0.5, "interval_max": 2})
 
-    async def enqueue(self, tenant: str, job_id: str, job_type: str) -> None:
+    async def enqueue(self, tenant: str, job_id: str, job_type: str, request_id: str | None = None) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._publish, tenant, job_id, job_type)
+        await loop.run_in_executor(self._executor, self._publish, tenant, job_id, job_type, request_id)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -14,6 +14,7 @@ from kombu.exceptions import OperationalError
 from tasks.errors import RetryLater
 from tasks.jobqueue import QUEUE_OF_TYPE
 from tasks.leases import Taken
+from tasks.logfields import log_context
 from tasks.runner import run_job
 
 from .context import context_for
@@ -55,12 +56,13 @@ def _again(task: Task, delay: float) -> NoReturn:
 
 def register(app: Celery) -> None:
     @app.task(name=RUN_JOB, bind=True, max_retries=None, acks_late=True)
-    def run_job_task(self: Task, tenant: str, job_id: str) -> None:
+    def run_job_task(self: Task, tenant: str, job_id: str, request_id: str | None = None) -> None:
         ctx = context_for(self.app)
         try:
-            # The lease: never two runs of one job at once, whatever the broker delivers twice.
-            with leases_for(self.app).hold(tenant, job_id):
-                run_job(ctx, tenant, job_id)
+            # Under the job's lease: never two runs at once, whatever the broker delivers twice.
+            # Every line of the run carries the id of the request that submitted the job.
+            with log_context(request_id=request_id):
+                run_job(ctx, tenant, job_id, leases_for(self.app))
         except Taken as taken:
             log.info("job already running elsewhere; trying again later",
                      extra={"job_id": job_id, "tenant": tenant, "delay": round(taken.delay, 3)})

@@ -78,7 +78,7 @@ async def authenticate_redirect(request: web.Request) -> web.StreamResponse:
         await store.release_state_claim(raw)
         return pages.page(400, "This answer is not valid", "The provider's answer is malformed; start again.")
     try:
-        job = await accept(request, state.tenant, "authenticate", state.connector_id,
+        job, _ = await accept(request, state.tenant, "authenticate", state.connector_id,
                            body.model_dump(exclude_unset=True), job_id=job_id)
     except QueueUnavailable:
         await store.release_state_claim(raw)  # the provider's redirect may be retried by the user
