@@ -62,7 +62,11 @@ class AutoPipeline:
                 replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the connection failed: every caller of the batch hears it
             for _, future in batch:
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):  # the loop is shutting down
+                    future.cancel()
+                else:
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
