@@ -37,11 +37,6 @@ class JobMetrics:
         pipe.hincrbyfloat(DURATION, f"{job_type}|sum", seconds)
         pipe.hincrby(DURATION, f"{job_type}|count", 1)
 
-    def finished(self, job_type: str, outcome: str, seconds: float) -> None:
-        with self.redis.pipeline(transaction=False) as pipe:
-            self.count_finished(pipe, job_type, outcome, seconds)
-            pipe.execute()
-
     def retried(self, job_type: str) -> None:
         self.redis.hincrby(RETRIES, job_type, 1)
 

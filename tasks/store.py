@@ -59,10 +59,6 @@ class Store:
             pipe.publish(keys.job_events(job.tenant, job.id), job.status)
             pipe.execute()
 
-    def submission(self, tenant: str, job_id: str) -> str | None:
-        raw = self.redis.get(keys.submission(tenant, job_id))
-        return raw.decode() if isinstance(raw, bytes) else raw
-
     def connector(self, tenant: str, connector_id: str) -> Connector | None:
         return self._get(Connector, keys.connector(tenant, connector_id))
 
