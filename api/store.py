@@ -87,7 +87,7 @@ class ApiStore:
 
     async def discard_job(self, tenant: str, job_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.job(tenant, job_id), keys.submission(tenant, job_id))
+            pipe.delete(keys.job(tenant, job_id), keys.submission(tenant, job_id), keys.job_starts(tenant, job_id))
             pipe.srem(keys.active_jobs(tenant), job_id)
             await pipe.execute()
 

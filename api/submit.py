@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from tasks.jobqueue import JobCopy
 from tasks.records import Job, JobType, new_id, utcnow
 
 from . import idempotency
@@ -52,7 +53,8 @@ async def accept(request: web.Request, tenant: str, job_type: JobType, connector
     if inline is not None:
         # Stored and queued in one Redis transaction: either both happened or neither did.
         try:
-            message = inline.inline_message(tenant, job.id, job_type, request.get(REQUEST_ID))
+            message = inline.inline_message(tenant, job.id, job_type, request.get(REQUEST_ID),
+                                            JobCopy(job_json, sealed))
             stored = await store.create_job(job, job_json, sealed, message, cap)
         except RedisError:
             log.exception("could not store and queue job", extra={"job_id": job.id, "tenant": tenant,
@@ -64,7 +66,8 @@ async def accept(request: web.Request, tenant: str, job_type: JobType, connector
         if not await store.create_job(job, job_json, sealed, cap=cap):
             raise TenantFull
         try:
-            await request.app[QUEUE].enqueue(tenant, job.id, job_type, request.get(REQUEST_ID))
+            await request.app[QUEUE].enqueue(tenant, job.id, job_type, request.get(REQUEST_ID),
+                                             JobCopy(job_json, sealed))
         except Exception:
             log.exception("could not publish job", extra={"job_id": job.id, "tenant": tenant,
                                                         "request_id": request.get(REQUEST_ID)})

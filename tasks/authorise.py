@@ -82,7 +82,10 @@ def _result(connector: Connector, next_action: dict[str, Any] | None = None) -> 
     return {"connector": connector.view(), "next_action": next_action}
 
 
-def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
+def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step, *,
+              local_only: bool = False) -> Outcome | None:
+    """With ``local_only``: None, having written nothing, if the flow needs anyone else (a
+    provider, the end user); the runner then runs the job the usual way."""
     req = AuthoriseIn.model_validate(body)
     impl = _implementation(ctx, req.authentication_implementation_id)
     _lookups(ctx, job.tenant, impl, step, session_id=req.session_id, certificate_id=req.certificate_id,
@@ -105,6 +108,8 @@ def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Ou
         created_at=job.created_at, updated_at=now,
     )
     if _waits(impl):
+        if local_only:
+            return None
         ctx.store.save_connector(connector)  # pending meanwhile; the runner marks it failed if the job fails
     done, next_action = _complete(ctx, job, connector, impl, step, reauthorise=False)
     if done is not None and next_action is None:

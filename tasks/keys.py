@@ -37,6 +37,12 @@ def submission(t: str, job_id: str) -> str:
     return f"{tenant(t)}:job:{job_id}:submission"
 
 
+def job_starts(t: str, job_id: str) -> str:
+    """How many times a run of the job started (INCR at each start, kept apart from the job's
+    record so that a start is counted before anything else is written: ``Store.start_job``)."""
+    return f"{tenant(t)}:job:{job_id}:starts"
+
+
 def active_jobs(t: str) -> str:
     """Set of the tenant's jobs that are queued or running (added at accept, removed at end)."""
     return f"{tenant(t)}:active-jobs"

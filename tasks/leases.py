@@ -6,10 +6,10 @@ renewals), or a retry published just before its worker died, next to the origina
 broker then redelivers. ``run_job`` is safe to call twice in a row (a finished job is left
 alone); the lease makes it safe to call twice *at once*.
 
-A run takes the job's lease (``SET NX PX`` with a random token) and reads the job in the
-same round trip (the read runs after the ``SET`` in Redis, so it sees what the holder may
-act on); it gives the lease back in the transaction that stores the job's end, or when it
-returns. The process's heartbeat thread renews the leases it holds
+A run takes the job's lease (``SET NX PX`` with a random token) in the script that reads
+the job and counts the start (``Store.start_job``: the read runs after the ``SET``, so it
+sees what the holder may act on); it gives the lease back in the batch that stores the
+job's end, or when it returns. The process's heartbeat thread renews the leases it holds
 every few seconds, so a lease outlives its run only when the worker dies, and then by at
 most ``ttl``. A delivery that finds the lease taken runs again once the lease could have
 expired: it never runs beside the holder, and it never drops the job either (if the holder
@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 
 from . import keys
+from .batch import Batch
 
 log = logging.getLogger("authq.jobs")
 
@@ -43,19 +44,17 @@ def lease_key(tenant: str, job_id: str) -> str:
 
 @dataclass
 class Lease:
-    """A job's lease while a run holds it, with what was read just after it was taken."""
+    """A job's lease while a run holds it."""
 
+    tenant: str
+    job_id: str
     key: str
     token: str
-    read: list[bytes | None] = field(default_factory=list)
     released: bool = False
 
-    def release_on(self, pipe: redis.client.Pipeline) -> None:
-        """Queue the release on the caller's transaction; call ``released_now`` once it ran.
-
-        (Plain EVAL, not a registered script: a pipeline holding a script object asks Redis
-        whether it knows the script first, a round trip on every write.)"""
-        pipe.eval(_RELEASE, 1, self.key, self.token)
+    def release_on(self, batch: Batch) -> None:
+        """Queue the release on the batch that stores the job's end; call ``released_now`` once it ran."""
+        batch.release_lease(self.key, self.token)
 
     def released_now(self) -> None:
         self.released = True
@@ -67,6 +66,11 @@ class Taken(Exception):
     def __init__(self, delay: float) -> None:
         super().__init__(f"job lease held; free in at most {delay:.1f}s")
         self.delay = delay
+
+    @classmethod
+    def after(cls, pttl_ms: int | None) -> "Taken":
+        """From the lease's remaining life (``PTTL``): at least a second."""
+        return cls(max(1.0, pttl_ms / 1000) if pttl_ms and pttl_ms > 0 else 1.0)
 
 
 class RunLeases:
@@ -81,39 +85,29 @@ class RunLeases:
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
 
-    @contextmanager
-    def hold(self, tenant: str, job_id: str, read: Sequence[str] = ()) -> Iterator[Lease]:
-        """Hold the job's lease for the block; raise ``Taken`` if another run holds it.
+    def new(self, tenant: str, job_id: str) -> Lease:
+        """A lease to take (``SET NX PX`` of ``token`` at ``key``, by ``Store.start_job``)."""
+        return Lease(tenant, job_id, lease_key(tenant, job_id), secrets.token_hex(16))
 
-        ``read``: keys to ``MGET`` in the same round trip (``Lease.read``)."""
-        key = lease_key(tenant, job_id)
-        token = secrets.token_hex(16)
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(key, token, nx=True, px=self.ttl_ms)
-            pipe.pttl(key)
-            if read:
-                pipe.mget(list(read))
-            replies = pipe.execute()
-        if not replies[0]:
-            left = replies[1]
-            raise Taken(max(1.0, left / 1000) if left and left > 0 else 1.0)
-        lease = Lease(key, token, list(replies[2]) if read else [])
+    @contextmanager
+    def holding(self, lease: Lease) -> Iterator[Lease]:
+        """Renew a taken lease while the block runs; release it after, unless the block did."""
         with self._lock:
-            self._held[key] = token
+            self._held[lease.key] = lease.token
         try:
             yield lease
         finally:
             with self._lock:  # first: a lease we fail to delete must not be renewed for ever
-                self._held.pop(key, None)
+                self._held.pop(lease.key, None)
             if not lease.released:
                 try:
-                    self._release(keys=[key], args=[token])
+                    self._release(keys=[lease.key], args=[lease.token])
                 except redis.RedisError:
                     # Released by ``settle`` once Redis answers again (or it expires by itself).
                     with self._lock:
-                        self._unreleased[key] = token
+                        self._unreleased[lease.key] = lease.token
                     log.warning("job lease not released yet (Redis unreachable)",
-                                extra={"job_id": job_id, "tenant": tenant})
+                                extra={"job_id": lease.job_id, "tenant": lease.tenant})
 
     def settle(self) -> None:
         """Release the leases of runs that ended while Redis was unreachable."""

@@ -1,8 +1,8 @@
 """Fleet-wide job metrics, kept in Redis so that one ``/metrics`` shows every worker.
 
-Workers count into a few Redis hashes as jobs end, in the same round trip that stores the
-job's end (``Store.save_job(job, also=…)``); the API reads them when scraped. Counters only ever grow, as Prometheus expects; they live as long as
-the Redis does.
+Workers count into a few Redis hashes as jobs end, in the atomic batch that stores the
+job's end (``Store.save_job(job, also=…)``); the API reads them when scraped. Counters only
+ever grow, as Prometheus expects; they live as long as the Redis does.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from .batch import Batch
 from .keys import PREFIX
 
 JOBS = f"{PREFIX}:metrics:jobs"                  # "type|outcome" -> count
@@ -28,8 +29,8 @@ class JobMetrics:
         self.redis = client
 
     @staticmethod
-    def count_finished(pipe: redis.client.Pipeline, job_type: str, outcome: str, seconds: float) -> None:
-        """Queue the counts of one ended job on the caller's pipeline."""
+    def count_finished(pipe: Batch, job_type: str, outcome: str, seconds: float) -> None:
+        """Queue the counts of one ended job on the batch that stores its end."""
         pipe.hincrby(JOBS, f"{job_type}|{outcome}", 1)
         bucket = next((bound for bound in BUCKETS if seconds <= bound), None)
         if bucket is not None:  # above the last bound: counted only in count (the +Inf bucket)

@@ -11,7 +11,9 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from .crypto import SecretBox
 
 JobType = Literal["authorise", "reauthorise", "authenticate", "woo_app_auth", "refresh"]
 JobStatus = Literal["queued", "running", "retrying", "succeeded", "failed"]
@@ -56,6 +58,17 @@ class Variable(Record):
     secret: bool = False
     locked: bool = False
     pivot: Pivot = Pivot()
+    # (sealed, clear) of a secret this process has just sealed (a job building its connector),
+    # so the job need not open it again. Private: never dumped, never stored; and used only
+    # while value_sealed is still that ciphertext (a copy may have replaced it).
+    _sealed_here: tuple[str, str] | None = PrivateAttr(default=None)
+
+    def clear_value(self, box: SecretBox) -> str | None:
+        """The value in the clear: the sealed one opened (unless just sealed here), or the plain one."""
+        if self.value_sealed:
+            here = self._sealed_here
+            return here[1] if here is not None and here[0] == self.value_sealed else box.open(self.value_sealed)
+        return self.value
 
     @property
     def has_value(self) -> bool:

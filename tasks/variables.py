@@ -44,16 +44,20 @@ def _from_item(item: VariableIn, impl: Implementation, box: SecretBox, var_id: s
         advanced=(pivot_in.advanced if pivot_in and pivot_in.advanced is not None else bool(spec and spec.advanced)),
     )
     value = item.value if item.value is not None else (spec.default if spec else None)
-    return Variable(
+    sealed = box.seal(value) if secret and value not in (None, "") else None
+    variable = Variable(
         id=var_id or new_id("var"),
         key=item.key or "",
         value=None if secret else value,
-        value_sealed=box.seal(value) if secret and value not in (None, "") else None,
+        value_sealed=sealed,
         label=item.label if item.label is not None else (spec.label if spec else None),
         secret=secret,
         locked=bool(item.locked) or bool(spec and spec.locked),
         pivot=pivot,
     )
+    if sealed is not None and value is not None:
+        variable._sealed_here = (sealed, value)
+    return variable
 
 
 def _defaults(impl: Implementation, present: set[str], box: SecretBox) -> list[Variable]:
@@ -149,8 +153,7 @@ def plain_values(variables: Sequence[Variable], box: SecretBox) -> dict[str, str
     """Every variable's value in the clear, for building provider requests inside a job."""
     values: dict[str, str] = {}
     for var in variables:
-        if var.value_sealed:
-            values[var.key] = box.open(var.value_sealed)
-        elif var.value is not None:
-            values[var.key] = var.value
+        value = var.clear_value(box)
+        if value is not None:
+            values[var.key] = value
     return values

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 
+from tasks.jobqueue import JobCopy, kwargs_repr, message_kwargs
 from tasks.settings import Settings
 from worker.celery_app import make_celery
 from worker.inline_queue import RedisInlineQueue
@@ -21,19 +22,22 @@ def test_inline_message_matches_celerys_own(redis_server, secret_key):
     app = make_celery(Settings(redis_url=url, secret_key=secret_key, _env_file=None))  # type: ignore[call-arg]
     spare = redis_server.client().from_url(url)
     spare.flushdb()
-    app.send_task("authq.run_job", args=("tenant-a", "job_1"), kwargs={"request_id": "req-1"},
-                  queue="authq.background")
+    copy = JobCopy('{"id":"job_1","status":"queued"}', "gAAAA-sealed")
+    app.send_task("authq.run_job", args=("tenant-a", "job_1"), kwargs=message_kwargs("req-1", copy),
+                  kwargsrepr=kwargs_repr("req-1"), queue="authq.background")
     theirs = json.loads(spare.lpop("authq.background"))
-    queue, payload = RedisInlineQueue(app).inline_message("tenant-a", "job_1", "refresh", "req-1")
+    queue, payload = RedisInlineQueue(app).inline_message("tenant-a", "job_1", "refresh", "req-1", copy)
     ours = json.loads(payload)
     assert queue == "authq.background"
     assert set(ours) == set(theirs)
     assert set(ours["headers"]) == set(theirs["headers"])
-    assert set(ours["properties"]) == set(theirs["properties"])
+    # (send_task also copies its kwargsrepr option into the properties; the header is what Celery reads)
+    assert set(ours["properties"]) == set(theirs["properties"]) - {"kwargsrepr"}
     assert ours["headers"]["task"] == theirs["headers"]["task"] == "authq.run_job"
-    assert ours["headers"]["kwargsrepr"] == theirs["headers"]["kwargsrepr"]
+    assert ours["headers"]["kwargsrepr"] == theirs["headers"]["kwargsrepr"] == "{'request_id': 'req-1'}"  # not the copy
     assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
     assert base64.b64decode(ours["body"]) == base64.b64decode(theirs["body"])
+    assert json.loads(base64.b64decode(ours["body"]))[1] == {"request_id": "req-1", "job": copy.job, "sealed": copy.sealed}
     assert ours["content-type"] == theirs["content-type"] and ours["content-encoding"] == theirs["content-encoding"]
     spare.flushdb()
     spare.close()

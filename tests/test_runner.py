@@ -8,10 +8,14 @@ failure raises ``RetryLater`` with the backoff and leaves the job ``retrying``, 
 next delivery finishes the same connector; an authorise that ends failed on any path
 (rejection, last retry, exhausted attempts) leaves its connector ``failed``, never ``pending``; a loopback destination is refused with
 ``url_not_allowed`` unless private networks are allowed; a job whose record is gone is
-skipped; and no secret reaches Redis in the clear.
+skipped; and no secret reaches Redis in the clear. A start is counted in Redis before
+the job runs (a run that dies first still used an attempt), a job is stored ``running``
+only once it waits on a provider, and a held lease turns a second run away uncounted.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -20,9 +24,11 @@ from tasks.catalog import load_catalog
 from tasks.context import JobContext
 from tasks.crypto import SecretBox, generate_key
 from tasks.errors import RetryLater
+from tasks.jobqueue import JobCopy
+from tasks.leases import RunLeases, Taken, lease_key
 from tasks.outbound import Outbound
 from tasks.records import Job, new_id, utcnow
-from tasks.runner import run_job
+from tasks.runner import run_at_once, run_job
 from tasks.store import Store
 from tasks.submission import validate_authorise
 
@@ -162,3 +168,166 @@ def test_no_secret_is_stored_in_the_clear(ctx, tenant, fresh_provider):
     for key in ctx.store.redis.scan_iter(match=f"{keys.tenant(tenant.name)}:*"):
         raw = ctx.store.redis.get(key) if ctx.store.redis.type(key) == b"string" else b""
         assert GOOD_SECRET.encode() not in raw, key
+
+
+LOCAL_BODY = {"name": "local", "authentication_implementation_id": "test-bearer-nocheck", "timezone": "UTC",
+              "date_format": "Y-m-d", "rate_limit_unit": "second", "rate_limit_duration": 1,
+              "variables": [{"key": "token", "value": "tok_local_0123456789"}]}
+
+
+def queue_local_job(ctx: JobContext, tenant: str) -> Job:
+    """A token job that needs nobody else (no check request): it never leaves the machine."""
+    return queue_with_copy(ctx, tenant, LOCAL_BODY)[0]
+
+
+def queue_with_copy(ctx: JobContext, tenant: str, body: dict[str, object]) -> tuple[Job, JobCopy]:
+    """Store a job as the API does, and the copy its message carries."""
+    validated = validate_authorise(body, ctx.catalog, ctx.box).model_dump(exclude_unset=True)
+    job = Job(id=new_id("job"), tenant=tenant, type="authorise", connector_id=new_id("con"), created_at=utcnow())
+    copy = JobCopy(job.stored_json(), ctx.box.seal_json(validated))
+    ctx.store.redis.set(keys.job(tenant, job.id), copy.job)
+    ctx.store.redis.set(keys.submission(tenant, job.id), copy.sealed)
+    return job, copy
+
+
+def published(ctx: JobContext, tenant: str, job: Job, run) -> list[str]:  # type: ignore[no-untyped-def]
+    """The statuses published on the job's event channel while ``run()`` runs."""
+    pubsub = ctx.store.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys.job_events(tenant, job.id))
+    try:
+        run()
+        seen = []
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:  # (None for the subscription's own confirmation, too)
+            message = pubsub.get_message(timeout=0.1)
+            if message is not None:
+                seen.append(message["data"].decode())
+        return seen
+    finally:
+        pubsub.close()
+
+
+def test_a_job_is_stored_running_only_once_it_waits_on_a_provider(ctx, tenant, fresh_provider):
+    local = queue_local_job(ctx, tenant.name)
+    assert published(ctx, tenant.name, local, lambda: run_job(ctx, tenant.name, local.id)) == ["succeeded"]
+    ended = ctx.store.job(tenant.name, local.id)
+    assert ended is not None and ended.attempts == 1 and ended.started_at is not None
+    assert [p.step for p in ended.progress] == ["apply_settings", "store_connector"]  # local steps kept
+
+    checked = queue_job(ctx, tenant.name, fresh_provider.base_url)  # its credentials are checked by the provider
+    seen = published(ctx, tenant.name, checked, lambda: run_job(ctx, tenant.name, checked.id))
+    assert seen == ["running", "succeeded"]
+
+
+def test_a_start_counts_before_anything_is_written(redis_client, tenant, fresh_provider):
+    """A run that kills its worker before its first write still used an attempt."""
+    ctx = make_context(redis_client, max_attempts=2)
+    job = queue_job(ctx, tenant.name, fresh_provider.base_url)
+    for died in (1, 2):
+        start = ctx.store.start_job(tenant.name, job.id)  # what a run does first; then its worker dies
+        assert start.starts == died and start.job is not None and start.job.attempts == 0
+    ended = run_job(ctx, tenant.name, job.id)
+    assert ended is not None and ended.status == "failed" and ended.error is not None
+    assert ended.error["code"] == "attempts_exhausted" and ended.attempts == 2
+    assert checks(fresh_provider) == 0
+    # The count expires with the job it counts.
+    assert 0 < redis_client.ttl(keys.job_starts(tenant.name, job.id)) <= 3600
+
+
+def test_a_held_lease_turns_a_second_run_away_without_counting_it(redis_client, tenant, fresh_provider):
+    ctx = make_context(redis_client)
+    leases = RunLeases(redis_client, ttl=20)
+    job = queue_local_job(ctx, tenant.name)
+    redis_client.set(lease_key(tenant.name, job.id), "another run", px=12_000)
+    with pytest.raises(Taken) as taken:
+        run_job(ctx, tenant.name, job.id, leases)
+    assert 11 < taken.value.delay <= 12
+    assert redis_client.get(keys.job_starts(tenant.name, job.id)) is None  # not a start
+
+    redis_client.delete(lease_key(tenant.name, job.id))
+    ended = run_job(ctx, tenant.name, job.id, leases)
+    assert ended is not None and ended.status == "succeeded" and ended.attempts == 1
+    assert redis_client.exists(lease_key(tenant.name, job.id)) == 0  # given back with the job's end
+    assert leases.held() == 0
+
+
+def scripts_run(redis_client) -> int:  # type: ignore[no-untyped-def]
+    stats = redis_client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval"))
+
+
+def test_a_first_delivery_that_needs_nobody_else_ends_in_one_round_trip(ctx, tenant):
+    job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
+    redis = ctx.store.redis
+    before = scripts_run(redis)
+    ended = run_at_once(ctx, tenant.name, job.id, copy)
+    assert scripts_run(redis) - before == 1  # (INFO itself is not a script)
+    assert ended is not None and ended.status == "succeeded" and ended.attempts == 1
+    stored = ctx.store.job(tenant.name, job.id)
+    assert stored is not None and stored.model_dump() == ended.model_dump()
+    assert stored.started_at is not None and [p.step for p in stored.progress] == ["apply_settings", "store_connector"]
+    connector = ctx.store.connector(tenant.name, job.connector_id)
+    assert connector is not None and connector.status == "authorised"
+    assert redis.get(keys.job_starts(tenant.name, job.id)) == b"1"  # the start is counted
+    assert 0 < redis.ttl(keys.job_starts(tenant.name, job.id)) <= 3600
+    assert not redis.sismember(keys.active_jobs(tenant.name), job.id)
+    # A redelivery (same message) finds the stored job changed: nothing is written again.
+    assert run_at_once(ctx, tenant.name, job.id, copy) is None
+    assert run_job(ctx, tenant.name, job.id, RunLeases(redis), copy) == ended
+
+
+def test_a_stale_copy_runs_the_usual_way(ctx, tenant, fresh_provider):
+    job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
+    retried = job.model_copy(update={"status": "retrying", "attempts": 1, "started_at": utcnow()})
+    ctx.store.save_job(retried)  # the first attempt was retried: the message's copy is stale
+    ctx.store.redis.set(keys.job_starts(tenant.name, job.id), 1)
+    assert run_at_once(ctx, tenant.name, job.id, copy) is None
+    ended = run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
+    assert ended is not None and ended.status == "succeeded" and ended.attempts == 2
+    assert ended.started_at == retried.started_at  # the first start's, kept
+
+    # A flow that needs a provider is not run from the copy: nothing is written first.
+    body = authorise_body()
+    body["variables"][0]["value"] = fresh_provider.base_url  # type: ignore[index]
+    checked, checked_copy = queue_with_copy(ctx, tenant.name, body)
+    assert run_at_once(ctx, tenant.name, checked.id, checked_copy) is None
+    assert ctx.store.redis.get(keys.job_starts(tenant.name, checked.id)) is None
+    assert ctx.store.connector(tenant.name, checked.connector_id) is None and checks(fresh_provider) == 0
+    seen = published(ctx, tenant.name, checked, lambda: run_job(ctx, tenant.name, checked.id, None, checked_copy))
+    assert seen == ["running", "succeeded"] and checks(fresh_provider) == 1
+
+
+def test_a_copy_sealed_under_a_retired_key_runs_from_the_stored_request(redis_client, tenant):
+    old = make_context(redis_client)
+    job, copy = queue_with_copy(old, tenant.name, LOCAL_BODY)  # sealed under the old key, message and store
+    new_key = generate_key()
+    ctx = make_context(redis_client)
+    ctx.box = SecretBox(new_key)  # `authq secrets rotate` re-sealed the store; the message kept the old text
+    validated = validate_authorise(LOCAL_BODY, ctx.catalog, ctx.box).model_dump(exclude_unset=True)
+    redis_client.set(keys.submission(tenant.name, job.id), ctx.box.seal_json(validated))
+    assert run_at_once(ctx, tenant.name, job.id, copy) is None
+    ended = run_job(ctx, tenant.name, job.id, None, copy)
+    assert ended is not None and ended.status == "succeeded" and ended.attempts == 1
+
+
+def test_a_copy_is_not_run_beside_a_run_that_holds_the_lease(ctx, tenant):
+    job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
+    ctx.store.redis.set(lease_key(tenant.name, job.id), "another run", px=5_000)
+    assert run_at_once(ctx, tenant.name, job.id, copy) is None
+    with pytest.raises(Taken):
+        run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
+    stored = ctx.store.job(tenant.name, job.id)
+    assert stored is not None and stored.status == "queued" and ctx.store.connector(tenant.name, job.connector_id) is None
+
+
+def test_a_local_failure_ends_in_one_round_trip_too(ctx, tenant):
+    job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
+    catalog = load_catalog(TEST_CATALOG)  # the implementation left the catalog after the job was accepted
+    ctx.catalog = catalog.model_copy(update={"implementations": [
+        i for i in catalog.implementations if i.id != "test-bearer-nocheck"]})
+    before = scripts_run(ctx.store.redis)
+    ended = run_at_once(ctx, tenant.name, job.id, copy)
+    assert scripts_run(ctx.store.redis) - before == 1
+    assert ended is not None and ended.status == "failed" and ended.error is not None
+    assert ended.error["code"] == "implementation_not_found" and ended.attempts == 1
+    assert ctx.store.connector(tenant.name, job.connector_id) is None

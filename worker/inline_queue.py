@@ -19,7 +19,7 @@ from kombu.serialization import dumps
 from kombu.transport.redis import Channel
 
 from tasks.ids import unique_id
-from tasks.jobqueue import QUEUE_OF_TYPE
+from tasks.jobqueue import QUEUE_OF_TYPE, JobCopy, kwargs_repr, message_kwargs
 
 from .tasks import RUN_JOB
 
@@ -60,15 +60,15 @@ class RedisInlineQueue:
                           for piece in _MARKED.split(json.dumps(envelope))]
         self._embed = json.dumps(sample.body[2])
 
-    def inline_message(self, tenant: str, job_id: str, job_type: str,
-                       request_id: str | None = None) -> tuple[str, str]:
+    def inline_message(self, tenant: str, job_id: str, job_type: str, request_id: str | None = None,
+                       copy: JobCopy | None = None) -> tuple[str, str]:
         """(Redis list, payload) to ``LPUSH`` in the caller's transaction."""
         queue = QUEUE_OF_TYPE[job_type]
         args = f"[{json.dumps(tenant)}, {json.dumps(job_id)}]"
-        kwargs = {"request_id": request_id}
+        kwargs = message_kwargs(request_id, copy)
         body = base64.b64encode(f"[{args}, {json.dumps(kwargs)}, {self._embed}]".encode()).decode()
         values = {"task_id": json.dumps(unique_id()), "argsrepr": json.dumps(repr((tenant, job_id))),
-                  "kwargsrepr": json.dumps(repr(kwargs)),
+                  "kwargsrepr": json.dumps(kwargs_repr(request_id)),
                   "queue": json.dumps(queue), "delivery_tag": json.dumps(unique_id()), "body": f'"{body}"'}
         return queue, "".join(values[field] if field else piece for piece, field in self._template)
 
@@ -78,7 +78,8 @@ class RedisInlineQueue:
         a worker has taken (running, or held for a retry countdown) are not."""
         return [queue] + [f"{queue}{Channel.sep}{step}" for step in Channel.priority_steps if step]
 
-    async def enqueue(self, tenant: str, job_id: str, job_type: str) -> None:
+    async def enqueue(self, tenant: str, job_id: str, job_type: str, request_id: str | None = None,
+                      copy: JobCopy | None = None) -> None:
         raise RuntimeError("RedisInlineQueue publishes inside the store's transaction (inline_message)")
 
     async def close(self) -> None:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from celery import Celery
 
-from tasks.jobqueue import QUEUE_OF_TYPE
+from tasks.jobqueue import QUEUE_OF_TYPE, JobCopy, kwargs_repr, message_kwargs
 
 from .tasks import RUN_JOB
 
@@ -21,15 +21,17 @@ class CeleryJobQueue:
         self.app = app
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="authq-publish")
 
-    def _publish(self, tenant: str, job_id: str, job_type: str, request_id: str | None) -> None:
-        self.app.send_task(RUN_JOB, args=(tenant, job_id), kwargs={"request_id": request_id},
-                           queue=QUEUE_OF_TYPE[job_type],
+    def _publish(self, tenant: str, job_id: str, job_type: str, request_id: str | None,
+                 copy: JobCopy | None) -> None:
+        self.app.send_task(RUN_JOB, args=(tenant, job_id), kwargs=message_kwargs(request_id, copy),
+                           kwargsrepr=kwargs_repr(request_id), queue=QUEUE_OF_TYPE[job_type],
                            retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2,
                                                      "interval_step": 0.5, "interval_max": 2})
 
-    async def enqueue(self, tenant: str, job_id: str, job_type: str, request_id: str | None = None) -> None:
+    async def enqueue(self, tenant: str, job_id: str, job_type: str, request_id: str | None = None,
+                      copy: JobCopy | None = None) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._publish, tenant, job_id, job_type, request_id)
+        await loop.run_in_executor(self._executor, self._publish, tenant, job_id, job_type, request_id, copy)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)

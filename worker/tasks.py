@@ -12,7 +12,7 @@ from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
 from tasks.errors import RetryLater
-from tasks.jobqueue import QUEUE_OF_TYPE
+from tasks.jobqueue import QUEUE_OF_TYPE, JobCopy
 from tasks.leases import Taken
 from tasks.logfields import log_context
 from tasks.runner import run_job
@@ -56,13 +56,15 @@ def _again(task: Task, delay: float) -> NoReturn:
 
 def register(app: Celery) -> None:
     @app.task(name=RUN_JOB, bind=True, max_retries=None, acks_late=True)
-    def run_job_task(self: Task, tenant: str, job_id: str, request_id: str | None = None) -> None:
+    def run_job_task(self: Task, tenant: str, job_id: str, request_id: str | None = None,
+                     job: str | None = None, sealed: str | None = None) -> None:
         ctx = context_for(self.app)
         try:
             # Under the job's lease: never two runs at once, whatever the broker delivers twice.
             # Every line of the run carries the id of the request that submitted the job.
             with log_context(request_id=request_id):
-                run_job(ctx, tenant, job_id, leases_for(self.app))
+                run_job(ctx, tenant, job_id, leases_for(self.app),
+                        JobCopy(job, sealed) if job is not None and sealed is not None else None)
         except Taken as taken:
             log.info("job already running elsewhere; trying again later",
                      extra={"job_id": job_id, "tenant": tenant, "delay": round(taken.delay, 3)})

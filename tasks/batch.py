@@ -1,0 +1,124 @@
+"""Writes that land together: a batch of commands run by one Lua script, in one round trip.
+
+A ``MULTI``/``EXEC`` transaction is atomic too, but costs a reply per command (``QUEUED``
+for each, then their results), and the end of a job queues about fourteen of them: a
+worker spends longer reading those replies than Redis spends running the commands. A
+script runs the same commands, as atomically, and answers once.
+
+``Batch`` offers the few pipeline methods the worker's writes use, with redis-py's
+signatures, so code that queues writes (``Store.write_connector``) takes either. Every
+command's first argument is its key, declared to Redis as a key (``KEYS``), as scripts
+should. Three commands are not Redis's own: ``release_lease``, the compare-and-delete that
+gives a run lease back only if it is still this run's (``leases.py``), and the guards
+``expect`` / ``expect_absent``, checked before anything is written: a batch whose guard
+fails writes nothing (a compare-and-set over several keys, in the same round trip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import redis
+from redis.commands.core import Script
+
+# ARGV: for each command, its name, its argument count, then its arguments; the first
+# argument (the key) is given as its index in KEYS. The guards (``expect``,
+# ``expect_absent``) are checked first, wherever they were queued: if one fails, nothing
+# is written and the script answers 0.
+_RUN = """
+local function each(run)
+  local i = 1
+  while i <= #ARGV do
+    local name, count = ARGV[i], tonumber(ARGV[i + 1])
+    local args = {KEYS[tonumber(ARGV[i + 2])]}
+    for j = 2, count do args[j] = ARGV[i + 1 + j] end
+    if run(name, args) == false then return false end
+    i = i + 2 + count
+  end
+  return true
+end
+local guarded = each(function(name, args)
+  if name == 'expect' then return redis.call('get', args[1]) == args[2] end
+  if name == 'expect_absent' then return redis.call('exists', args[1]) == 0 end
+end)
+if not guarded then return 0 end
+each(function(name, args)
+  if name == 'release_lease' then
+    if redis.call('get', args[1]) == args[2] then redis.call('del', args[1]) end
+  elseif name ~= 'expect' and name ~= 'expect_absent' then
+    redis.call(name, unpack(args))
+  end
+end)
+return 1
+"""
+
+def batch_script(client: redis.Redis) -> Script:
+    """The script a ``Batch`` runs, registered on ``client`` (EVALSHA; the text only after NOSCRIPT)."""
+    return client.register_script(_RUN)
+
+
+class Batch:
+    """Queue writes, then ``execute()`` them atomically in one call."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self._keys: dict[str, int] = {}
+        self._argv: list[str | bytes | int | float] = []
+
+    def _add(self, name: str, key: str, *args: str | bytes | int | float) -> None:
+        index = self._keys.setdefault(key, len(self._keys) + 1)
+        self._argv += (name, len(args) + 1, index, *args)
+
+    def set(self, key: str, value: str | bytes, ex: int | None = None) -> None:
+        if ex is None:
+            self._add("set", key, value)
+        else:
+            self._add("set", key, value, "EX", ex)
+
+    def incrby(self, key: str, amount: int = 1) -> None:
+        self._add("incrby", key, amount)
+
+    def expire(self, key: str, seconds: int) -> None:
+        self._add("expire", key, seconds)
+
+    def srem(self, key: str, member: str) -> None:
+        self._add("srem", key, member)
+
+    def publish(self, channel: str, message: str) -> None:
+        self._add("publish", channel, message)
+
+    def zadd(self, key: str, mapping: Mapping[str, float], nx: bool = False) -> None:
+        pairs = [part for member, score in mapping.items() for part in (repr(float(score)), member)]
+        if nx:
+            self._add("zadd", key, "NX", *pairs)
+        else:
+            self._add("zadd", key, *pairs)
+
+    def zrem(self, key: str, member: str) -> None:
+        self._add("zrem", key, member)
+
+    def hincrby(self, key: str, field: str, amount: int = 1) -> None:
+        self._add("hincrby", key, field, amount)
+
+    def hincrbyfloat(self, key: str, field: str, amount: float) -> None:
+        self._add("hincrbyfloat", key, field, repr(float(amount)))
+
+    def expect(self, key: str, value: str | bytes) -> None:
+        """Guard: write nothing unless ``key`` holds exactly ``value`` when the batch runs."""
+        self._add("expect", key, value)
+
+    def expect_absent(self, key: str) -> None:
+        """Guard: write nothing if ``key`` exists when the batch runs."""
+        self._add("expect_absent", key)
+
+    def release_lease(self, key: str, token: str) -> None:
+        """Delete ``key`` only if it still holds ``token``."""
+        self._add("release_lease", key, token)
+
+    def execute(self) -> bool:
+        """Run the batch; False if a guard failed (then nothing was written)."""
+        written = True
+        if self._argv:
+            written = bool(self.script(keys=list(self._keys), args=self._argv))
+        self._keys, self._argv = {}, []
+        return written
