@@ -52,6 +52,13 @@ def backoff(attempt: int, hint: float | None = None) -> float:
     return min(MAX_BACKOFF, max(delay, hint or 0.0))
 
 
+def _retry_later(job: Job, delay: float, error_code: str) -> RetryLater:
+    log.info("job will run again", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
+                                          "attempts": job.attempts, "error_code": error_code,
+                                          "delay": round(delay, 3)})
+    return RetryLater(delay)
+
+
 def _fail_pending_connector(ctx: JobContext, job: Job) -> None:
     """A failed authorise must not leave its connector ``pending`` for ever.
 
@@ -103,7 +110,8 @@ def _finish(ctx: JobContext, job: Job, lease: Lease | None, *, result: dict[str,
     if lease is not None:
         lease.released_now()
     log.info("job finished", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
-                                    "status": job.status, "error_code": (error or {}).get("code")})
+                                    "status": job.status, "error_code": (error or {}).get("code"),
+                                    "attempts": job.attempts, "seconds": round(seconds, 4)})
     return job
 
 
@@ -234,7 +242,7 @@ def _run(ctx: JobContext, tenant: str, job_id: str, start: Start, lease: Lease |
             job.error = exc.as_error()
             ctx.store.save_job(job)
             _count(ctx, job, lambda m: m.retried(job.type))
-            raise RetryLater(backoff(job.attempts, getattr(exc, "retry_after", None))) from None
+            raise _retry_later(job, backoff(job.attempts, getattr(exc, "retry_after", None)), exc.code) from None
         return _finish(ctx, job, lease, error=exc.as_error())
     except Exception as exc:  # a bug or an outage we did not foresee: retry, then fail loudly
         log.exception("job raised unexpectedly", extra={"job_id": job.id, "tenant": tenant,
@@ -243,7 +251,7 @@ def _run(ctx: JobContext, tenant: str, job_id: str, start: Start, lease: Lease |
             job.status = "retrying"
             ctx.store.save_job(job)
             _count(ctx, job, lambda m: m.retried(job.type))
-            raise RetryLater(backoff(job.attempts)) from None
+            raise _retry_later(job, backoff(job.attempts), "internal_error") from None
         return _finish(ctx, job, lease, error=JobFailed(
             "internal_error", f"The job failed unexpectedly ({type(exc).__name__}); see the worker log for job {job.id}.",
         ).as_error())

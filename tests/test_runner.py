@@ -98,12 +98,15 @@ def test_job_started_max_attempts_times_is_given_up(redis_client, tenant, fresh_
     assert connector_ids(ctx, tenant.name) == []
 
 
-def test_retryable_failure_asks_for_a_retry_then_finishes_the_same_connector(ctx, tenant, fresh_provider):
+def test_retryable_failure_asks_for_a_retry_then_finishes_the_same_connector(ctx, tenant, fresh_provider, caplog):
     fresh_provider.script.append(503)
     job = queue_job(ctx, tenant.name, fresh_provider.base_url)
-    with pytest.raises(RetryLater) as raised:
+    with pytest.raises(RetryLater) as raised, caplog.at_level("INFO", logger="authq.jobs"):
         run_job(ctx, tenant.name, job.id)
     assert raised.value.delay == 1.0  # backoff after the first attempt
+    [again] = [r for r in caplog.records if r.getMessage() == "job will run again"]  # (Celery's own line is DEBUG)
+    assert (again.job_id, again.attempts, again.error_code, again.delay) == (  # type: ignore[attr-defined]
+        job.id, 1, "provider_unreachable", 1.0)
     waiting = ctx.store.job(tenant.name, job.id)
     assert waiting is not None and waiting.status == "retrying" and waiting.attempts == 1
     assert waiting.error is not None and waiting.error["code"] == "provider_unreachable"

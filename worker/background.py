@@ -27,6 +27,20 @@ log = logging.getLogger("authq.worker")
 HEARTBEAT_EVERY = RENEW_EVERY
 
 
+# Celery's own line per task received and per task ended ("Task authq.run_job[…] received",
+# "… succeeded in 0.004s: None"): authq logs a job's end itself, with its ids, outcome and
+# duration ("job finished"), and its retries ("job will run again"). At INFO they would be
+# three lines a job for one event; they stay at DEBUG, and Celery's warnings and errors
+# (a task that failed unexpectedly) are logged as ever.
+CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+def quiet_celery_task_lines() -> None:
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in CELERY_TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def start_background(app: Celery) -> None:
     stop = threading.Event()
 
@@ -89,6 +103,7 @@ def start_background(app: Celery) -> None:
         from tasks.logs import configure
 
         configure(logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or "INFO"))
+        quiet_celery_task_lines()
 
     setup_logging.connect(on_setup_logging, weak=False)
     celeryd_after_setup.connect(on_after_setup, weak=False)
