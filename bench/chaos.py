@@ -6,7 +6,9 @@ Starts, all on loopback and all its own: a ``redis-server`` with its append-only
 API (``authq api``), N workers (``celery -A worker worker --pool=solo``, as ``authq up`` runs
 them) and a provider whose credential check answers after a short delay. It submits the
 jobs (authorise, ``woocommerce-basic``, one shop per job so the provider counts each job's
-checks apart) with bounded concurrency; meanwhile it SIGKILLs a random worker ``--kills``
+checks apart; with ``--local-every N``, every Nth job uses a token implementation with no
+check, which a worker runs from its message's copy and ends in one write) with bounded
+concurrency; meanwhile it SIGKILLs a random worker ``--kills``
 times (starting a new one at once, as ``authq up`` would) and shuts Redis down and starts it
 again on the same port and files ``--redis-restarts`` times. Then it waits (bounded) for every
 accepted job to end and reports:
@@ -52,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import redis  # noqa: E402
+import yaml  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from tasks import keys  # noqa: E402
@@ -109,8 +112,22 @@ class Provider:
 
 # --- the processes -------------------------------------------------------------------------
 
+LOCAL_IMPLEMENTATION = {"id": "chaos-local-token", "system": "ChaosLocal", "type": "token",
+                        "token_variable": "api_key",
+                        "variables": [{"key": "api_key", "label": "API key", "secret": True, "required": True}]}
+
+
+def catalog_with_local(work: Path) -> Path:
+    """authq's catalog plus one implementation that needs no provider call."""
+    catalog = yaml.safe_load((ROOT / "tasks" / "catalog.yaml").read_text())
+    catalog["implementations"].append(LOCAL_IMPLEMENTATION)
+    path = work / "catalog.yaml"
+    path.write_text(yaml.safe_dump(catalog))
+    return path
+
+
 class Processes:
-    def __init__(self, work: Path, workers: int) -> None:
+    def __init__(self, work: Path, workers: int, catalog: Path | None = None) -> None:
         self.work = work
         self.logs = work / "logs"
         self.logs.mkdir(parents=True)
@@ -128,6 +145,8 @@ class Processes:
             "AUTHQ_MAX_QUEUED_PER_TENANT": "1000000",
             "AUTHQ_LOG_LEVEL": "INFO",
         })
+        if catalog is not None:
+            self.env["AUTHQ_CATALOG"] = str(catalog)
         self.api: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes] | None] = [None] * workers
         self.starts = 0
@@ -253,6 +272,12 @@ class Run:
     one_at_a_time: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def body(self, index: int) -> dict[str, Any]:
+        if self.args.local_every and index % self.args.local_every == 0:
+            return {  # a job that needs nobody else: run from its message's copy, ended in one write
+                "name": f"key {index}", "authentication_implementation_id": LOCAL_IMPLEMENTATION["id"],
+                "timezone": "Europe/London", "date_format": "Y-m-d", "rate_limit_unit": "second",
+                "rate_limit_duration": 10, "variables": [{"key": "api_key", "value": f"{GOOD_SECRET}-{index}"}],
+            }
         return {
             "name": f"shop {index}", "authentication_implementation_id": "woocommerce-basic",
             "timezone": "Europe/London", "date_format": "Y-m-d", "rate_limit_unit": "second",
@@ -413,6 +438,7 @@ def report(run: Run, watcher: EndWatcher, elapsed: float) -> dict[str, Any]:
         after_kill.extend(waits)
     result = {
         "jobs": run.args.jobs, "workers": run.args.workers, "kills": run.args.kills,
+        "local_every": run.args.local_every,
         "redis_restarts": run.args.redis_restarts,
         "accepted": len(run.accepted), "refused": run.refused, "answers": dict(run.answers),
         "succeeded": outcome["succeeded"], "failed": outcome["failed"], "failed_codes": dict(codes),
@@ -461,7 +487,7 @@ async def main_async(args: argparse.Namespace) -> int:
     provider.start()
     say(f"chaos: {args.jobs} jobs, {args.workers} workers, {args.kills} SIGKILLs, {args.redis_restarts} Redis restart(s); "
         f"work dir {work}")
-    procs = Processes(work, args.workers)
+    procs = Processes(work, args.workers, catalog_with_local(work) if args.local_every else None)
     started = time.monotonic()
     try:
         procs.start_api()
@@ -506,6 +532,8 @@ def main() -> int:
     parser.add_argument("--provider-delay", type=float, default=0.05, help="seconds the provider takes per check")
     parser.add_argument("--deadline", type=float, default=540, help="seconds the run may take, all in")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--local-every", type=int, default=0,
+                        help="every Nth job uses a token implementation with no check (no provider call)")
     parser.add_argument("--keep", action="store_true", help="keep Redis's files in the work dir")
     args = parser.parse_args()
     return asyncio.run(main_async(args))

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
 
     # Job behaviour; not in the contract's table, tunable for tests and operations.
     job_ttl_seconds: int = 7 * 24 * 3600
-    max_attempts: int = 5
+    max_attempts: int = Field(default=5, ge=1)  # starts of a job (a first run included)
     outbound_timeout_seconds: float = 15.0
     # Tokens expiring within this window are refreshed by a scan every refresh_scan_seconds.
     refresh_window_seconds: int = 300

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from pydantic import ValidationError
 
 from tasks import keys
 from tasks.catalog import load_catalog
@@ -29,6 +30,7 @@ from tasks.leases import RunLeases, Taken, lease_key
 from tasks.outbound import Outbound
 from tasks.records import Job, new_id, utcnow
 from tasks.runner import run_at_once, run_job
+from tasks.settings import Settings
 from tasks.store import Store
 from tasks.submission import validate_authorise
 
@@ -334,3 +336,9 @@ def test_a_local_failure_ends_in_one_round_trip_too(ctx, tenant):
     assert ended is not None and ended.status == "failed" and ended.error is not None
     assert ended.error["code"] == "implementation_not_found" and ended.attempts == 1
     assert ctx.store.connector(tenant.name, job.connector_id) is None
+
+
+def test_max_attempts_counts_the_first_run_so_it_is_at_least_one():
+    with pytest.raises(ValidationError, match="max_attempts"):
+        Settings(max_attempts=0, _env_file=None)  # type: ignore[call-arg]
+    assert Settings(max_attempts=1, _env_file=None).max_attempts == 1  # type: ignore[call-arg]
