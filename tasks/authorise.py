@@ -78,6 +78,13 @@ def _waits(impl: Implementation) -> bool:
     return impl.type not in ("basic", "token") or impl.check is not None
 
 
+def needs_nobody_else(ctx: JobContext, body: dict[str, Any]) -> bool:
+    """Whether an authorise of this (validated) request runs here alone: its implementation's
+    flow waits on nobody, or it is gone from the catalog (the job fails here, at once)."""
+    impl = ctx.catalog.implementation(str(body.get("authentication_implementation_id")))
+    return impl is None or not _waits(impl)
+
+
 def _result(connector: Connector, next_action: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"connector": connector.view(), "next_action": next_action}
 

@@ -151,6 +151,13 @@ class Connector(Record):
         }
 
 
+# Steps that start a call to the provider (seconds, perhaps retried) are stored the moment
+# they begin, so a poller sees what the job is waiting on. Any other step is local work
+# (a Redis lookup, building the connector: microseconds) and is stored with the job's next
+# write: a job that never leaves the machine is written once, when it ends.
+PROVIDER_STEPS = frozenset({"token_request", "token_exchange", "credential_check", "token_refresh"})
+
+
 class ProgressStep(Record):
     step: str
     at: datetime

@@ -67,6 +67,7 @@ class Fleet:
         self.ca_bundle = ca_bundle
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self.extra_env: dict[str, str] = {}
+        self.loglevel = "INFO"
 
     @property
     def url(self) -> str:
@@ -81,7 +82,7 @@ class Fleet:
         node = f"{name}-{os.getpid()}"
         log = open(self.logs / f"{name}.log", "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO",
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", f"--loglevel={self.loglevel}",
              "-n", f"{node}@%h", "-Q", "authq.interactive,authq.background", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -416,6 +417,7 @@ async def test_job_longer_than_the_visibility_timeout_runs_once(
 
     slow_provider.delay = VISIBILITY_TIMEOUT + 10.0
     fleet.extra_env["AUTHQ_OUTBOUND_TIMEOUT_SECONDS"] = str(VISIBILITY_TIMEOUT + 30)
+    fleet.loglevel = "DEBUG"  # Celery's own "Task … received" lines (one per delivery) show at DEBUG
     fleet.start_worker("d1")
     fleet.start_worker("d2")  # idle all along, sweeping every few seconds
     answer = await api.post("/api/v1/oauth/authorise", json=shop_body(slow_provider, "d"), headers=tenant.headers)

@@ -29,7 +29,8 @@ from tasks.jobqueue import JobCopy
 from tasks.leases import RunLeases, Taken, lease_key
 from tasks.outbound import Outbound
 from tasks.records import Job, new_id, utcnow
-from tasks.runner import run_at_once, run_job
+from tasks.at_once import run_at_once
+from tasks.runner import run_job
 from tasks.settings import Settings
 from tasks.store import Store
 from tasks.submission import validate_authorise
@@ -342,3 +343,20 @@ def test_max_attempts_counts_the_first_run_so_it_is_at_least_one():
     with pytest.raises(ValidationError, match="max_attempts"):
         Settings(max_attempts=0, _env_file=None)  # type: ignore[call-arg]
     assert Settings(max_attempts=1, _env_file=None).max_attempts == 1  # type: ignore[call-arg]
+
+
+def test_a_job_that_needs_a_provider_opens_its_copy_once_and_runs_once(ctx, tenant, fresh_provider):
+    opened: list[str] = []
+    real_open = ctx.box.open
+
+    def counting_open(sealed: str) -> str:
+        opened.append(sealed)
+        return real_open(sealed)
+
+    ctx.box.open = counting_open  # type: ignore[method-assign]
+    body = authorise_body()
+    body["variables"][0]["value"] = fresh_provider.base_url  # type: ignore[index]
+    job, copy = queue_with_copy(ctx, tenant.name, body)
+    ended = run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
+    assert ended is not None and ended.status == "succeeded" and checks(fresh_provider) == 1
+    assert opened.count(copy.sealed) == 1  # the copy's request, opened once, is the stored one: not opened again
