@@ -5,6 +5,9 @@ with exactly ``worker.celery_app.celery_config(Settings())`` (the AUTHQ_* enviro
 authq's workers read it: acks late, prefetch 1, ignored results, JSON, the same queues).
 authq ignores task results, so the task marks its own completion: one RPUSH of
 ``"<index> <unix time>"`` to ``DONE_KEY`` — the one Redis write a job cannot do without.
+It logs as a plain Celery worker does at ``--loglevel=INFO`` (two lines a task): authq's
+logging set-up is for authq's own workers (``worker/background.py``). Until session 3
+it applied here too, by import, so this worker logged through authq's JSON formatter.
 """
 
 from __future__ import annotations

@@ -114,3 +114,27 @@ def test_leak_check_finds_encoded_secrets_and_never_prints_them() -> None:
         assert leaks and all(secret not in leak for leak in leaks)
     assert not find_leaks([("log x", "nothing to see")], [secret])
     assert "clear" in forms(secret) and "url-encoded" in forms(secret)
+
+
+def test_authqs_logging_is_set_up_for_authqs_workers_only() -> None:
+    """A Celery worker of another app, in a process that imported ``worker`` (bench/noop.py
+    does), keeps Celery's own logging; authq's worker gets authq's (JSON, scrubbed, one
+    line per job). Run in a fresh interpreter: Celery's signals are process-wide."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+from types import SimpleNamespace
+from celery import Celery
+from celery.signals import celeryd_init, setup_logging
+import worker
+other = Celery("other", set_as_current=False)
+celeryd_init.send(sender="other@host", instance=SimpleNamespace(app=other), conf=None, options={})
+print(len(setup_logging.receivers))
+celeryd_init.send(sender="authq@host", instance=SimpleNamespace(app=worker.app), conf=None, options={})
+print(len(setup_logging.receivers))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert out == ["0", "1"]

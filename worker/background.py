@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_after_setup, setup_logging, worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, celeryd_init, setup_logging, worker_ready, worker_shutdown
 
 from tasks.errors import ConfigError
 from tasks.scheduling import scan_due_refreshes
@@ -105,7 +105,14 @@ def start_background(app: Celery) -> None:
         configure(logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or "INFO"))
         quiet_celery_task_lines()
 
-    setup_logging.connect(on_setup_logging, weak=False)
+    def on_init(sender: Any = None, instance: Any = None, **_: Any) -> None:
+        # Sent before the worker sets up logging, with the worker's app: authq's logging is
+        # for authq's workers only. (Connected at import, it would also take over any other
+        # Celery app's worker in a process that imported this package, e.g. bench/noop.py.)
+        if getattr(instance, "app", None) is app:
+            setup_logging.connect(on_setup_logging, weak=False)
+
+    celeryd_init.connect(on_init, weak=False)
     celeryd_after_setup.connect(on_after_setup, weak=False)
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)
