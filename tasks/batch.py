@@ -23,32 +23,30 @@ from redis.commands.core import Script
 
 # ARGV: for each command, its name, its argument count, then its arguments; the first
 # argument (the key) is given as its index in KEYS. The guards (``expect``,
-# ``expect_absent``) are checked first, wherever they were queued: if one fails, nothing
-# is written and the script answers 0.
+# ``expect_absent``) come first (``Batch`` puts them there): if one fails, nothing is
+# written and the script answers 0.
 _RUN = """
-local function each(run)
-  local i = 1
-  while i <= #ARGV do
-    local name, count = ARGV[i], tonumber(ARGV[i + 1])
-    local args = {KEYS[tonumber(ARGV[i + 2])]}
-    for j = 2, count do args[j] = ARGV[i + 1 + j] end
-    if run(name, args) == false then return false end
-    i = i + 2 + count
+local n, i = #ARGV, 1
+while i <= n do
+  local name = ARGV[i]
+  if name == 'expect' then
+    if redis.call('get', KEYS[tonumber(ARGV[i + 2])]) ~= ARGV[i + 3] then return 0 end
+  elseif name == 'expect_absent' then
+    if redis.call('exists', KEYS[tonumber(ARGV[i + 2])]) == 1 then return 0 end
+  else
+    break
   end
-  return true
+  i = i + 2 + tonumber(ARGV[i + 1])
 end
-local guarded = each(function(name, args)
-  if name == 'expect' then return redis.call('get', args[1]) == args[2] end
-  if name == 'expect_absent' then return redis.call('exists', args[1]) == 0 end
-end)
-if not guarded then return 0 end
-each(function(name, args)
+while i <= n do
+  local name, count, key = ARGV[i], tonumber(ARGV[i + 1]), KEYS[tonumber(ARGV[i + 2])]
   if name == 'release_lease' then
-    if redis.call('get', args[1]) == args[2] then redis.call('del', args[1]) end
-  elseif name ~= 'expect' and name ~= 'expect_absent' then
-    redis.call(name, unpack(args))
+    if redis.call('get', key) == ARGV[i + 3] then redis.call('del', key) end
+  else
+    redis.call(name, key, unpack(ARGV, i + 3, i + 1 + count))
   end
-end)
+  i = i + 2 + count
+end
 return 1
 """
 
@@ -63,11 +61,12 @@ class Batch:
     def __init__(self, script: Script) -> None:
         self.script = script
         self._keys: dict[str, int] = {}
-        self._argv: list[str | bytes | int | float] = []
+        self._guards: list[str | bytes | float] = []
+        self._argv: list[str | bytes | float] = []
 
-    def _add(self, name: str, key: str, *args: str | bytes | int | float) -> None:
+    def _add(self, name: str, key: str, *args: str | bytes | float, guard: bool = False) -> None:
         index = self._keys.setdefault(key, len(self._keys) + 1)
-        self._argv += (name, len(args) + 1, index, *args)
+        (self._guards if guard else self._argv).extend((name, len(args) + 1, index, *args))
 
     def set(self, key: str, value: str | bytes, ex: int | None = None) -> None:
         if ex is None:
@@ -105,11 +104,11 @@ class Batch:
 
     def expect(self, key: str, value: str | bytes) -> None:
         """Guard: write nothing unless ``key`` holds exactly ``value`` when the batch runs."""
-        self._add("expect", key, value)
+        self._add("expect", key, value, guard=True)
 
     def expect_absent(self, key: str) -> None:
         """Guard: write nothing if ``key`` exists when the batch runs."""
-        self._add("expect_absent", key)
+        self._add("expect_absent", key, guard=True)
 
     def release_lease(self, key: str, token: str) -> None:
         """Delete ``key`` only if it still holds ``token``."""
@@ -118,7 +117,7 @@ class Batch:
     def execute(self) -> bool:
         """Run the batch; False if a guard failed (then nothing was written)."""
         written = True
-        if self._argv:
-            written = bool(self.script(keys=list(self._keys), args=self._argv))
-        self._keys, self._argv = {}, []
+        if self._argv or self._guards:
+            written = bool(self.script(keys=list(self._keys), args=self._guards + self._argv))
+        self._keys, self._guards, self._argv = {}, [], []
         return written
