@@ -50,6 +50,7 @@ end
 return 1
 """
 
+
 def batch_script(client: redis.Redis) -> Script:
     """The script a ``Batch`` runs, registered on ``client`` (EVALSHA; the text only after NOSCRIPT)."""
     return client.register_script(_RUN)

@@ -40,8 +40,8 @@ def count(ctx: JobContext, job: Job, record: Callable[[JobMetrics], None]) -> No
 
 
 def finish(ctx: JobContext, job: Job, lease: Lease | None, *, result: dict[str, Any] | None = None,
-            error: dict[str, Any] | None = None, connector: Connector | None = None,
-            guard: Callable[[Batch], None] | None = None) -> Job | None:
+           error: dict[str, Any] | None = None, connector: Connector | None = None,
+           guard: Callable[[Batch], None] | None = None) -> Job | None:
     """Store the job's end (None if ``guard``'s conditions failed: then nothing was written)."""
     if error and job.type == "authorise" and guard is None:  # (a guarded end was never started before)
         fail_pending_connector(ctx, job)  # before the job ends: a crash in between re-runs this
