@@ -8,22 +8,21 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from tasks.catalog import load_catalog
-from tasks.crypto import SecretBox
-from tasks.jobqueue import InlineJobQueue, JobQueue
-from tasks.keycheck import check_at_start_url
-from tasks.keys import hash_api_key
+from api.body import MAX_BODY
+from api.middlewares import api_key, errors, request_id
+from api.openapi import OPENAPI, OpenApiDocument
+from api.prometheus import http_metrics, setup_metrics
+from api.ratelimit import ApiRateLimiter
+from api.routes import setup_routes
+from api.store import ApiStore
+from api.typedefs import API_RATE, BOX, CATALOG, INLINE_QUEUE, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
+from api.views.jobs import setup_events
+from tasks.jobs.queue_port import InlineJobQueue, JobQueue
+from tasks.model.catalog import load_catalog
+from tasks.security.key_check import check_at_start_url
+from tasks.security.sealing import SecretBox
 from tasks.settings import Settings
-
-from .body import MAX_BODY
-from .metrics import http_metrics, setup_metrics
-from .middlewares import api_key, errors, request_id
-from .openapi import OPENAPI, OpenApiDocument
-from .routes import setup_routes
-from .store import ApiStore
-from .views.jobs import setup_events
-from .ratelimit import ApiRateLimiter
-from .typedefs import API_RATE, BOX, CATALOG, INLINE_QUEUE, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
+from tasks.storage.schema import hash_api_key
 
 
 def create_app(settings: Settings, queue: JobQueue) -> web.Application:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tasks.keys import hash_api_key
-
-from .typedefs import STATIC_KEYS, STORE, TENANT
+from api.typedefs import STATIC_KEYS, STORE, TENANT
+from tasks.storage.schema import hash_api_key
 
 
 def presented_key(request: web.Request) -> str | None:

@@ -16,8 +16,8 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
-from tasks import keys
 from tasks.errors import RequestInvalid
+from tasks.storage import schema as keys
 
 HEADER = "Idempotency-Key"
 KEEP_SECONDS = 24 * 3600

@@ -14,14 +14,13 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from api.auth import presented_key, tenant_of
+from api.body import BodyError
+from api.responses import error
+from api.typedefs import API_RATE, REQUEST_ID, TENANT
 from tasks.errors import NotFound, RequestInvalid
-from tasks.ids import unique_id
-from tasks.keys import hash_api_key
-
-from .auth import presented_key, tenant_of
-from .body import BodyError
-from .responses import error
-from .typedefs import API_RATE, REQUEST_ID, TENANT
+from tasks.model.ids import unique_id
+from tasks.storage.schema import hash_api_key
 
 log = logging.getLogger("authq.api")
 API_PREFIX = "/api/v1/"

@@ -3,7 +3,7 @@
 It is generated, not written: every route of the app's router becomes an operation, its
 method and path taken from the router; ``OPERATIONS`` (``api/operations.py``) adds what the router cannot
 know (a summary, a tag, the request model, the answers, whether an API key is needed).
-Request body schemas are the pydantic models that validate (``tasks.requests``); response
+Request body schemas are the pydantic models that validate (``tasks.model.bodies``); response
 body schemas are the models of ``api.schemas``, which the tests hold against real answers.
 
 A route without an entry in ``OPERATIONS`` is still described (marked
@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from .operations import (
+from api.operations import (
     DESCRIPTION,
     HEADERS,
     JSON,

@@ -10,7 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tasks.requests import (
+from api import schemas
+from api.body import MAX_BODY
+from api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from api.waiting import MAX_WAIT
+from tasks.model.bodies import (
     AuthenticateIn,
     AuthoriseIn,
     CertificateIn,
@@ -19,11 +23,6 @@ from tasks.requests import (
     SessionIn,
     WooCallbackIn,
 )
-
-from . import schemas
-from .body import MAX_BODY
-from .idempotency import HEADER as IDEMPOTENCY_HEADER
-from .waiting import MAX_WAIT
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"

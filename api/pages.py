@@ -9,7 +9,7 @@ import html
 
 from aiohttp import web
 
-from tasks.records import Job
+from tasks.model.records import Job
 
 STYLE = "font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;line-height:1.5"
 

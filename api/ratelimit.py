@@ -1,6 +1,6 @@
 """``AUTHQ_API_RATE_LIMIT``: requests per second per API key, fleet-wide (429 above it).
 
-The same sliding-window Lua script that limits outbound calls (``tasks/limits.py``), run
+The same sliding-window Lua script that limits outbound calls (``tasks/provider/limiter.py``), run
 on the API's asyncio Redis client, keyed by the API key's hash (never the key).
 """
 
@@ -11,8 +11,8 @@ import secrets
 
 from redis.asyncio import Redis
 
-from tasks import keys
-from tasks.limits import RATE_LIMIT_SCRIPT
+from tasks.provider.limiter import RATE_LIMIT_SCRIPT
+from tasks.storage import schema as keys
 
 
 class ApiRateLimiter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .views import certificates, connectors, docs, jobs, oauth, ops, pools, sessions
+from api.views import certificates, connectors, docs, jobs, oauth, ops, pools, sessions
 
 V1 = "/api/v1"
 

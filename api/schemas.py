@@ -1,7 +1,7 @@
 """The response bodies of the contract (§3, §6, §7), as pydantic models, for the API description.
 
-Requests are validated by ``tasks.requests``; what leaves the service is built by the
-records' ``view()`` methods (``tasks.records``). These models describe those views exactly
+Requests are validated by ``tasks.model.bodies``; what leaves the service is built by the
+records' ``view()`` methods (``tasks.model.records``). These models describe those views exactly
 (every key always present, nothing extra: ``extra="forbid"``), and
 ``tests/test_openapi.py`` validates real answers of the app against them, so the description
 cannot drift from what the API returns.
@@ -13,7 +13,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.records import ConnectorStatus, JobStatus, JobType
+from tasks.model.records import ConnectorStatus, JobStatus, JobType
 
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
 Timestamp = Annotated[str, Field(pattern=TIMESTAMP_PATTERN, json_schema_extra={"format": "date-time"},

@@ -13,10 +13,10 @@ from typing import TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from tasks import keys, states
-
-from .pipelining import AutoPipeline
-from tasks.records import ApiKey, Certificate, ConnectionPool, Connector, Job, Record, Session, utcnow
+from api.pipelining import AutoPipeline
+from tasks.model.records import ApiKey, Certificate, ConnectionPool, Connector, Job, Record, Session, utcnow
+from tasks.storage import schema as keys
+from tasks.storage import states
 
 R = TypeVar("R", bound=Record)
 READY_WINDOW_SECONDS = 30
@@ -167,7 +167,7 @@ class ApiStore:
     async def api_key(self, key_hash: str) -> ApiKey | None:
         return await self._get(ApiKey, keys.api_key(key_hash))
 
-    # single-use authorization states (see tasks/states.py)
+    # single-use authorization states (see tasks/storage/states.py)
     async def auth_state(self, raw: str) -> states.AuthState | None:
         data = await self.redis.get(states.state_key(raw))
         if data is None:

@@ -13,13 +13,12 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from tasks.jobqueue import JobCopy
-from tasks.records import Job, JobType, new_id, utcnow
-
-from . import idempotency
-from .responses import error, one
-from .typedefs import BOX, INLINE_QUEUE, QUEUE, REQUEST_ID, SETTINGS, STORE
-from .waiting import preferred_wait, wait_for_job
+from api import idempotency
+from api.responses import error, one
+from api.typedefs import BOX, INLINE_QUEUE, QUEUE, REQUEST_ID, SETTINGS, STORE
+from api.waiting import preferred_wait, wait_for_job
+from tasks.jobs.queue_port import JobCopy
+from tasks.model.records import Job, JobType, new_id, utcnow
 
 log = logging.getLogger("authq.api")
 POLL_AFTER_SECONDS = "1"

@@ -5,13 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
-from tasks.catalog import Catalog
-from tasks.crypto import SecretBox
-from tasks.jobqueue import InlineJobQueue, JobQueue
+from api.ratelimit import ApiRateLimiter
+from api.store import ApiStore
+from tasks.jobs.queue_port import InlineJobQueue, JobQueue
+from tasks.model.catalog import Catalog
+from tasks.security.sealing import SecretBox
 from tasks.settings import Settings
-
-from .ratelimit import ApiRateLimiter
-from .store import ApiStore
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)

@@ -8,9 +8,8 @@ import time
 
 from aiohttp import web
 
-from tasks.records import Job
-
-from .typedefs import STORE
+from api.typedefs import STORE
+from tasks.model.records import Job
 
 MAX_WAIT = 30.0
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.I)

@@ -1,3 +1,3 @@
-from .cli import main
+from authq.cli import main
 
 raise SystemExit(main())

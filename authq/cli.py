@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -26,13 +26,13 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    from tasks.logs import configure
+    from tasks.telemetry.logs import configure
 
     configure(settings.log_level)
 
 
 def _redis_for_admin(settings: Settings) -> redis.Redis:
-    from .datadir import DataDir
+    from authq.datadir import DataDir
 
     url = settings.redis_url or DataDir(settings.data_dir).running_redis_url()
     if not url:
@@ -70,13 +70,12 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from tasks.apikeys import count_keys, create_key
-    from tasks.crypto import SecretBox
-    from tasks.keycheck import check_at_start
-    from tasks.redis_server import start_redis
-
-    from .datadir import DataDir
-    from .supervisor import Child, Supervisor, api_argv, die_with_parent, say, worker_argv
+    from authq.datadir import DataDir
+    from authq.redis_server import start_redis
+    from authq.supervisor import Child, Supervisor, api_argv, die_with_parent, say, worker_argv
+    from tasks.security.key_check import check_at_start
+    from tasks.security.sealing import SecretBox
+    from tasks.storage.api_keys import count_keys, create_key
 
     settings = _settings(host=args.host, port=args.port, data_dir=args.data_dir)
     if args.workers < 1:
@@ -136,7 +135,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    from tasks.apikeys import create_key
+    from tasks.storage.api_keys import create_key
 
     settings = _settings(data_dir=args.data_dir)
     record, raw = create_key(_redis_for_admin(settings), args.tenant)
@@ -146,7 +145,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from tasks.apikeys import revoke_key
+    from tasks.storage.api_keys import revoke_key
 
     settings = _settings(data_dir=args.data_dir)
     revoke_key(_redis_for_admin(settings), args.key_id)
@@ -155,12 +154,11 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_secrets_rotate(args: argparse.Namespace) -> int:
-    from tasks.crypto import SecretBox
-    from tasks.keycheck import ensure_key_check, verify_key_check
-    from tasks.keys import KEY_CHECK
-    from tasks.rotation import RotationReport, rotate_secrets
-
-    from .datadir import DataDir
+    from authq.datadir import DataDir
+    from tasks.security.key_check import ensure_key_check, verify_key_check
+    from tasks.security.rotation import RotationReport, rotate_secrets
+    from tasks.security.sealing import SecretBox
+    from tasks.storage.schema import KEY_CHECK
 
     if args.progress_every < 1:
         raise ConfigError("--progress-every must be at least 1.")
@@ -217,7 +215,7 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_check(args: argparse.Namespace) -> int:
-    from tasks.catalog import load_catalog
+    from tasks.model.catalog import load_catalog
 
     catalog = load_catalog(Path(args.file))
     print(f"{args.file}: OK ({len(catalog.implementations)} implementations, "

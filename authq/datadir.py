@@ -11,8 +11,8 @@ import secrets
 from pathlib import Path
 from typing import IO
 
-from tasks.crypto import generate_key
 from tasks.errors import ConfigError
+from tasks.security.sealing import generate_key
 
 
 class DataDir:

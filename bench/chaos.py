@@ -57,9 +57,9 @@ import redis  # noqa: E402
 import yaml  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from tasks import keys  # noqa: E402
-from tasks.crypto import generate_key  # noqa: E402
-from tasks.redis_server import RedisServer, free_port, start_redis  # noqa: E402
+from authq.redis_server import RedisServer, free_port, start_redis
+from tasks.security.sealing import generate_key
+from tasks.storage import schema as keys
 
 RESULTS = ROOT / "bench" / "chaos-results.json"
 TENANT = "chaos"

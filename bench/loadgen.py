@@ -128,7 +128,7 @@ async def run_jobs(cfg: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
     from redis.asyncio import Redis
 
-    from tasks import keys
+    from tasks.storage import schema as keys
 
     api, tenant = cfg["api"], cfg["tenant"]
     body = cfg["body"].encode()
@@ -251,7 +251,7 @@ def run_noop(cfg: dict[str, Any]) -> dict[str, Any]:
     import redis
 
     from bench.noop import DONE_KEY, NOOP, app
-    from tasks.jobqueue import INTERACTIVE
+    from tasks.jobs.queue_port import INTERACTIVE
 
     count, rate = cfg.get("count"), cfg.get("rate")
     duration = float(cfg.get("duration", 0))

@@ -28,7 +28,7 @@ def make_app(redis_url: str, tenant: str, job_bytes: int, submission_bytes: int,
     job_payload = b"j" * job_bytes
     submission_payload = b"s" * submission_bytes
     message_payload = b"m" * message_bytes
-    job_prefix = f"authq:t:{tenant}:job:"  # tasks.keys.job(tenant, id): the records authq's poll reads
+    job_prefix = f"authq:t:{tenant}:job:"  # tasks.storage.schema.job(tenant, id): the records authq's poll reads
 
     async def accept(request: web.Request) -> web.Response:
         await request.read()

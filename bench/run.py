@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-
 from bench import profile as prof
 from bench.procs import ROOT, CpuMeter, Proc, Workers, rss, start_api, start_reference
 from bench.report import Figure, Target, median, summary, table
 
 TENANT = "bench"
-CATALOG = ROOT / "tests" / "catalog.yaml"
+CATALOG = ROOT / "tests" / "support" / "catalog.yaml"
 # test-bearer-nocheck: a token implementation with no outbound call, so a job is authq alone.
 AUTHORISE_BODY = json.dumps({
     "name": "bench", "authentication_implementation_id": "test-bearer-nocheck", "timezone": "Europe/London",
@@ -142,10 +141,10 @@ class Bench:
         return choice
 
     def start(self) -> None:
-        from tasks.crypto import generate_key
+        from tasks.security.sealing import generate_key
 
         self.loadavg_at_start = os.getloadavg()
-        from tasks.redis_server import free_port, start_redis
+        from authq.redis_server import free_port, start_redis
 
         self.redis_server = start_redis(self.out / "redis", secrets.token_urlsafe(16), appendonly=self.args.appendonly)
         self.client = self.redis_server.client()
@@ -181,7 +180,7 @@ class Bench:
 
     def _sample_sizes(self) -> dict[str, int]:
         """What one accept writes, for the reference to write as much."""
-        from tasks import keys
+        from tasks.storage import schema as keys
 
         self.client.flushdb()
         job_id = self._post_job()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .redaction import scrub_optional
+from tasks.telemetry.redaction import scrub_optional
 
 
 class AuthqError(Exception):

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,31 +21,28 @@ import redis
 import trustme
 from aiohttp.test_utils import TestClient
 
-from tasks.catalog import load_catalog
-from tasks.crypto import SecretBox, generate_key
-from tasks.keycheck import ensure_key_check
-from tasks.records import Connector, RateLimit, new_id, utcnow
-from tasks.redis_server import RedisServer, start_redis
-from tasks.requests import VariableIn
+from authq.redis_server import RedisServer, start_redis
+from tasks.security.key_check import ensure_key_check
+from tasks.security.sealing import SecretBox, generate_key
 from tasks.settings import Settings
-from tasks.store import Store
-from tasks.variables import build_variables
+from tests.support.helpers import (
+    PLATFORM_APP_SECRET,
+    PUBLIC_URL,
+    ROOT,
+    TEST_CATALOG,
+    Tenant,
+    base_env,
+)
+from tests.support.leakcheck import remember_secret, session_log_handler
+from tests.support.oauth_server import OAuthServer
+from tests.support.provider import Provider, start_provider
 
-from .leakcheck import remember_secret, session_log_handler
-from .oauth_server import OAuthServer
-from .provider import Provider, start_provider
-
-ROOT = Path(__file__).resolve().parent.parent
-TEST_CATALOG = Path(__file__).resolve().parent / "catalog.yaml"
-PLATFORM_APP_SECRET = "platform-app-secret-value-9911"
 # The public URL the API and the workers agree on: OAuth redirect_uri and Woo callback_url
 # derive from it. Nothing listens there; tests play the browser and follow redirects by hand.
-PUBLIC_URL = "http://authq.test"
-REDIRECT_URI = f"{PUBLIC_URL}/api/v1/oauth/authenticate"
 
-# The secrets the helpers hand to authq: tests/test_zz_no_secrets_leaked.py, the session's
+# The secrets the helpers hand to authq: tests/test_no_secrets_leaked.py, the session's
 # last test, finds none of them (nor any other remember_secret()ed one) in Redis or a log.
-# (tests/provider.py and tests/oauth_helpers.py register theirs where they define them.)
+# (tests/support/provider.py and tests/support/oauth_helpers.py register theirs where they define them.)
 remember_secret(PLATFORM_APP_SECRET)
 
 _session_log: logging.Handler | None = None
@@ -74,8 +70,13 @@ def _attach_session_log() -> None:
         root.setLevel(logging.INFO)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``runs_last`` (the leak check) run after all the others, in any selection."""
+    items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    # tasks.logs.configure() (an in-process `authq` command) replaces the root's handlers.
+    # tasks.telemetry.logs.configure() (an in-process `authq` command) replaces the root's handlers.
     _attach_session_log()
 
 
@@ -83,7 +84,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def redis_server(tmp_path_factory: pytest.TempPathFactory, secret_key: str) -> Iterator[RedisServer]:
     server = start_redis(tmp_path_factory.mktemp("redis"), secrets.token_urlsafe(16), appendonly=False)
     remember_secret(server.password)
-    # The session's key is the key of this Redis (its key check, tasks/keycheck.py), made
+    # The session's key is the key of this Redis (its key check, tasks/security/key_check.py), made
     # before any test writes: tests that seal with throwaway keys never trip the API's or a
     # worker's start-up check. Tests of a wrong key use a Redis of their own.
     with server.client() as client:
@@ -141,16 +142,6 @@ def fresh_provider(provider: Provider) -> Provider:
     return provider
 
 
-@dataclass
-class Tenant:
-    name: str
-    key: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": self.key}
-
-
 @pytest.fixture
 def tenants() -> tuple[Tenant, Tenant]:
     """Two fresh tenants per test: their records never meet another test's."""
@@ -163,22 +154,6 @@ def tenants() -> tuple[Tenant, Tenant]:
 @pytest.fixture
 def tenant(tenants: tuple[Tenant, Tenant]) -> Tenant:
     return tenants[0]
-
-
-def base_env(redis_server: RedisServer, secret_key: str, ca_bundle: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHQ_")}
-    env.update({
-        "AUTHQ_REDIS_URL": redis_server.url,
-        "AUTHQ_SECRET_KEY": secret_key,
-        "AUTHQ_CATALOG": str(TEST_CATALOG),
-        "AUTHQ_ALLOW_PRIVATE_NETWORKS": "true",
-        "AUTHQ_OUTBOUND_TIMEOUT_SECONDS": "5",
-        "AUTHQ_CA_BUNDLE": str(ca_bundle),
-        "AUTHQ_PUBLIC_URL": PUBLIC_URL,
-        "AUTHQ_REFRESH_SCAN_SECONDS": "1",   # scheduled refreshes are tested; don't wait 30 s
-        "TEST_APP_SECRET": PLATFORM_APP_SECRET,
-    })
-    return env
 
 
 @pytest.fixture
@@ -239,64 +214,3 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
-def authorise_body(**overrides: object) -> dict[str, object]:
-    """A valid authorise body for the ``test-basic`` implementation (no base_url: tests add it)."""
-    body: dict[str, object] = {
-        "name": "My shop",
-        "authentication_implementation_id": "test-basic",
-        "timezone": "Europe/London",
-        "date_format": "d/m/Y H:i",
-        "rate_limit_unit": "minute",
-        "rate_limit_duration": 60,
-        "variables": [
-            {"key": "base_url", "value": "http://127.0.0.1:9"},
-            {"key": "consumer_key", "value": "ck_good_1234"},
-            {"key": "consumer_secret", "value": "cs_good_secret_5678", "secret": True},
-        ],
-    }
-    body.update(overrides)
-    return body
-
-
-async def poll_job(client: TestClient, tenant: Tenant, job_id: str, timeout: float = 30.0) -> dict[str, object]:
-    """Poll ``GET /jobs/{id}`` as a client would, until the job ends."""
-    import asyncio
-
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = await client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers)
-        assert answer.status == 200, await answer.text()
-        job = (await answer.json())["data"]
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} did not end in {timeout}s: {job}")
-        await asyncio.sleep(0.1)
-
-
-def save_connector(redis_client: redis.Redis, secret_key: str, owner: Tenant, **fields: object) -> Connector:
-    """Write a ``test-basic`` connector of ``owner`` straight into Redis, as a worker would.
-
-    Its variables are built from ``authorise_body()``'s by the same code the jobs use (so the
-    locked ``region`` is there with its default); ``fields`` override the record's settings.
-    """
-    impl = load_catalog(TEST_CATALOG).implementation("test-basic")
-    assert impl is not None
-    items = [VariableIn.model_validate(v) for v in authorise_body()["variables"]]  # type: ignore[union-attr]
-    now = utcnow()
-    values: dict[str, object] = {
-        "id": new_id("con"), "tenant": owner.name, "name": "My shop", "authentication_implementation_id": impl.id,
-        "type": impl.type, "system": impl.system, "status": "authorised", "timezone": "Europe/London",
-        "date_format": "d/m/Y", "rate_limit": RateLimit(unit="minute", duration=60),
-        "variables": build_variables(items, impl, SecretBox(secret_key), platform_app=False),
-        "created_at": now, "updated_at": now, **fields,
-    }
-    record = Connector.model_validate(values)
-    Store(redis_client, 3600).save_connector(record)
-    return record
-
-
-def job_keys(redis_client: redis.Redis, tenant_name: str) -> list[bytes]:
-    """The tenant's job records (not their submissions, leases or other per-job keys)."""
-    return [key for key in redis_client.scan_iter(match=f"authq:t:{tenant_name}:job:*", count=1000)
-            if b":" not in key.split(b":job:", 1)[1]]

@@ -1,6 +1,6 @@
 """authq's Celery workers: ``celery -A worker worker -Q authq.interactive,authq.background``."""
 
-from .celery_app import make_celery
+from worker.celery_app import make_celery
 
 app = make_celery()
 

@@ -16,12 +16,11 @@ from celery import Celery
 from celery.signals import celeryd_after_setup, celeryd_init, setup_logging, worker_ready, worker_shutdown
 
 from tasks.errors import ConfigError
-from tasks.scheduling import scan_due_refreshes
-
-from .context import context_for
-from .limits import RENEW_EVERY
-from .liveness import leases_for, renew_deliveries
-from .sweeper import start_sweeper
+from tasks.jobs.scheduling import scan_due_refreshes
+from worker.bootstrap import context_for
+from worker.liveness import leases_for, renew_deliveries
+from worker.sweeper import start_sweeper
+from worker.timings import RENEW_EVERY
 
 log = logging.getLogger("authq.worker")
 HEARTBEAT_EVERY = RENEW_EVERY
@@ -58,7 +57,7 @@ def start_background(app: Celery) -> None:
             stop.wait(HEARTBEAT_EVERY)
 
     def refresh_scan() -> None:
-        from .tasks import publisher
+        from worker.tasks import publisher
 
         settings = app.authq_settings  # type: ignore[attr-defined]
         publish = publisher(app)
@@ -100,7 +99,7 @@ def start_background(app: Celery) -> None:
 
     def on_setup_logging(loglevel: Any = None, **_: Any) -> None:
         # Connecting here tells Celery not to configure logging itself: one format everywhere.
-        from tasks.logs import configure
+        from tasks.telemetry.logs import configure
 
         configure(logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or "INFO"))
         quiet_celery_task_lines()

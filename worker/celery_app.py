@@ -12,11 +12,9 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
-from tasks.jobqueue import BACKGROUND, INTERACTIVE
+from tasks.jobs.queue_port import BACKGROUND, INTERACTIVE
 from tasks.settings import Settings
-
-from .limits import RESTORE_EVERY, RESTORE_MUTEX_EXPIRE, VISIBILITY_TIMEOUT
-
+from worker.timings import RESTORE_EVERY, RESTORE_MUTEX_EXPIRE, VISIBILITY_TIMEOUT
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -64,7 +62,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
             sender.authq_settings = env_settings  # type: ignore[attr-defined]
 
         app.on_configure.connect(configure_from_environment, weak=False)
-    from .tasks import register  # the task wrappers, bound to this app
+    from worker.tasks import register
 
     register(app)
     return app

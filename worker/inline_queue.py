@@ -18,11 +18,9 @@ from celery import Celery
 from kombu.serialization import dumps
 from kombu.transport.redis import Channel
 
-from tasks.ids import unique_id
-from tasks.jobqueue import QUEUE_OF_TYPE, JobCopy, kwargs_repr, message_kwargs
-
-from .tasks import RUN_JOB
-
+from tasks.jobs.queue_port import QUEUE_OF_TYPE, JobCopy, kwargs_repr, message_kwargs
+from tasks.model.ids import unique_id
+from worker.tasks import RUN_JOB
 
 _TEMPLATE_ID = "00000000-0000-0000-0000-000000000000"
 # The per-message fields, marked in the rendered envelope by a string no real value is:

@@ -25,9 +25,8 @@ from typing import Any
 
 from celery import Celery
 
-from tasks.leases import RunLeases
-
-from .context import context_for
+from tasks.storage.leases import RunLeases
+from worker.bootstrap import context_for
 
 _lock = threading.Lock()
 _leases: dict[int, tuple[int, RunLeases]] = {}

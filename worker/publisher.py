@@ -11,9 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from celery import Celery
 
-from tasks.jobqueue import QUEUE_OF_TYPE, JobCopy, kwargs_repr, message_kwargs
-
-from .tasks import RUN_JOB
+from tasks.jobs.queue_port import QUEUE_OF_TYPE, JobCopy, kwargs_repr, message_kwargs
+from worker.tasks import RUN_JOB
 
 
 class CeleryJobQueue:

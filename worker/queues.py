@@ -3,12 +3,11 @@ the store's Redis (the default), Celery's producer on a thread pool otherwise.""
 
 from __future__ import annotations
 
-from tasks.jobqueue import JobQueue
+from tasks.jobs.queue_port import JobQueue
 from tasks.settings import Settings
-
-from .celery_app import make_celery
-from .inline_queue import RedisInlineQueue
-from .publisher import CeleryJobQueue
+from worker.celery_app import make_celery
+from worker.inline_queue import RedisInlineQueue
+from worker.publisher import CeleryJobQueue
 
 
 def make_job_queue(settings: Settings) -> JobQueue:

@@ -33,12 +33,11 @@ import redis
 from celery import Celery
 from kombu.transport.redis import Channel
 
-from tasks import keys
-from tasks.jobqueue import QUEUE_OF_TYPE
-from tasks.leases import lease_key
-from tasks.records import Job
-
-from .context import context_for
+from tasks.jobs.queue_port import QUEUE_OF_TYPE
+from tasks.model.records import Job
+from tasks.storage import schema as keys
+from tasks.storage.leases import lease_key
+from worker.bootstrap import context_for
 
 log = logging.getLogger("authq.worker")
 
@@ -159,7 +158,7 @@ def start_sweeper(app: Celery, stop: threading.Event) -> None:
         return  # another broker (amqp://, another Redis): its messages are not ours to read
 
     def loop() -> None:
-        from .tasks import publisher
+        from worker.tasks import publisher
 
         publish = publisher(app)
         while not stop.wait(SWEEP_EVERY):

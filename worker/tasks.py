@@ -1,4 +1,4 @@
-"""The Celery task: a thin wrapper that passes ids to ``tasks.runner``."""
+"""The Celery task: a thin wrapper that passes ids to ``tasks.jobs.runner``."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
 from tasks.errors import RetryLater
-from tasks.jobqueue import QUEUE_OF_TYPE, JobCopy
-from tasks.leases import Taken
-from tasks.logfields import log_context
-from tasks.runner import run_job
-
-from .context import context_for
-from .limits import MAX_COUNTDOWN
-from .liveness import leases_for
+from tasks.jobs.queue_port import QUEUE_OF_TYPE, JobCopy
+from tasks.jobs.runner import run_job
+from tasks.storage.leases import Taken
+from tasks.telemetry.log_fields import log_context
+from worker.bootstrap import context_for
+from worker.liveness import leases_for
+from worker.timings import MAX_COUNTDOWN
 
 RUN_JOB = "authq.run_job"
 log = logging.getLogger("authq.worker")
@@ -84,7 +83,7 @@ def register(app: Celery) -> None:
                 pass
             raise Reject("Redis unreachable", requeue=True) from None
 
-    from .background import start_background  # heartbeat and the refresh scan
+    from worker.background import start_background
 
     start_background(app)
 

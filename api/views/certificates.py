@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tasks.certificates import parse_certificate
+from api.auth import tenant
+from api.body import json_body
+from api.responses import one, page_params, paged
+from api.typedefs import BOX, STORE
 from tasks.errors import NotFound
-from tasks.records import Certificate, new_id, utcnow
-from tasks.requests import CertificateIn
-from tasks.validation import parse
-
-from ..auth import tenant
-from ..body import json_body
-from ..responses import one, page_params, paged
-from ..typedefs import BOX, STORE
+from tasks.model.bodies import CertificateIn
+from tasks.model.records import Certificate, new_id, utcnow
+from tasks.provider.certificates import parse_certificate
+from tasks.validation.field_errors import parse
 
 
 async def create(request: web.Request) -> web.StreamResponse:

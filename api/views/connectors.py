@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api.auth import tenant
+from api.body import json_body
+from api.responses import one, page_params, paged
+from api.submit import submit
+from api.typedefs import STORE
 from tasks.errors import NotFound
-
-from ..auth import tenant
-from ..body import json_body
-from ..responses import one, page_params, paged
-from ..submit import submit
-from ..typedefs import STORE
 
 
 async def index(request: web.Request) -> web.StreamResponse:

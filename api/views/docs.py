@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..openapi import OPENAPI
+from api.openapi import OPENAPI
 
 SPEC_URL = "/api/openapi.json"
 STATIC_URL = "/api/docs/static"

@@ -8,12 +8,11 @@ import time
 
 from aiohttp import web
 
+from api.auth import tenant
+from api.responses import one
+from api.typedefs import REQUEST_ID, STORE
 from tasks.errors import NotFound
-from tasks.records import FINISHED
-
-from ..auth import tenant
-from ..responses import one
-from ..typedefs import REQUEST_ID, STORE
+from tasks.model.records import FINISHED
 
 HEARTBEAT_SECONDS = 15.0  # a comment line when nothing changed, so proxies keep the stream open
 POLL_SECONDS = 1.0        # how often a quiet stream looks whether its client left or the server stops
@@ -28,7 +27,7 @@ def setup_events(app: web.Application) -> None:
         app[STREAMS_CLOSING].set()
 
     app.on_shutdown.append(close_streams)
-from ..waiting import preferred_wait, wait_for_job
+from api.waiting import preferred_wait, wait_for_job
 
 
 async def show(request: web.Request) -> web.StreamResponse:

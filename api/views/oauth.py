@@ -6,17 +6,16 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from api import pages
+from api.auth import tenant
+from api.body import json_body
+from api.submit import QueueUnavailable, accept, submit, unavailable
+from api.typedefs import BOX, CATALOG, STORE
 from tasks.errors import NotFound, RequestInvalid
-from tasks.records import new_id
-from tasks.requests import AuthenticateIn, WooCallbackIn
-from tasks.submission import validate_authorise, validate_reauthorise
-from tasks.validation import parse
-
-from .. import pages
-from ..auth import tenant
-from ..body import json_body
-from ..submit import QueueUnavailable, accept, submit, unavailable
-from ..typedefs import BOX, CATALOG, STORE
+from tasks.model.bodies import AuthenticateIn, WooCallbackIn
+from tasks.model.records import new_id
+from tasks.validation.field_errors import parse
+from tasks.validation.submission import validate_authorise, validate_reauthorise
 
 AUTHENTICATE = "/api/v1/oauth/authenticate"
 WOO = "/api/v1/oauth/woo-app-auth"

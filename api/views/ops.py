@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from .. import metrics as prometheus
-from ..typedefs import STORE
+from api import prometheus
+from api.typedefs import STORE
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

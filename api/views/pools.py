@@ -6,16 +6,14 @@ import re
 
 from aiohttp import web
 
+from api.auth import tenant
+from api.body import json_body
+from api.responses import one, page_params, paged
+from api.typedefs import STORE
 from tasks.errors import NotFound
-from tasks.records import ConnectionPool, utcnow
-from tasks.requests import ConnectionPoolIn
-from tasks.validation import parse
-
-from ..auth import tenant
-from ..body import json_body
-from ..responses import one, page_params, paged
-from ..typedefs import STORE
-
+from tasks.model.bodies import ConnectionPoolIn
+from tasks.model.records import ConnectionPool, utcnow
+from tasks.validation.field_errors import parse
 
 # ASCII digits only, and few enough for int(): str.isdigit() also accepts "²" (which int()
 # rejects: a 500) and "١" (which int() reads as 1: an alias of pool 1).

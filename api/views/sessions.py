@@ -6,15 +6,14 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from api.auth import tenant
+from api.body import json_body
+from api.responses import one
+from api.typedefs import STORE
 from tasks.errors import NotFound
-from tasks.records import Session, new_id, utcnow
-from tasks.requests import SessionIn
-from tasks.validation import parse
-
-from ..auth import tenant
-from ..body import json_body
-from ..responses import one
-from ..typedefs import STORE
+from tasks.model.bodies import SessionIn
+from tasks.model.records import Session, new_id, utcnow
+from tasks.validation.field_errors import parse
 
 
 async def create(request: web.Request) -> web.StreamResponse:

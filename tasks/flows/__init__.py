@@ -1,0 +1,1 @@
+"""The auth flows: one module per flow, plus the lookups and the outcome they share."""

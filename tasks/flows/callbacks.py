@@ -1,0 +1,156 @@
+"""Jobs that finish a redirect flow: ``authenticate`` (the code) and ``woo_app_auth`` (the keys).
+
+The state must be one authq issued to this tenant, unexpired, and claimed by *this* job
+(the API claims it atomically when the callback arrives): anything else is
+``state_invalid`` and changes nothing. The connector is replaced in one write, with its
+new credentials, only once the provider accepted them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+
+from tasks.errors import Deferred, JobFailed, ProviderUnreachable
+from tasks.flows.oauth2 import exchange_code, with_tokens
+from tasks.flows.outcome import Outcome
+from tasks.jobs.context import JobContext
+from tasks.model.bodies import AuthenticateIn
+from tasks.model.catalog import Implementation
+from tasks.model.records import Connector, Credentials, Job
+from tasks.provider.connection import http_options
+from tasks.provider.guard import render_url
+from tasks.storage import states
+from tasks.telemetry.redaction import scrub, scrub_optional
+from tasks.validation.variables import plain_values
+
+Step = Callable[[str], None]
+
+
+def _state(ctx: JobContext, job: Job, raw: str, kind: str) -> states.AuthState:
+    state = states.load(ctx.store.redis, raw)
+    if (state is None or state.kind != kind or state.tenant != job.tenant
+            or states.claimed_by(ctx.store.redis, raw) != job.id):
+        raise JobFailed("state_invalid", "The state was never issued, was already used or has expired.", "state")
+    return state
+
+
+def _target(ctx: JobContext, job: Job, state: states.AuthState) -> tuple[Connector, Implementation]:
+    """The connector the callback completes: a reauthorise's candidate, else the pending one.
+
+    Either way the connector must still exist: a callback never brings a deleted one back.
+    """
+    found = ctx.store.connector(job.tenant, state.connector_id)
+    if found is None:
+        raise JobFailed("connector_not_found", "The connector was deleted before the callback arrived.")
+    if state.candidate is not None:
+        # The new settings, over the current credential version (a refresh may have run since).
+        connector = Connector.model_validate(state.candidate).model_copy(
+            update={"credential_version": found.credential_version})
+    else:
+        connector = found
+    impl = ctx.catalog.implementation(connector.authentication_implementation_id)
+    if impl is None:
+        raise JobFailed("implementation_not_found", "The connector's implementation left the catalog.",
+                        "authentication_implementation_id")
+    return connector, impl
+
+
+def _store(ctx: JobContext, connector: Connector) -> None:
+    """Replace the stored connector in one write, unless it was deleted during the callback."""
+    if not ctx.store.replace_connector_if_exists(connector):
+        raise JobFailed("connector_not_found", "The connector was deleted while the callback was completing it.")
+
+
+def _fail_pending(ctx: JobContext, connector: Connector, state: states.AuthState) -> None:
+    if state.candidate is None and connector.status == "pending":
+        failed = connector.model_copy(update={"status": "failed", "updated_at": ctx.now()})
+        ctx.store.replace_connector_if_exists(failed)  # a connector deleted meanwhile stays deleted
+
+
+def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
+    req = AuthenticateIn.model_validate(body)
+    step("lookup_state")
+    state = _state(ctx, job, req.state, "oauth")
+    job.connector_id = state.connector_id
+    connector, impl = _target(ctx, job, state)
+    try:
+        if state.issuer and req.iss != state.issuer:
+            # RFC 9207 (error responses included): another issuer's answer is a mix-up attack.
+            raise JobFailed("state_invalid", "The authorization response names an unexpected issuer (iss).", "iss")
+        if req.error:
+            # The provider's words reach the job's error, scrubbed of anything token-like.
+            code = "access_denied" if req.error == "access_denied" else "provider_error"
+            error, description = scrub(req.error), scrub_optional(req.error_description)
+            raise JobFailed(code, description or f"The provider answered {error!r}.", None,
+                            provider={"error": error, "error_description": description})
+        if not req.code:
+            raise JobFailed("state_invalid", "The authorization response carries no code.", "code")
+        token = _exchange_once(ctx, job, state, req.state, connector, impl, req.code, step)
+    except JobFailed as exc:
+        if not exc.retryable:
+            _fail_pending(ctx, connector, state)
+        raise
+    if token is None:  # an earlier run of this job stored the tokens, then its worker died
+        stored = ctx.store.connector(job.tenant, connector.id)
+        return Outcome({"connector": (stored or connector).view(), "next_action": None})
+    connector = with_tokens(ctx, connector, impl, token)
+    step("store_connector")
+    _store(ctx, connector)
+    return Outcome({"connector": connector.view(), "next_action": None})
+
+
+def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str, connector: Connector,
+                   impl: Implementation, code: str, step: Step) -> dict[str, Any] | None:
+    """Send the code to the token endpoint at most once, whatever happens to the worker.
+
+    Providers treat a code used twice as an attack and revoke the grant, so a run that finds
+    the exchange already started (its worker died) never sends it again: it reports the
+    tokens the earlier run stored (``None``), or fails asking for a new authorisation.
+    """
+    client = ctx.store.redis
+    if not client.set(states.exchange_key(raw), job.id, nx=True, ex=states.ttl_of(state) + 86400):
+        if connector.status == "authorised" and connector.credential_version > state.credential_version:
+            return None
+        raise JobFailed("state_invalid", "An earlier attempt already spent this authorization code and did not "
+                        "finish; start the authorisation again.", "code")
+    step("token_exchange")
+    verifier = ctx.box.open(state.code_verifier_sealed) if state.code_verifier_sealed else None
+    try:
+        return exchange_code(ctx, connector, impl, code, verifier)
+    except (ProviderUnreachable, Deferred):
+        # Not spent: no answer, a 5xx/429, or no permit yet (the request was never sent).
+        client.delete(states.exchange_key(raw))
+        raise
+
+
+def woo_app_auth(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
+    step("lookup_state")
+    state = _state(ctx, job, str(body.get("state", "")), "woo")
+    job.connector_id = state.connector_id
+    connector, impl = _target(ctx, job, state)
+    key, secret = str(body["consumer_key"]), str(body["consumer_secret"])
+    try:
+        if impl.check is not None:
+            step("credential_check")
+            url = render_url(impl.check.url, plain_values(connector.variables, ctx.box))
+            ctx.outbound.check(impl.check.method, url, auth=httpx2.BasicAuth(key, secret),
+                               options=http_options(ctx, connector))
+    except JobFailed as exc:
+        if not exc.retryable:
+            _fail_pending(ctx, connector, state)
+        raise
+    now = ctx.now()
+    connector = connector.model_copy(update={
+        "status": "authorised",
+        "credentials": Credentials(token_type="basic", scopes=[str(body.get("key_permissions") or impl.scope)]),
+        "credentials_sealed": ctx.box.seal_json({"username": key, "password": secret,
+                                                 "key_id": body.get("key_id")}),
+        "credential_version": connector.credential_version + 1,
+        "authorised_at": now, "updated_at": now,
+    })
+    step("store_connector")
+    _store(ctx, connector)
+    return Outcome({"connector": connector.view(), "next_action": None})

@@ -1,0 +1,1 @@
+"""A job's life: the runner, the queue port the API publishes through, scheduled refreshes."""

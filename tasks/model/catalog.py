@@ -1,0 +1,166 @@
+"""The catalog: which authentication implementations exist (contract §4).
+
+Loaded from ``AUTHQ_CATALOG`` (YAML or JSON) or the file shipped in this package, and
+validated on load so a bad catalog is a start-up error with a clear message, never a
+job that fails later. ``authq catalog check FILE`` runs the same validation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tasks.errors import ConfigError
+from tasks.validation.field_errors import errors_of
+
+AuthType = Literal[
+    "oauth2_authorization_code",
+    "oauth2_client_credentials",
+    "basic",
+    "token",
+    "woocommerce_app",
+]
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
+# Variables that always hold credentials, whatever the catalog says (DOMAIN: "credentials are always secret").
+ALWAYS_SECRET = {"client_secret", "password", "token", "consumer_secret", "access_token", "refresh_token"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CatalogVariable(_Strict):
+    key: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=255)
+    label: str | None = None
+    alias: str | None = None
+    secret: bool = False
+    required: bool = False
+    configurable: bool = False
+    advanced: bool = False
+    locked: bool = False
+    default: str | None = None
+
+    @property
+    def is_secret(self) -> bool:
+        return self.secret or self.key in ALWAYS_SECRET
+
+
+class Check(_Strict):
+    method: Literal["GET", "POST", "HEAD"] = "GET"
+    url: str
+
+
+class Implementation(_Strict):
+    id: str = Field(min_length=1, max_length=255)
+    system: str
+    type: AuthType
+    authorize_url: str | None = None
+    token_url: str | None = None
+    scopes: list[str] = []
+    pkce: bool = True
+    token_auth: Literal["client_secret_basic", "client_secret_post", "tls_client_auth"] = "client_secret_basic"
+    issuer: str | None = None
+    check: Check | None = None
+    variables: list[CatalogVariable] = []
+    username_variable: str = "username"
+    password_variable: str = "password"
+    token_variable: str = "token"
+    token_header: str | None = None
+    # WooCommerce app auth: the permission asked of the store owner.
+    scope: Literal["read", "write", "read_write"] = "read_write"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Implementation":
+        keys = [v.key for v in self.variables]
+        dupes = {k for k in keys if keys.count(k) > 1}
+        if dupes:
+            raise ValueError(f"variables repeat the key(s) {sorted(dupes)}")
+        needs = {
+            "oauth2_authorization_code": ("authorize_url", "token_url"),
+            "oauth2_client_credentials": ("token_url",),
+        }.get(self.type, ())
+        for attr in needs:
+            if not getattr(self, attr):
+                raise ValueError(f"type {self.type} needs {attr}")
+        if self.type == "woocommerce_app" and "store_url" not in keys:
+            raise ValueError("type woocommerce_app needs a store_url variable")
+        for where, url in self.urls().items():
+            for name in PLACEHOLDER.findall(url):
+                if name not in keys:
+                    raise ValueError(f"{where} uses {{{{{name}}}}} but no variable has that key")
+        return self
+
+    def urls(self) -> dict[str, str]:
+        found = {"authorize_url": self.authorize_url, "token_url": self.token_url, "issuer": self.issuer}
+        if self.check:
+            found["check.url"] = self.check.url
+        return {k: v for k, v in found.items() if v}
+
+    def variable(self, key: str) -> CatalogVariable | None:
+        return next((v for v in self.variables if v.key == key), None)
+
+    def credential_keys(self) -> tuple[str, ...]:
+        if self.type == "basic":
+            return (self.username_variable, self.password_variable)
+        if self.type == "token":
+            return (self.token_variable,)
+        return ()
+
+
+class PlatformApp(_Strict):
+    key: str
+    implementation_id: str
+    client_id: str
+    client_secret_env: str | None = None
+
+
+class Catalog(_Strict):
+    implementations: list[Implementation]
+    platform_apps: list[PlatformApp] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> "Catalog":
+        ids = [i.id for i in self.implementations]
+        dupes = {i for i in ids if ids.count(i) > 1}
+        if dupes:
+            raise ValueError(f"implementation ids repeat: {sorted(dupes)}")
+        for app in self.platform_apps:
+            if app.implementation_id not in ids:
+                raise ValueError(f"platform app {app.key!r} names unknown implementation {app.implementation_id!r}")
+        return self
+
+    def implementation(self, implementation_id: str) -> Implementation | None:
+        return next((i for i in self.implementations if i.id == implementation_id), None)
+
+    def platform_app(self, key: str) -> PlatformApp | None:
+        return next((a for a in self.platform_apps if a.key == key), None)
+
+
+def parse_catalog(text: str, source: str) -> Catalog:
+    try:
+        data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"catalog {source}: not valid {'JSON' if source.endswith('.json') else 'YAML'}: {exc}") from None
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"  {path or '(top)'}: {'; '.join(msgs)}" for path, msgs in errors_of(exc).items()]
+        raise ConfigError(f"catalog {source} is invalid:\n" + "\n".join(lines)) from None
+
+
+def load_catalog(path: Path | None) -> Catalog:
+    """Load ``path``, or the catalog shipped with authq when ``path`` is None."""
+    if path is None:
+        text = resources.files("tasks.model").joinpath("catalog.yaml").read_text(encoding="utf-8")
+        return parse_catalog(text, "(built-in catalog.yaml)")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read catalog {path}: {exc.strerror}. Check AUTHQ_CATALOG.") from None
+    return parse_catalog(text, str(path))

@@ -1,0 +1,282 @@
+"""The records authq keeps in Redis, and their public views (contract §6, §7).
+
+A stored record may hold ciphertext (``*_sealed`` fields, see ``crypto.py``); a view
+never does. ``view()`` on each record is the only way a record leaves the service.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from tasks.security.sealing import SecretBox
+
+JobType = Literal["authorise", "reauthorise", "authenticate", "woo_app_auth", "refresh"]
+JobStatus = Literal["queued", "running", "retrying", "succeeded", "failed"]
+ConnectorStatus = Literal["pending", "authorised", "failed", "expired"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
+
+
+def utcnow() -> datetime:
+    """Now, to the millisecond: the precision records are shown and stored with."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id(prefix: str) -> str:
+    """Opaque, unguessable ids: a type prefix (for humans) and 128 random bits."""
+    return f"{prefix}_{secrets.token_hex(16)}"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Pivot(Record):
+    alias: str | None = None
+    configurable: bool = False
+    required: bool = False
+    advanced: bool = False
+
+
+class Variable(Record):
+    id: str
+    key: str
+    value: str | None = None            # plaintext, for variables that are not secret
+    value_sealed: str | None = None     # ciphertext, for secret ones
+    label: str | None = None
+    secret: bool = False
+    locked: bool = False
+    pivot: Pivot = Pivot()
+    # (sealed, clear) of a secret this process has just sealed (a job building its connector),
+    # so the job need not open it again. Private: never dumped, never stored; and used only
+    # while value_sealed is still that ciphertext (a copy may have replaced it).
+    _sealed_here: tuple[str, str] | None = PrivateAttr(default=None)
+
+    def clear_value(self, box: SecretBox) -> str | None:
+        """The value in the clear: the sealed one opened (unless just sealed here), or the plain one."""
+        if self.value_sealed:
+            here = self._sealed_here
+            return here[1] if here is not None and here[0] == self.value_sealed else box.open(self.value_sealed)
+        return self.value
+
+    @property
+    def has_value(self) -> bool:
+        return bool(self.value_sealed) or self.value not in (None, "")
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "value": None if self.secret else self.value,
+            "has_value": self.has_value,
+            "label": self.label,
+            "secret": self.secret,
+            "locked": self.locked,
+            "pivot": self.pivot.model_dump(),
+        }
+
+
+class RateLimit(Record):
+    unit: Literal["second", "minute", "hour", "day"]
+    duration: int
+
+
+class Credentials(Record):
+    """What the connector may show of its credentials; the values are sealed apart."""
+
+    token_type: str | None = None
+    scopes: list[str] = []
+    expires_at: datetime | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {"token_type": self.token_type, "scopes": self.scopes, "expires_at": iso(self.expires_at)}
+
+
+class Connector(Record):
+    id: str
+    tenant: str
+    name: str
+    authentication_implementation_id: str
+    type: str
+    system: str
+    status: ConnectorStatus = "pending"
+    timezone: str
+    date_format: str
+    rate_limit: RateLimit
+    connection_pool_id: int | None = None
+    certificate_id: str | None = None
+    session_id: str | None = None
+    platform_app_key: str | None = None
+    variables: list[Variable] = []
+    credentials: Credentials = Credentials()
+    credentials_sealed: str | None = None   # the token/keys themselves, encrypted
+    credential_version: int = 0
+    authorised_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    def variable(self, key: str) -> Variable | None:
+        return next((v for v in self.variables if v.key == key), None)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "authentication_implementation_id": self.authentication_implementation_id,
+            "type": self.type,
+            "system": self.system,
+            "status": self.status,
+            "timezone": self.timezone,
+            "date_format": self.date_format,
+            "rate_limit": self.rate_limit.model_dump(),
+            "connection_pool_id": self.connection_pool_id,
+            "certificate_id": self.certificate_id,
+            "session_id": self.session_id,
+            "variables": [v.view() for v in self.variables],
+            "credentials": self.credentials.view(),
+            "authorised_at": iso(self.authorised_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+# Steps that start a call to the provider (seconds, perhaps retried) are stored the moment
+# they begin, so a poller sees what the job is waiting on. Any other step is local work
+# (a Redis lookup, building the connector: microseconds) and is stored with the job's next
+# write: a job that never leaves the machine is written once, when it ends.
+PROVIDER_STEPS = frozenset({"token_request", "token_exchange", "credential_check", "token_refresh"})
+
+
+class ProgressStep(Record):
+    step: str
+    at: datetime
+
+
+class Job(Record):
+    id: str
+    tenant: str
+    type: JobType
+    status: JobStatus = "queued"
+    connector_id: str | None = None
+    attempts: int = 0
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: list[ProgressStep] = []
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def stored_json(self) -> str:
+        """A job is stored as its public view (compact JSON), so a poll can serve the bytes
+        as they are; the tenant is not in it: it is in the key, and the task's arguments."""
+        return json.dumps(self.view(), separators=(",", ":"))
+
+    @classmethod
+    def from_stored(cls, raw: bytes | str, tenant: str) -> "Job":
+        return cls.model_validate({**json.loads(raw), "tenant": tenant})
+
+    def view(self) -> dict[str, Any]:
+        links = {"self": f"/api/v1/jobs/{self.id}"}
+        if self.connector_id:
+            links["connector"] = f"/api/v1/connectors/{self.connector_id}"
+        return {
+            "id": self.id,
+            "type": self.type,
+            "status": self.status,
+            "connector_id": self.connector_id,
+            "attempts": self.attempts,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "progress": [{"step": p.step, "at": iso(p.at)} for p in self.progress],
+            "result": self.result,
+            "error": self.error,
+            "links": links,
+        }
+
+
+class ConnectionPool(Record):
+    id: int
+    tenant: str
+    name: str
+    limit: int
+    timeout: int | None = None
+    created_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "limit": self.limit, "timeout": self.timeout,
+                "created_at": iso(self.created_at)}
+
+
+class Certificate(Record):
+    id: str
+    tenant: str
+    name: str | None = None
+    connector_id: str | None = None
+    certificate_pem: str                # the public certificate chain: not a secret
+    key_sealed: str                     # the private key PEM (as given), encrypted
+    passphrase_sealed: str | None = None
+    subject: str
+    issuer: str
+    fingerprint_sha256: str
+    not_before: datetime
+    not_after: datetime
+    created_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "connector_id": self.connector_id,
+            "subject": self.subject, "issuer": self.issuer,
+            "fingerprint_sha256": self.fingerprint_sha256,
+            "not_before": iso(self.not_before), "not_after": iso(self.not_after),
+            "has_passphrase": self.passphrase_sealed is not None,
+            "created_at": iso(self.created_at),
+        }
+
+
+class Session(Record):
+    id: str
+    tenant: str
+    end_user_id: str | None = None
+    return_url: str | None = None
+    allowed_implementations: list[str] | None = None
+    expires_at: datetime
+    created_at: datetime
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return (now or utcnow()) >= self.expires_at
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "end_user_id": self.end_user_id, "return_url": self.return_url,
+            "allowed_implementations": self.allowed_implementations,
+            "expires_at": iso(self.expires_at), "expired": self.expired(),
+            "created_at": iso(self.created_at),
+        }
+
+
+class ApiKey(Record):
+    id: str
+    tenant: str
+    created_at: datetime
+
+
+class Submission(Record):
+    """What a job was asked to do: the validated request, kept sealed beside the job."""
+
+    body: dict[str, Any] = Field(default_factory=dict)

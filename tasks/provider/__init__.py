@@ -1,0 +1,1 @@
+"""Talking to providers: the outbound transport and guard, rate limits and pools, TLS, certificates."""

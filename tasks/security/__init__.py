@@ -1,0 +1,1 @@
+"""Secrets at rest: sealing, the start-up key check, key rotation."""

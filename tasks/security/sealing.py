@@ -1,0 +1,72 @@
+"""Secrets at rest: an authenticated cipher (Fernet: AES-128-CBC + HMAC-SHA256).
+
+``AUTHQ_SECRET_KEY`` holds one or more Fernet keys, comma separated, newest first. The
+newest seals; every one of them opens, so a key can be rotated without downtime
+(``authq secrets rotate`` re-seals everything under the newest).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from tasks.errors import ConfigError
+
+KEY_HELP = (
+    "AUTHQ_SECRET_KEY must be one or more Fernet keys, comma separated, newest first. "
+    "Make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
+
+
+def generate_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+class SecretBox:
+    def __init__(self, keys: str | None) -> None:
+        if not keys or not keys.strip():
+            raise ConfigError("AUTHQ_SECRET_KEY is not set. " + KEY_HELP)
+        try:
+            self._fernets = [Fernet(k.strip().encode()) for k in keys.split(",") if k.strip()]
+        except (ValueError, TypeError):
+            raise ConfigError("AUTHQ_SECRET_KEY is not a valid key. " + KEY_HELP) from None
+        self._multi = MultiFernet(self._fernets)
+
+    def seal(self, plaintext: str) -> str:
+        return self._multi.encrypt(plaintext.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._multi.decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            raise ConfigError(
+                "A stored secret does not open with AUTHQ_SECRET_KEY: the key is wrong, or an old "
+                "key was removed before `authq secrets rotate` re-sealed everything."
+            ) from None
+
+    def seal_json(self, value: Any) -> str:
+        return self.seal(json.dumps(value, separators=(",", ":")))
+
+    def open_json(self, sealed: str) -> Any:
+        return json.loads(self.open(sealed))
+
+    def rotate(self, sealed: str) -> str:
+        """Re-seal under the newest key (what ``authq secrets rotate`` does per value).
+
+        Raises ``cryptography.fernet.InvalidToken`` when no configured key opens ``sealed``.
+        """
+        return self._multi.rotate(sealed.encode()).decode()
+
+    def is_current(self, sealed: str) -> bool:
+        """True when the newest key opens ``sealed``: rotating it would change nothing."""
+        try:
+            self._fernets[0].decrypt(sealed.encode())
+        except InvalidToken:
+            return False
+        return True
+
+    def check(self, sealed: str) -> None:
+        """Raise ConfigError unless ``sealed`` opens (a start-up probe of the key)."""
+        self.open(sealed)

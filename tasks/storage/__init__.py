@@ -1,0 +1,1 @@
+"""Redis: the key schema, the stores, atomic batches, leases, states, API keys, job counters."""

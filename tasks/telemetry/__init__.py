@@ -1,0 +1,1 @@
+"""Logs, their fields, and the redaction of secrets from them."""

@@ -1,0 +1,193 @@
+"""API fuzzing: schemathesis against the service's own ``GET /api/openapi.json``.
+
+The real app (``create_app`` with the real job queue, on the session's real Redis) listens
+on a loopback port in a thread of its own; schemathesis loads the document the app serves
+and generates requests for every operation it describes, both ones that fit the schemas
+(positive) and ones that break them (negative), always with a valid API key.
+
+Every answer must be: not a 5xx; for a 4xx, a JSON object with a string ``message`` (the
+contract's error shape); a status code the document declares for that operation.
+
+Bounded and reproducible: ``derandomize`` (the same examples every run), a fixed number of
+examples per operation and mode, no example database. Jobs the fuzzer creates stay queued
+(no workers run here), so no generated ``base_url`` is ever called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+import requests
+import schemathesis
+from aiohttp import web
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import status_code_conformance
+
+from tasks.settings import Settings
+from tasks.storage import schema as keys
+from tests.support.helpers import Tenant
+
+EXAMPLES_PER_MODE = 20
+REQUEST_TIMEOUT = 15.0
+FAKE_WORKER = "fuzz-heartbeat@test"
+_WAIT = re.compile(r"(wait\s*=\s*)\d+(?:\.\d+)?", re.I)
+
+
+def _serve(app: web.Application) -> Iterator[str]:
+    """Run ``app`` on 127.0.0.1:<free port> in a thread with its own loop; yield its base URL."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    started = threading.Event()
+    port: list[int] = []
+
+    async def start() -> None:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port.append(runner.addresses[0][1])
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="fuzz-api", daemon=True)
+    thread.start()
+    assert started.wait(30), "the API did not start"
+    try:
+        yield f"http://127.0.0.1:{port[0]}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+
+
+@pytest.fixture
+def api_url(settings: Settings) -> Iterator[str]:
+    from api.app import create_app
+    from worker.queues import make_job_queue
+
+    yield from _serve(create_app(settings, make_job_queue(settings)))
+
+
+@pytest.fixture
+def worker_heartbeat(redis_client: redis.Redis) -> Iterator[None]:
+    """``GET /readyz`` answers 503 when no worker was seen in 30 s, by design. No worker runs
+    here (it would call the generated ``base_url``s), so one heartbeat is written as a worker
+    writes it (``Store.heartbeat``) and removed after: the test keeps "no 5xx" unconditional."""
+    redis_client.zadd(keys.WORKERS, {FAKE_WORKER: time.time() + 120})
+    try:
+        yield
+    finally:
+        redis_client.zrem(keys.WORKERS, FAKE_WORKER)
+
+
+@dataclass
+class Stats:
+    operations: int = 0
+    requests: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    by_mode: Counter[tuple[str, int]] = field(default_factory=Counter)
+    per_operation: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    without_negative: list[str] = field(default_factory=list)
+
+
+def _header(response: schemathesis.Response, name: str) -> str:
+    values = response.headers.get(name.lower()) or [""]  # schemathesis: lower-case names, list values
+    return values[0]
+
+
+def _declared_html(operation, status: int) -> bool:
+    """The browser-facing callback pages answer errors as HTML pages, and say so in the document."""
+    declared = operation.definition.raw.get("responses", {}).get(str(status), {})
+    return "text/html" in declared.get("content", {})
+
+
+def _problems_of(case: schemathesis.Case, response: schemathesis.Response) -> list[str]:
+    found = []
+    status = response.status_code
+    content_type = _header(response, "Content-Type")
+    if status >= 500:
+        found.append(f"{status} server error: {response.text[:300]}")
+    elif status >= 400:
+        if _declared_html(case.operation, status):
+            if not content_type.startswith("text/html"):
+                found.append(f"{status} declared as an HTML page but sent as {content_type!r}")
+        else:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if not (isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"]):
+                found.append(f"{status} without a JSON message ({content_type!r}): {response.text[:300]!r}")
+    try:
+        case.validate_response(response, checks=[status_code_conformance])
+    except Exception as exc:  # schemathesis raises a failure group naming the check
+        found.append(f"status_code_conformance: {str(exc).strip().splitlines()[0]} ({status})")
+    return found
+
+
+def _fuzz_operation(operation, mode: GenerationMode, base_url: str, session: requests.Session,
+                    tenant: Tenant, stats: Stats) -> None:
+    @hsettings(max_examples=EXAMPLES_PER_MODE, deadline=None, derandomize=True, database=None,
+               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+               print_blob=False)
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: schemathesis.Case) -> None:
+        # A generated `Prefer: wait=N` would hold the answer N s for a job no worker runs:
+        # keep the header (its parsing is fuzzed) but make any wait zero.
+        for name in list(case.headers or {}):
+            if name.lower() == "prefer" and isinstance(case.headers[name], str):
+                case.headers[name] = _WAIT.sub(r"\g<1>0", case.headers[name])
+        response = case.call(base_url=base_url, session=session, headers=tenant.headers, timeout=REQUEST_TIMEOUT)
+        stats.requests += 1
+        stats.statuses[response.status_code] += 1
+        stats.by_mode[(mode.value, response.status_code)] += 1
+        stats.per_operation[operation.label] += 1
+        for problem in _problems_of(case, response):
+            stats.problems.append(f"{operation.label} [{mode.value}] {problem}\n    {case.as_curl_command()}")
+
+    try:
+        run()
+    except Unsatisfiable:
+        # An operation with nothing to break (no parameters, no body: GET /healthz) has no
+        # negative cases at all; anywhere else it is a real failure.
+        if mode is not GenerationMode.NEGATIVE:
+            raise
+        stats.without_negative.append(operation.label)
+
+
+def test_fuzz_every_operation(api_url: str, tenant: Tenant, worker_heartbeat: None) -> None:
+    schema = schemathesis.openapi.from_url(f"{api_url}/api/openapi.json", timeout=REQUEST_TIMEOUT)
+    stats = Stats()
+    started = time.monotonic()
+    with requests.Session() as session:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            stats.operations += 1
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                _fuzz_operation(operation, mode, api_url, session, tenant, stats)
+    elapsed = time.monotonic() - started
+
+    print(f"\nfuzzed {stats.operations} operations with {stats.requests} requests in {elapsed:.1f}s; "
+          f"statuses: {dict(sorted(stats.statuses.items()))}; no negative cases possible for "
+          f"{stats.without_negative}; by mode: {dict(sorted(stats.by_mode.items()))}")
+    document = requests.get(f"{api_url}/api/openapi.json", timeout=REQUEST_TIMEOUT).json()
+    described = {f"{method.upper()} {path}" for path, methods in document["paths"].items() for method in methods}
+    # Schemathesis leaves out the document's own operation (it has just been fetched, above).
+    assert set(stats.per_operation) == described - {"GET /api/openapi.json"}, "every operation was fuzzed"
+    assert not stats.problems, f"{len(stats.problems)} problem(s):\n" + "\n".join(stats.problems[:40])

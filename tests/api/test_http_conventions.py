@@ -1,0 +1,239 @@
+"""The HTTP conventions every endpoint keeps (contract §3 and §5's list rules).
+
+Authentication (401 and both header forms), the JSON-only body rules (400, 413, 415), JSON
+404/405 answers, tenant isolation (another tenant's record is indistinguishable from a
+missing one) and the ``page``/``per_page`` bounds of list endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import trustme
+
+from tests.support.helpers import Tenant, authorise_body, save_connector
+
+AUTHORISE = "/api/v1/oauth/authorise"
+MIB = 1024 * 1024
+
+
+async def assert_json_error(answer, status: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """``status`` with a JSON body carrying a non-empty ``message``."""
+    assert answer.status == status, await answer.text()
+    assert answer.content_type == "application/json", answer.content_type
+    payload = await answer.json()
+    assert isinstance(payload.get("message"), str) and payload["message"], payload
+    return payload
+
+
+# -- authentication -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("authorization", [None, "", "key-that-nobody-issued", "Bearer key-that-nobody-issued",
+                                           "Bearer ", "Basic dXNlcjpwYXNz"])
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/v1/connectors"), ("POST", AUTHORISE),
+                                              ("GET", "/api/v1/jobs/job_x"), ("PATCH", "/api/v1/oauth/con_x/reauthorise")])
+async def test_a_missing_or_unknown_key_is_401_unauthenticated(client, tenant, authorization, method, path):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    answer = await client.request(method, path, json=authorise_body(), headers=headers)
+    assert answer.status == 401
+    assert await answer.json() == {"message": "Unauthenticated."}
+
+
+async def test_a_near_miss_of_the_key_is_401(client, tenant):
+    """The key must match exactly: a prefix, a suffix or a changed case is not the key."""
+    for wrong in (tenant.key[:-1], tenant.key + "x", tenant.key.upper(), f"Bearer {tenant.key[1:]}"):
+        answer = await client.get("/api/v1/connectors", headers={"Authorization": wrong})
+        assert answer.status == 401, wrong
+
+
+@pytest.mark.parametrize("form", ["{key}", "Bearer {key}", "bearer {key}", "  Bearer   {key}  "])
+async def test_the_key_works_raw_or_as_a_bearer_token(client, tenant, form):
+    answer = await client.get("/api/v1/connectors", headers={"Authorization": form.format(key=tenant.key)})
+    assert answer.status == 200, await answer.text()
+    assert (await answer.json())["data"] == []
+
+
+async def test_the_operations_endpoints_need_no_key(client):
+    answer = await client.get("/healthz")
+    assert answer.status == 200
+    assert answer.content_type == "application/json"
+
+
+# -- bodies -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", [b"{not json", b'{"name": "x",}', b"\xff\xfe{}", b"", b"   "])
+async def test_a_body_that_is_not_json_is_400(client, tenant, raw):
+    answer = await client.post(AUTHORISE, data=raw, headers={**tenant.headers, "Content-Type": "application/json"})
+    await assert_json_error(answer, 400)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          "application/xml"])
+@pytest.mark.parametrize(("method", "path"), [("POST", AUTHORISE), ("POST", "/api/v1/connection-pools"),
+                                              ("POST", "/api/v1/sessions")])
+async def test_a_body_that_is_not_declared_json_is_415(client, tenant, redis_client, content_type, method, path):
+    """Even a body that would parse as JSON is refused when its content type says otherwise."""
+    answer = await client.request(method, path, data=json.dumps(authorise_body()),
+                                  headers={**tenant.headers, "Content-Type": content_type})
+    await assert_json_error(answer, 415)
+    assert list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:*")) == []
+
+
+async def test_a_json_subtype_content_type_is_accepted(client, tenant):
+    answer = await client.post(AUTHORISE, data=json.dumps(authorise_body()),
+                               headers={**tenant.headers, "Content-Type": "application/json; charset=utf-8"})
+    assert answer.status == 202, await answer.text()
+
+
+def padded_body(size: int) -> bytes:
+    """A valid authorise body of exactly ``size`` bytes (an unknown field carries the padding)."""
+    body = authorise_body(padding="")
+    bare = len(json.dumps(body).encode())
+    body["padding"] = "p" * (size - bare)
+    raw = json.dumps(body).encode()
+    assert len(raw) == size
+    return raw
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_body_over_one_mib_is_413(client, tenant, redis_client, chunked):
+    """With a Content-Length, and without one (chunked), the limit holds; nothing is queued."""
+    raw = padded_body(MIB + 1)
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for start in range(0, len(raw), 64 * 1024):
+            yield raw[start:start + 64 * 1024]
+
+    answer = await client.post(AUTHORISE, data=chunks() if chunked else raw,
+                               headers={**tenant.headers, "Content-Type": "application/json"})
+    await assert_json_error(answer, 413)
+    assert list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:job:*")) == []
+
+
+async def test_a_body_of_exactly_one_mib_is_accepted(client, tenant):
+    answer = await client.post(AUTHORISE, data=padded_body(MIB),
+                               headers={**tenant.headers, "Content-Type": "application/json"})
+    assert answer.status == 202, await answer.text()
+
+
+# -- routes -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v1/oauth", "/api/v2/connectors", "/no-such-page"])
+async def test_an_unknown_route_is_a_json_404(client, tenant, path):
+    answer = await client.get(path, headers=tenant.headers)
+    await assert_json_error(answer, 404)
+
+
+async def test_a_wrong_method_is_a_json_405_with_allow(client, tenant):
+    answer = await client.delete(AUTHORISE, headers=tenant.headers)
+    await assert_json_error(answer, 405)
+    assert "POST" in answer.headers["Allow"]
+
+
+# -- tenant isolation -----------------------------------------------------------------------------
+
+def certificate_pem() -> str:
+    issued = trustme.CA().issue_cert("shop.example.test")
+    return issued.cert_chain_pems[0].bytes().decode() + issued.private_key_pem.bytes().decode()
+
+
+async def create(client, owner: Tenant, path: str, body: dict[str, Any]) -> str:  # type: ignore[no-untyped-def]
+    answer = await client.post(path, json=body, headers=owner.headers)
+    assert answer.status in (201, 202), await answer.text()
+    return str((await answer.json())["data"]["id"])
+
+
+@pytest.fixture
+async def records_of_a(client, tenants, redis_client, secret_key) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """One record of each kind, owned by tenant A, as ``{collection path: id}``."""
+    a = tenants[0]
+    return {
+        "/api/v1/jobs": await create(client, a, AUTHORISE, authorise_body()),
+        "/api/v1/connection-pools": await create(client, a, "/api/v1/connection-pools", {"name": "NetSuite", "limit": 4}),
+        "/api/v1/certificates": await create(client, a, "/api/v1/certificates", {"certificate": certificate_pem()}),
+        "/api/v1/sessions": await create(client, a, "/api/v1/sessions", {}),
+        "/api/v1/connectors": save_connector(redis_client, secret_key, a).id,
+    }
+
+
+MISSING_IDS = {"/api/v1/jobs": "job_" + "0" * 32, "/api/v1/connection-pools": "999999",
+               "/api/v1/certificates": "crt_" + "0" * 32, "/api/v1/sessions": "ses_" + "0" * 32,
+               "/api/v1/connectors": "con_" + "0" * 32}
+
+
+@pytest.mark.parametrize("collection", list(MISSING_IDS))
+async def test_another_tenants_record_is_404_exactly_like_a_missing_one(client, tenants, records_of_a, collection):
+    a, b = tenants
+    url = f"{collection}/{records_of_a[collection]}"
+    mine = await client.get(url, headers=a.headers)
+    assert mine.status == 200, await mine.text()
+    theirs = await client.get(url, headers=b.headers)
+    missing = await client.get(f"{collection}/{MISSING_IDS[collection]}", headers=b.headers)
+    assert (await assert_json_error(theirs, 404)) == (await assert_json_error(missing, 404))
+
+
+@pytest.mark.parametrize(("method", "template"), [
+    ("DELETE", "/api/v1/connectors/{id}"), ("POST", "/api/v1/connectors/{id}/refresh"),
+    ("PATCH", "/api/v1/oauth/{id}/reauthorise"),
+])
+async def test_another_tenant_cannot_act_on_a_connector(client, tenants, records_of_a, redis_client, method, template):
+    """Deleting, refreshing or reauthorising A's connector as B is a 404 and changes nothing."""
+    a, b = tenants
+    connector_id = records_of_a["/api/v1/connectors"]
+    answer = await client.request(method, template.format(id=connector_id), json={}, headers=b.headers)
+    await assert_json_error(answer, 404)
+    assert (await client.get(f"/api/v1/connectors/{connector_id}", headers=a.headers)).status == 200
+    assert list(redis_client.scan_iter(match=f"authq:t:{b.name}:job:*")) == []
+
+
+@pytest.mark.parametrize("collection", ["/api/v1/connection-pools", "/api/v1/certificates"])
+async def test_another_tenant_cannot_delete_a_record(client, tenants, records_of_a, collection):
+    a, b = tenants
+    url = f"{collection}/{records_of_a[collection]}"
+    await assert_json_error(await client.delete(url, headers=b.headers), 404)
+    assert (await client.get(url, headers=a.headers)).status == 200
+
+
+@pytest.mark.parametrize("collection", ["/api/v1/connectors", "/api/v1/connection-pools", "/api/v1/certificates"])
+async def test_lists_show_only_the_keys_tenant(client, tenants, records_of_a, collection):
+    a, b = tenants
+    mine = await (await client.get(collection, headers=a.headers)).json()
+    theirs = await (await client.get(collection, headers=b.headers)).json()
+    # A's list holds A's record (the authorise job may have made A a second connector by
+    # now, if workers run in this session); B's list holds nothing at all.
+    expected = int(records_of_a[collection]) if collection.endswith("pools") else records_of_a[collection]
+    assert expected in [r["id"] for r in mine["data"]]
+    assert theirs["data"] == [] and theirs["meta"]["total"] == 0
+
+
+# -- paging -----------------------------------------------------------------------------------
+
+LISTS = ["/api/v1/connectors", "/api/v1/connection-pools", "/api/v1/certificates"]
+
+
+@pytest.mark.parametrize("per_page", ["0", "101", "-1", "ten", "1.5", ""])
+@pytest.mark.parametrize("collection", LISTS)
+async def test_per_page_outside_1_to_100_is_422(client, tenant, collection, per_page):
+    answer = await client.get(collection, params={"per_page": per_page}, headers=tenant.headers)
+    payload = await assert_json_error(answer, 422)
+    assert list(payload["errors"]) == ["per_page"]
+    assert all("per page" in m for m in payload["errors"]["per_page"])
+
+
+@pytest.mark.parametrize("page", ["0", "-2", "one"])
+async def test_a_page_below_1_is_422(client, tenant, page):
+    answer = await client.get("/api/v1/connectors", params={"page": page}, headers=tenant.headers)
+    payload = await assert_json_error(answer, 422)
+    assert list(payload["errors"]) == ["page"]
+
+
+@pytest.mark.parametrize("per_page", [1, 100])
+@pytest.mark.parametrize("collection", LISTS)
+async def test_per_page_at_its_bounds_is_a_paged_list(client, tenant, collection, per_page):
+    answer = await client.get(collection, params={"per_page": str(per_page)}, headers=tenant.headers)
+    assert answer.status == 200, await answer.text()
+    payload = await answer.json()
+    assert set(payload) == {"data", "meta", "links"}
+    assert payload["meta"]["per_page"] == per_page and payload["meta"]["current_page"] == 1

@@ -1,0 +1,152 @@
+"""``authq up`` end to end, started as the README says, driven over HTTP.
+
+Proves: one command brings up embedded Redis, the API and workers; a basic connector is
+authorised through it; SIGTERM stops every process it started; a second ``up`` on the
+same data dir still serves the first run's jobs and connectors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from authq.redis_server import free_port
+from tests.support.helpers import TEST_CATALOG
+from tests.support.processes import alive, cmdline, descendants
+from tests.support.provider import GOOD_KEY, GOOD_SECRET, Provider
+
+pytestmark = pytest.mark.integration
+
+
+def authq_command() -> list[str]:
+    """The installed console script, as the README runs it (``.venv/bin/authq``)."""
+    script = Path(sys.executable).with_name("authq")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("authq")
+    assert found, "the authq console script is not installed: run the README's install command"
+    return [found]
+
+
+def http(method: str, url: str, key: str | None = None, body: object | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("Authorization", key)
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=40) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+class Up:
+    def __init__(self, data_dir: Path, port: int, env: dict[str, str]) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = data_dir.parent / f"up-{port}-{time.monotonic_ns()}.log"
+        self.out = open(self.log, "wb")
+        self.process = subprocess.Popen(
+            authq_command() + ["up", "--port", str(port), "--workers", "2", "--data-dir", str(data_dir)],
+            env=env, stdout=self.out, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"authq up exited early:\n{self.output()}"
+            if "authq: ready at" in self.output():
+                status, _ = http("GET", f"{self.base}/readyz")
+                assert status == 200
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"authq up was not ready in {timeout}s:\n{self.output()}")
+
+    def stop(self, timeout: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self.out.close()
+        return code
+
+
+@pytest.fixture
+def up_env(provider: Provider) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHQ_")}
+    env.update({"AUTHQ_CATALOG": str(TEST_CATALOG), "AUTHQ_ALLOW_PRIVATE_NETWORKS": "true"})
+    return env
+
+
+def test_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path, up_env: dict[str, str], provider: Provider) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    first = Up(data_dir, port, up_env)
+    try:
+        first.wait_ready()
+        started = descendants(first.process.pid)
+        commands = [cmdline(pid) for pid in started]
+        assert sum("redis-server" in c for c in commands) == 1, commands
+        assert sum("worker" in c and "celery" in c for c in commands) >= 2, commands
+        key = (data_dir / "api-key").read_text().strip()
+        assert oct((data_dir / "api-key").stat().st_mode & 0o777) == "0o600"
+
+        body = {
+            "authentication_implementation_id": "test-basic", "timezone": "America/New_York",
+            "date_format": "Y-m-d", "rate_limit_unit": "second", "rate_limit_duration": 5,
+            "variables": [{"key": "base_url", "value": provider.base_url},
+                          {"key": "consumer_key", "value": GOOD_KEY},
+                          {"key": "consumer_secret", "value": GOOD_SECRET}],
+        }
+        status, answer = http("POST", f"{first.base}/api/v1/oauth/authorise", key, body)
+        assert status == 202, answer
+        job_id, connector_id = answer["data"]["id"], answer["data"]["connector_id"]
+        status, answer = http("GET", f"{first.base}/api/v1/jobs/{job_id}", key, headers={"Prefer": "wait=30"})
+        assert answer["data"]["status"] == "succeeded", answer
+        status, connector = http("GET", f"{first.base}/api/v1/connectors/{connector_id}", key)
+        assert connector["data"]["status"] == "authorised"
+        assert GOOD_SECRET not in json.dumps(connector)
+    finally:
+        code = first.stop()
+    assert code == 0, first.output()
+    time.sleep(0.5)
+    left = [(pid, cmdline(pid)) for pid in started if alive(pid)]
+    assert left == [], f"processes left behind after SIGTERM: {left}"
+    assert "authq: stopped." in first.output()
+
+    second = Up(data_dir, port, up_env)
+    try:
+        second.wait_ready()
+        status, answer = http("GET", f"{second.base}/api/v1/jobs/{job_id}", key)
+        assert status == 200 and answer["data"]["status"] == "succeeded", answer
+        status, connector = http("GET", f"{second.base}/api/v1/connectors/{connector_id}", key)
+        assert status == 200 and connector["data"]["status"] == "authorised"
+        assert connector["data"]["timezone"] == "America/New_York"
+    finally:
+        assert second.stop() == 0, second.output()
+
+
+def test_second_up_on_same_data_dir_is_refused(tmp_path: Path, up_env: dict[str, str]) -> None:
+    data_dir = tmp_path / "data"
+    first = Up(data_dir, free_port(), up_env)
+    try:
+        first.wait_ready()
+        clash = subprocess.run(authq_command() + ["up", "--port", str(free_port()), "--data-dir", str(data_dir)],
+                               env=up_env, capture_output=True, text=True, timeout=60)
+        assert clash.returncode == 2
+        assert "already running" in clash.stderr
+    finally:
+        assert first.stop() == 0

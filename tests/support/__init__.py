@@ -1,0 +1,1 @@
+"""What the tests share: loopback servers, helpers, the leak registry and the test catalog."""
