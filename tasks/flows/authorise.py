@@ -9,21 +9,18 @@ the old credentials keep working until then.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from tasks.errors import JobFailed, RequestInvalid
 from tasks.flows import lookups, redirects
 from tasks.flows.basic_token import complete_basic_or_token
 from tasks.flows.oauth2 import client_credentials_token, with_tokens
-from tasks.flows.outcome import Outcome
+from tasks.flows.outcome import Outcome, Step
 from tasks.jobs.context import JobContext
 from tasks.model.bodies import AuthoriseIn, ReauthoriseIn
 from tasks.model.catalog import Implementation
 from tasks.model.records import Connector, Job, RateLimit
 from tasks.validation.variables import build_variables, merge_variables
-
-Step = Callable[[str], None]
 
 
 def _implementation(ctx: JobContext, implementation_id: str) -> Implementation:
@@ -78,21 +75,19 @@ def _waits(impl: Implementation) -> bool:
     return impl.type not in ("basic", "token") or impl.check is not None
 
 
-def needs_nobody_else(ctx: JobContext, body: dict[str, Any]) -> bool:
-    """Whether an authorise of this (validated) request runs here alone: its implementation's
-    flow waits on nobody, or it is gone from the catalog (the job fails here, at once)."""
+def authorise_needs_provider(ctx: JobContext, body: dict[str, Any]) -> bool:
+    """Whether an authorise of this (validated) request calls a provider or sends the end user
+    to one. If not, it writes nothing before its end. An implementation gone from the catalog
+    needs nobody: the job fails here, at once."""
     impl = ctx.catalog.implementation(str(body.get("authentication_implementation_id")))
-    return impl is None or not _waits(impl)
+    return impl is not None and _waits(impl)
 
 
 def _result(connector: Connector, next_action: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"connector": connector.view(), "next_action": next_action}
 
 
-def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step, *,
-              local_only: bool = False) -> Outcome | None:
-    """With ``local_only``: None, having written nothing, if the flow needs anyone else (a
-    provider, the end user); the runner then runs the job the usual way."""
+def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
     req = AuthoriseIn.model_validate(body)
     impl = _implementation(ctx, req.authentication_implementation_id)
     _lookups(ctx, job.tenant, impl, step, session_id=req.session_id, certificate_id=req.certificate_id,
@@ -114,9 +109,7 @@ def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step, *,
         # The job's creation, not this run's start: a redelivered job writes the same connector.
         created_at=job.created_at, updated_at=now,
     )
-    if _waits(impl):
-        if local_only:
-            return None
+    if _waits(impl):  # (the flows of which ``authorise_needs_provider`` says so)
         ctx.store.save_connector(connector)  # pending meanwhile; the runner marks it failed if the job fails
     done, next_action = _complete(ctx, job, connector, impl, step, reauthorise=False)
     if done is not None and next_action is None:

@@ -6,11 +6,10 @@ there is one, must pass first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import httpx2
 
 from tasks.errors import JobFailed
+from tasks.flows.outcome import Step
 from tasks.jobs.context import JobContext
 from tasks.model.catalog import Implementation
 from tasks.model.records import Connector, Credentials
@@ -27,7 +26,7 @@ def _need(values: dict[str, str], key: str) -> str:
 
 
 def complete_basic_or_token(ctx: JobContext, connector: Connector, impl: Implementation,
-                            step: Callable[[str], None]) -> Connector:
+                            step: Step) -> Connector:
     values = plain_values(connector.variables, ctx.box)
     auth: httpx2.Auth | None = None
     headers: dict[str, str] = {}

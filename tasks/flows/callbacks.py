@@ -8,14 +8,13 @@ new credentials, only once the provider accepted them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
 
 from tasks.errors import Deferred, JobFailed, ProviderUnreachable
 from tasks.flows.oauth2 import exchange_code, with_tokens
-from tasks.flows.outcome import Outcome
+from tasks.flows.outcome import Outcome, Step
 from tasks.jobs.context import JobContext
 from tasks.model.bodies import AuthenticateIn
 from tasks.model.catalog import Implementation
@@ -25,8 +24,6 @@ from tasks.provider.guard import render_url
 from tasks.storage import states
 from tasks.telemetry.redaction import scrub, scrub_optional
 from tasks.validation.variables import plain_values
-
-Step = Callable[[str], None]
 
 
 def _state(ctx: JobContext, job: Job, raw: str, kind: str) -> states.AuthState:

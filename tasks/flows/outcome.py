@@ -1,11 +1,15 @@
-"""What a job handler hands back to the runner."""
+"""What a job handler is handed to report its progress, and what it hands back to the runner."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tasks.model.records import Connector
+
+# Records a progress step (``Job.progress``) as the handler reaches it.
+Step = Callable[[str], None]
 
 
 @dataclass

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from tasks.errors import Deferred, JobFailed, ProviderError
 from tasks.flows.oauth2 import client_credentials_token, refresh_token, sealed_tokens, with_tokens
-from tasks.flows.outcome import Outcome
+from tasks.flows.outcome import Outcome, Step
 from tasks.jobs.context import JobContext
 from tasks.model.records import Connector, Job
 from tasks.storage import schema as keys
 
-Step = Callable[[str], None]
 LOCK_SECONDS = 60
 LOCK_WAIT = 5.0
 

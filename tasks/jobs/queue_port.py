@@ -3,7 +3,7 @@
 The Celery implementation lives in ``worker/publisher.py``; the API is given one by its
 entrypoint. Ids travel, and a copy of the job as accepted with its sealed request
 (``JobCopy``): a worker runs a job that needs nobody else from the copy and ends it in one
-round trip, if the stored job is still that copy (``tasks.jobs.at_once``). The record in Redis
+round trip, if the stored job is still that copy (``tasks.jobs.runner``). The record in Redis
 stays the truth: a stale or missing copy only means the job is read from Redis first.
 """
 

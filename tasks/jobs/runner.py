@@ -1,35 +1,46 @@
-"""One job's life: queued -> running -> succeeded | failed (retrying between attempts).
+"""One delivery of a job, from its start to its end: queued -> running -> succeeded | failed
+(``retrying`` between attempts).
 
-``run_job`` is everything a Celery task does; it knows nothing of Celery. It is safe to
-call twice for the same job (at-least-once delivery): a finished job is left as it is,
-and ``attempts`` counts every start, so a job that keeps killing its worker ends
-``failed`` after ``max_attempts`` instead of looping.
+``run_job`` is everything a Celery task does; it knows nothing of Celery. A ``JobRun`` starts
+one of two ways:
+
+- ``from_copy``: the message carries the job as accepted and its sealed request
+  (``JobCopy``). A job whose handler needs no provider (``handlers.HANDLERS``) is run from
+  that copy, with no lease taken and nothing read first, and its end is written by one
+  guarded batch: only if the stored job is still, byte for byte, that copy, no start was
+  counted and no run holds the lease, the very case in which a run from the store would
+  have run alone. Otherwise nothing is written and the run goes on from the store.
+- ``from_store``: take the job's run lease, read the job and its sealed request and count
+  the start, in one round trip (``Store.start_job``); run the handler; store its end, a retry
+  or a deferral.
+
+Either way the end (the job, its connector, its counts, the lease's release) is one atomic
+write. A job is safe to run twice (at-least-once delivery): a finished job is left as it is,
+and ``attempts`` counts every start, so a job that keeps killing its worker ends ``failed``
+after ``max_attempts`` instead of looping.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from tasks.errors import Deferred, JobFailed, RetryLater
-from tasks.flows.authorise import authorise, reauthorise
-from tasks.flows.callbacks import authenticate, woo_app_auth
-from tasks.flows.refresh import refresh
-from tasks.jobs.at_once import Handler, end_at_once, open_copy
+from tasks.errors import ConfigError, Deferred, JobFailed, RetryLater
+from tasks.flows.outcome import Outcome
 from tasks.jobs.context import JobContext
-from tasks.jobs.ending import count, finish
+from tasks.jobs.handlers import HANDLERS
 from tasks.jobs.queue_port import JobCopy
 from tasks.model.records import PROVIDER_STEPS, Job, ProgressStep
 from tasks.storage import schema as keys
-from tasks.storage.leases import Lease, RunLeases, Taken
+from tasks.storage.batch import Batch
+from tasks.storage.job_counters import JobMetrics
+from tasks.storage.leases import Lease, RunLeases, Taken, lease_key
 from tasks.storage.store import Start
 
 log = logging.getLogger("authq.jobs")
 
-HANDLERS: dict[str, Handler] = {
-    "authorise": authorise, "reauthorise": reauthorise, "authenticate": authenticate,
-    "woo_app_auth": woo_app_auth, "refresh": refresh,
-}
 MAX_BACKOFF = 60.0
 
 
@@ -39,105 +50,221 @@ def backoff(attempt: int, hint: float | None = None) -> float:
     return min(MAX_BACKOFF, max(delay, hint or 0.0))
 
 
-def _retry_later(job: Job, delay: float, error_code: str) -> RetryLater:
-    log.info("job will run again", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
-                                          "attempts": job.attempts, "error_code": error_code,
-                                          "delay": round(delay, 3)})
-    return RetryLater(delay)
-
-
 def run_job(ctx: JobContext, tenant: str, job_id: str, leases: RunLeases | None = None,
             copy: JobCopy | None = None) -> Job | None:
-    """Run the job once (or leave it, if it has ended). With ``leases``, under the job's run
-    lease, taken in the round trip that reads the job; ``Taken`` if another run holds it.
-    With ``copy`` (its message's), a job that needs nobody else is first tried at once
-    (``at_once.run_at_once``); any other uses the copy's request, opened, if the stored
-    one is the same ciphertext."""
-    opened = open_copy(ctx, tenant, job_id, copy) if copy is not None else None
-    if opened is not None:
-        ended = end_at_once(ctx, opened) if opened.local else None
-        if ended is not None:
-            return ended
-    # (A local job's request was handed to its handler once; the usual way opens its own.)
-    known = opened.request if opened is not None and not opened.local else None
-    if leases is None:
-        return _run(ctx, tenant, job_id, ctx.store.start_job(tenant, job_id), None, known)
-    lease = leases.new(tenant, job_id)
-    start = ctx.store.start_job(tenant, job_id, lease.key, lease.token, leases.ttl_ms)
-    if start.taken_ms is not None:
-        raise Taken.after(start.taken_ms)
-    with leases.holding(lease):
-        return _run(ctx, tenant, job_id, start, lease, known)
+    """Run one delivery of the job: from ``copy`` (its message's) when that ends it, else from
+    the store, under the job's run lease when ``leases`` is given (``Taken`` if another run
+    holds it). None if the job's record is gone."""
+    run = JobRun(ctx, tenant, job_id)
+    ended = run.from_copy(copy) if copy is not None else None
+    return ended if ended is not None else run.from_store(leases)
 
 
-def _run(ctx: JobContext, tenant: str, job_id: str, start: Start, lease: Lease | None,
-         known: tuple[str, dict[str, Any]] | None = None) -> Job | None:
-    """The usual way; ``known``: a sealed request already opened (the message's copy)."""
-    job, sealed = start.job, start.sealed
-    if job is None:
-        log.warning("job record missing (expired or never stored)", extra={"job_id": job_id, "tenant": tenant})
-        return None
-    if job.finished:
-        return job
-    # Starts are counted in Redis as they begin, a run that killed its worker included (the
-    # record's own count covers records written before the counter existed).
-    job.attempts = max(start.starts, job.attempts + 1)
-    if job.attempts > ctx.max_attempts:
-        job.attempts -= 1  # the starts that ran
-        return finish(ctx, job, lease, error=JobFailed(
-            "attempts_exhausted",
-            f"The job was started {job.attempts} times without finishing (its worker kept dying); giving up.",
-        ).as_error())
-    # Running, but not stored as such yet: it is stored ``running`` when it first waits on a
-    # provider (PROVIDER_STEPS). A job that never leaves the machine goes from queued (or
-    # retrying) to its end in one write; a poller could not have seen it running anyway.
-    job.status = "running"
-    job.started_at = job.started_at or ctx.now()
-    job.error = None
+class JobRun:
+    """One delivery of one job."""
 
-    def step(name: str) -> None:
-        job.progress.append(ProgressStep(step=name, at=ctx.now()))
-        if name in PROVIDER_STEPS:
-            ctx.store.save_job(job)
+    def __init__(self, ctx: JobContext, tenant: str, job_id: str) -> None:
+        self.ctx = ctx
+        self.tenant = tenant
+        self.job_id = job_id
+        # A sealed request already opened (the copy's): reused if the stored one is the same text.
+        self._opened: tuple[str, dict[str, Any]] | None = None
 
-    handler = HANDLERS.get(job.type)
-    mark = len(job.progress)
-    try:
-        if handler is None:
-            raise JobFailed("not_supported", f"{job.type} jobs are not available in this version of authq yet.")
-        if sealed is None:
-            raise JobFailed("internal_error", "The job's stored request is missing; submit it again.")
-        body = known[1] if known is not None and known[0] == sealed else ctx.box.open_json(sealed)
-        outcome = handler(ctx, job, body, step)
-        assert outcome is not None  # (only a local_only handler answers None)
-    except Deferred as deferred:
-        # Waiting for a permit is not an attempt: give the start back and queue again.
+    # -- the two ways to start ------------------------------------------------------------------
+
+    def from_copy(self, copy: JobCopy) -> Job | None:
+        """The job, ended from its message's copy in one round trip; None if nothing was written
+        (the job needs a provider, the copy is stale or unreadable, or a retry is due)."""
+        accepted = self._accepted(copy)
+        if accepted is None:
+            return None
+        job, body = accepted
+        handler = HANDLERS.get(job.type)
+        if handler is None or handler.needs_provider(self.ctx, body):
+            self._opened = (copy.sealed, body)
+            return None
+        job.attempts, job.status, job.started_at = 1, "running", self.ctx.now()
+
+        def step(name: str) -> None:
+            job.progress.append(ProgressStep(step=name, at=self.ctx.now()))
+
+        try:
+            end: Outcome | JobFailed = handler.run(self.ctx, job, body, step)
+        except JobFailed as exc:
+            if exc.retryable:
+                return None  # the run from the store stores the retry
+            end = exc
+        except Exception:  # noqa: BLE001 - nothing was written: the run from the store runs it again, and logs it
+            return None
+        starts = keys.job_starts(job.tenant, job.id)
+
+        def unchanged_and_unstarted(batch: Batch) -> None:
+            batch.expect(keys.job(job.tenant, job.id), copy.job)
+            batch.expect_absent(starts)
+            batch.expect_absent(lease_key(job.tenant, job.id))
+            batch.set(starts, "1")  # this start, counted with the end it made
+
+        return job if self._store_end(job, end, unchanged_and_unstarted) else None
+
+    def from_store(self, leases: RunLeases | None) -> Job | None:
+        """The job run from its stored record; ``Taken`` if another run holds its lease."""
+        store = self.ctx.store
+        if leases is None:
+            return self._run(store.start_job(self.tenant, self.job_id), None)
+        lease = leases.new(self.tenant, self.job_id)
+        start = store.start_job(self.tenant, self.job_id, lease.key, lease.token, leases.ttl_ms)
+        if start.taken_ms is not None:
+            raise Taken.after(start.taken_ms)
+        with leases.holding(lease):
+            return self._run(start, lease)
+
+    # -- from the copy ---------------------------------------------------------------------------
+
+    def _accepted(self, copy: JobCopy) -> tuple[Job, dict[str, Any]] | None:
+        """The copy's job as accepted and its request, opened; None if it cannot be this job's first run."""
+        try:
+            accepted = json.loads(copy.job)
+            if (not isinstance(accepted, dict) or accepted.get("id") != self.job_id
+                    or accepted.get("status") != "queued"):
+                return None
+            job = Job.model_validate({**accepted, "tenant": self.tenant})
+            body = self.ctx.box.open_json(copy.sealed)  # sealed under a key since retired: ConfigError
+        except (ValueError, ConfigError):
+            return None
+        return (job, body) if isinstance(body, dict) else None
+
+    # -- from the store --------------------------------------------------------------------------
+
+    def _run(self, start: Start, lease: Lease | None) -> Job | None:
+        job, sealed = start.job, start.sealed
+        if job is None:
+            log.warning("job record missing (expired or never stored)",
+                        extra={"job_id": self.job_id, "tenant": self.tenant})
+            return None
+        if job.finished:
+            return job
+        # Starts are counted in Redis as they begin, a run that killed its worker included (the
+        # record's own count covers records written before the counter existed).
+        job.attempts = max(start.starts, job.attempts + 1)
+        if job.attempts > self.ctx.max_attempts:
+            job.attempts -= 1  # the starts that ran
+            return self._end_started(job, lease, JobFailed(
+                "attempts_exhausted",
+                f"The job was started {job.attempts} times without finishing (its worker kept dying); giving up."))
+        # Running, but not stored as such yet: it is stored ``running`` when it first waits on a
+        # provider (PROVIDER_STEPS). A job that never leaves the machine goes from queued (or
+        # retrying) to its end in one write; a poller could not have seen it running anyway.
+        job.status = "running"
+        job.started_at = job.started_at or self.ctx.now()
+        job.error = None
+
+        def step(name: str) -> None:
+            job.progress.append(ProgressStep(step=name, at=self.ctx.now()))
+            if name in PROVIDER_STEPS:
+                self.ctx.store.save_job(job)
+
+        handler = HANDLERS.get(job.type)
+        mark = len(job.progress)
+        try:
+            if handler is None:
+                raise JobFailed("not_supported",
+                                f"{job.type} jobs are not available in this version of authq yet.")
+            if sealed is None:
+                raise JobFailed("internal_error", "The job's stored request is missing; submit it again.")
+            opened = self._opened
+            body = opened[1] if opened is not None and opened[0] == sealed else self.ctx.box.open_json(sealed)
+            outcome = handler.run(self.ctx, job, body, step)
+        except Deferred as deferred:
+            self._defer(job, mark, deferred)
+            raise
+        except JobFailed as exc:
+            if exc.retryable and job.attempts < self.ctx.max_attempts:
+                job.error = exc.as_error()
+                raise self._retry(job, backoff(job.attempts, getattr(exc, "retry_after", None)), exc.code) from None
+            return self._end_started(job, lease, exc)
+        except Exception as exc:  # a bug or an outage we did not foresee: retry, then fail loudly
+            log.exception("job raised unexpectedly", extra={"job_id": job.id, "tenant": job.tenant,
+                                                           "error_type": type(exc).__name__})
+            if job.attempts < self.ctx.max_attempts:
+                raise self._retry(job, backoff(job.attempts), "internal_error") from None
+            return self._end_started(job, lease, JobFailed(
+                "internal_error",
+                f"The job failed unexpectedly ({type(exc).__name__}); see the worker log for job {job.id}."))
+        return self._end_started(job, lease, outcome)
+
+    def _defer(self, job: Job, mark: int, deferred: Deferred) -> None:
+        """Waiting for a permit is not an attempt: give the start back; the job is queued again."""
         job.attempts -= 1
         job.status = "queued"
         del job.progress[mark:]  # the steps re-run when it does
-        ctx.store.save_job(job, also=lambda batch: batch.incrby(keys.job_starts(job.tenant, job.id), -1))
+        self.ctx.store.save_job(job, also=lambda batch: batch.incrby(keys.job_starts(job.tenant, job.id), -1))
         reason = deferred.reason
-        count(ctx, job, lambda m: m.waited(reason))
-        log.info("job deferred", extra={"job_id": job.id, "tenant": tenant, "reason": deferred.reason,
+        self._count(job, lambda m: m.waited(reason))
+        log.info("job deferred", extra={"job_id": job.id, "tenant": job.tenant, "reason": reason,
                                         "delay": round(deferred.delay, 3)})
-        raise
-    except JobFailed as exc:
-        if exc.retryable and job.attempts < ctx.max_attempts:
-            job.status = "retrying"
-            job.error = exc.as_error()
-            ctx.store.save_job(job)
-            count(ctx, job, lambda m: m.retried(job.type))
-            raise _retry_later(job, backoff(job.attempts, getattr(exc, "retry_after", None)), exc.code) from None
-        return finish(ctx, job, lease, error=exc.as_error())
-    except Exception as exc:  # a bug or an outage we did not foresee: retry, then fail loudly
-        log.exception("job raised unexpectedly", extra={"job_id": job.id, "tenant": tenant,
-                                                       "error_type": type(exc).__name__})
-        if job.attempts < ctx.max_attempts:
-            job.status = "retrying"
-            ctx.store.save_job(job)
-            count(ctx, job, lambda m: m.retried(job.type))
-            raise _retry_later(job, backoff(job.attempts), "internal_error") from None
-        return finish(ctx, job, lease, error=JobFailed(
-            "internal_error", f"The job failed unexpectedly ({type(exc).__name__}); see the worker log for job {job.id}.",
-        ).as_error())
-    return finish(ctx, job, lease, result=outcome.result, connector=outcome.connector)
+
+    def _retry(self, job: Job, delay: float, code: str) -> RetryLater:
+        """Store the job ``retrying`` (its ``error`` set by the caller, if known) and ask for another run."""
+        job.status = "retrying"
+        self.ctx.store.save_job(job)
+        self._count(job, lambda m: m.retried(job.type))
+        log.info("job will run again", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
+                                              "attempts": job.attempts, "error_code": code, "delay": round(delay, 3)})
+        return RetryLater(delay)
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def _end_started(self, job: Job, lease: Lease | None, end: Outcome | JobFailed) -> Job:
+        """Store the end of a run that counted its start (and perhaps holds the lease)."""
+        if isinstance(end, JobFailed) and job.type == "authorise":
+            self._fail_pending_connector(job)  # before the job ends: a crash in between re-runs this
+        if self._store_end(job, end, lease.release_on if lease is not None else None) and lease is not None:
+            lease.released_now()  # (unguarded, the end is always written)
+        return job
+
+    def _fail_pending_connector(self, job: Job) -> None:
+        """A failed authorise must not leave its connector ``pending`` for ever.
+
+        Only ``pending`` is changed: a reauthorise's connector keeps its working state.
+        """
+        store = self.ctx.store
+        connector = store.connector(job.tenant, job.connector_id) if job.connector_id else None
+        if connector is not None and connector.status == "pending":
+            store.save_connector(connector.model_copy(update={"status": "failed", "updated_at": self.ctx.now()}))
+
+    def _store_end(self, job: Job, end: Outcome | JobFailed, also: Callable[[Batch], None] | None) -> bool:
+        """The job's end, its connector and its counts in one atomic batch, with ``also``'s
+        writes and guards; False if a guard failed (then nothing was written)."""
+        if isinstance(end, JobFailed):
+            job.status, job.result, job.error, connector = "failed", None, end.as_error(), None
+        else:
+            job.status, job.result, job.error, connector = "succeeded", end.result, None, end.connector
+        job.finished_at = self.ctx.now()
+        # Duration: from the first start (or, never started, from creation) to the end.
+        seconds = max(0.0, (job.finished_at - (job.started_at or job.created_at)).total_seconds())
+        store, metrics = self.ctx.store, self.ctx.metrics
+
+        def with_the_end(batch: Batch) -> None:
+            if also is not None:
+                also(batch)
+            if connector is not None:
+                store.write_connector(batch, connector)
+            if metrics is not None:
+                metrics.count_finished(batch, job.type, job.status, seconds)
+
+        if not store.save_job(job, also=with_the_end):
+            return False
+        log.info("job finished", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
+                                        "status": job.status, "error_code": (job.error or {}).get("code"),
+                                        "attempts": job.attempts, "seconds": round(seconds, 4)})
+        return True
+
+    def _count(self, job: Job, record: Callable[[JobMetrics], None]) -> None:
+        """Count into the fleet metrics; a metrics failure is logged and never fails the job."""
+        if self.ctx.metrics is None:
+            return
+        try:
+            record(self.ctx.metrics)
+        except Exception as exc:  # Redis down, a bug: the job's outcome matters more than its count
+            log.warning("job metrics not recorded", extra={"job_id": job.id, "tenant": job.tenant,
+                                                           "error_type": type(exc).__name__})

@@ -6,11 +6,18 @@ one connector and one credential check; a job already started ``max_attempts`` t
 ``failed`` with ``attempts_exhausted`` without touching the provider; a retryable provider
 failure raises ``RetryLater`` with the backoff and leaves the job ``retrying``, and the
 next delivery finishes the same connector; an authorise that ends failed on any path
-(rejection, last retry, exhausted attempts) leaves its connector ``failed``, never ``pending``; a loopback destination is refused with
-``url_not_allowed`` unless private networks are allowed; a job whose record is gone is
-skipped; and no secret reaches Redis in the clear. A start is counted in Redis before
+(rejection, last retry, exhausted attempts) leaves its connector ``failed``, never
+``pending``; a loopback destination is refused with ``url_not_allowed`` unless private
+networks are allowed; a job whose record is gone is skipped; and no secret reaches Redis
+in the clear. A start is counted in Redis before
 the job runs (a run that dies first still used an attempt), a job is stored ``running``
 only once it waits on a provider, and a held lease turns a second run away uncounted.
+
+With its message's copy: a first delivery of a job whose handler declares it needs no
+provider ends in one round trip (success or failure); a stale copy, one sealed under a
+retired key, one whose job another run holds the lease of, or one whose job needs a
+provider writes nothing from the copy and runs from the store, the copy's request opened
+once.
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ import pytest
 from pydantic import ValidationError
 
 from tasks.errors import RetryLater
-from tasks.jobs.at_once import run_at_once
 from tasks.jobs.context import JobContext
-from tasks.jobs.queue_port import JobCopy
+from tasks.jobs.handlers import HANDLERS
+from tasks.jobs.queue_port import QUEUE_OF_TYPE, JobCopy
 from tasks.jobs.runner import run_job
 from tasks.model.catalog import load_catalog
 from tasks.model.records import Job, new_id, utcnow
@@ -244,7 +251,7 @@ def test_a_first_delivery_that_needs_nobody_else_ends_in_one_round_trip(ctx, ten
     job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
     redis = ctx.store.redis
     before = scripts_run(redis)
-    ended = run_at_once(ctx, tenant.name, job.id, copy)
+    ended = run_job(ctx, tenant.name, job.id, RunLeases(redis), copy)
     assert scripts_run(redis) - before == 1  # (INFO itself is not a script)
     assert ended is not None and ended.status == "succeeded" and ended.attempts == 1
     stored = ctx.store.job(tenant.name, job.id)
@@ -255,9 +262,13 @@ def test_a_first_delivery_that_needs_nobody_else_ends_in_one_round_trip(ctx, ten
     assert redis.get(keys.job_starts(tenant.name, job.id)) == b"1"  # the start is counted
     assert 0 < redis.ttl(keys.job_starts(tenant.name, job.id)) <= 3600
     assert not redis.sismember(keys.active_jobs(tenant.name), job.id)
-    # A redelivery (same message) finds the stored job changed: nothing is written again.
-    assert run_at_once(ctx, tenant.name, job.id, copy) is None
-    assert run_job(ctx, tenant.name, job.id, RunLeases(redis), copy) == ended
+    # A redelivery (same message) finds the stored job changed: nothing is written from the
+    # copy, and the run from the store finds the job finished and leaves it as it is.
+    again: list[Job | None] = []
+    seen = published(ctx, tenant.name, job, lambda: again.append(run_job(ctx, tenant.name, job.id, RunLeases(redis),
+                                                                         copy)))
+    assert again == [ended] and seen == [] and ctx.store.job(tenant.name, job.id) == ended
+    assert ctx.store.connector(tenant.name, job.connector_id) == connector
 
 
 def test_a_stale_copy_runs_the_usual_way(ctx, tenant, fresh_provider):
@@ -265,20 +276,39 @@ def test_a_stale_copy_runs_the_usual_way(ctx, tenant, fresh_provider):
     retried = job.model_copy(update={"status": "retrying", "attempts": 1, "started_at": utcnow()})
     ctx.store.save_job(retried)  # the first attempt was retried: the message's copy is stale
     ctx.store.redis.set(keys.job_starts(tenant.name, job.id), 1)
-    assert run_at_once(ctx, tenant.name, job.id, copy) is None
     ended = run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
+    # Run from the store: the copy's end (attempt 1, a new started_at) was not written.
     assert ended is not None and ended.status == "succeeded" and ended.attempts == 2
     assert ended.started_at == retried.started_at  # the first start's, kept
+    assert ctx.store.job(tenant.name, job.id) == ended
 
-    # A flow that needs a provider is not run from the copy: nothing is written first.
+
+
+def test_a_job_that_needs_a_provider_is_not_run_from_its_copy(ctx, tenant, fresh_provider):
     body = authorise_body()
     body["variables"][0]["value"] = fresh_provider.base_url  # type: ignore[index]
     checked, checked_copy = queue_with_copy(ctx, tenant.name, body)
-    assert run_at_once(ctx, tenant.name, checked.id, checked_copy) is None
-    assert ctx.store.redis.get(keys.job_starts(tenant.name, checked.id)) is None
-    assert ctx.store.connector(tenant.name, checked.connector_id) is None and checks(fresh_provider) == 0
+    before = scripts_run(ctx.store.redis)
     seen = published(ctx, tenant.name, checked, lambda: run_job(ctx, tenant.name, checked.id, None, checked_copy))
     assert seen == ["running", "succeeded"] and checks(fresh_provider) == 1
+    # Nothing was tried from the copy: exactly the run from the store's round trips (the start,
+    # the pending connector, ``running`` at the credential check, the end).
+    assert scripts_run(ctx.store.redis) - before == 4
+    ended = ctx.store.job(tenant.name, checked.id)
+    assert ended is not None and ended.attempts == 1
+    assert ctx.store.redis.get(keys.job_starts(tenant.name, checked.id)) == b"1"
+
+
+def test_a_copy_is_not_used_once_a_run_has_started_the_job(ctx, tenant):
+    """A run counted its start, then its worker died before writing anything: the stored job is
+    still the copy, byte for byte, but this delivery is its second start, not its first."""
+    job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
+    assert ctx.store.start_job(tenant.name, job.id).starts == 1  # the run that died
+    before = scripts_run(ctx.store.redis)
+    ended = run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
+    assert ended is not None and ended.status == "succeeded" and ended.attempts == 2
+    assert scripts_run(ctx.store.redis) - before == 3  # the refused end from the copy, the start, the end
+    assert ctx.store.job(tenant.name, job.id) == ended
 
 
 def test_a_copy_sealed_under_a_retired_key_runs_from_the_stored_request(redis_client, tenant):
@@ -289,19 +319,22 @@ def test_a_copy_sealed_under_a_retired_key_runs_from_the_stored_request(redis_cl
     ctx.box = SecretBox(new_key)  # `authq secrets rotate` re-sealed the store; the message kept the old text
     validated = validate_authorise(LOCAL_BODY, ctx.catalog, ctx.box).model_dump(exclude_unset=True)
     redis_client.set(keys.submission(tenant.name, job.id), ctx.box.seal_json(validated))
-    assert run_at_once(ctx, tenant.name, job.id, copy) is None
+    before = scripts_run(redis_client)
     ended = run_job(ctx, tenant.name, job.id, None, copy)
     assert ended is not None and ended.status == "succeeded" and ended.attempts == 1
+    assert scripts_run(redis_client) - before == 2  # from the store: its start, then its end
 
 
 def test_a_copy_is_not_run_beside_a_run_that_holds_the_lease(ctx, tenant):
     job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
     ctx.store.redis.set(lease_key(tenant.name, job.id), "another run", px=5_000)
-    assert run_at_once(ctx, tenant.name, job.id, copy) is None
     with pytest.raises(Taken):
         run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
     stored = ctx.store.job(tenant.name, job.id)
-    assert stored is not None and stored.status == "queued" and ctx.store.connector(tenant.name, job.connector_id) is None
+    assert stored is not None and stored.model_dump() == job.model_dump()  # as accepted: nothing was written
+    assert ctx.store.connector(tenant.name, job.connector_id) is None
+    assert ctx.store.redis.get(keys.job_starts(tenant.name, job.id)) is None
+    assert ctx.store.redis.get(lease_key(tenant.name, job.id)) == b"another run"
 
 
 def test_a_local_failure_ends_in_one_round_trip_too(ctx, tenant):
@@ -310,10 +343,12 @@ def test_a_local_failure_ends_in_one_round_trip_too(ctx, tenant):
     ctx.catalog = catalog.model_copy(update={"implementations": [
         i for i in catalog.implementations if i.id != "test-bearer-nocheck"]})
     before = scripts_run(ctx.store.redis)
-    ended = run_at_once(ctx, tenant.name, job.id, copy)
+    ended = run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
     assert scripts_run(ctx.store.redis) - before == 1
     assert ended is not None and ended.status == "failed" and ended.error is not None
     assert ended.error["code"] == "implementation_not_found" and ended.attempts == 1
+    assert ctx.store.job(tenant.name, job.id) == ended
+    assert ctx.store.redis.get(keys.job_starts(tenant.name, job.id)) == b"1"
     assert ctx.store.connector(tenant.name, job.connector_id) is None
 
 
@@ -338,3 +373,16 @@ def test_a_job_that_needs_a_provider_opens_its_copy_once_and_runs_once(ctx, tena
     ended = run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
     assert ended is not None and ended.status == "succeeded" and checks(fresh_provider) == 1
     assert opened.count(copy.sealed) == 1  # the copy's request, opened once, is the stored one: not opened again
+
+
+def test_every_job_type_has_a_handler_that_declares_whether_it_needs_a_provider(ctx, fresh_provider):
+    assert set(HANDLERS) == set(QUEUE_OF_TYPE)
+    local = LOCAL_BODY
+    checked = authorise_body()
+    checked["variables"][0]["value"] = fresh_provider.base_url  # type: ignore[index]
+    body = {"authentication_implementation_id": "test-oauth"}  # the end user is sent to the provider
+    assert not HANDLERS["authorise"].needs_provider(ctx, local)
+    assert HANDLERS["authorise"].needs_provider(ctx, checked)
+    assert HANDLERS["authorise"].needs_provider(ctx, body)
+    for job_type in ("reauthorise", "authenticate", "woo_app_auth", "refresh"):
+        assert HANDLERS[job_type].needs_provider(ctx, local), job_type
