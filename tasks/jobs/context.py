@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from tasks.model.catalog import Catalog
 from tasks.model.records import utcnow
@@ -25,8 +24,6 @@ class JobContext:
     platform_secrets: dict[str, str] = field(default_factory=dict)
     public_url: str = "http://127.0.0.1:8080"
     redirect_uri: str = "http://127.0.0.1:8080/api/v1/oauth/authenticate"
-    # Publishes a job the worker itself creates (scheduled refreshes): (tenant, job_id, type).
-    publish: Any = None
     # Fleet-wide job counters in Redis, served by the API's /metrics; None counts nothing.
     metrics: JobMetrics | None = None
 

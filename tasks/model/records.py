@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from tasks.security.sealing import SecretBox
 
@@ -274,9 +274,3 @@ class ApiKey(Record):
     id: str
     tenant: str
     created_at: datetime
-
-
-class Submission(Record):
-    """What a job was asked to do: the validated request, kept sealed beside the job."""
-
-    body: dict[str, Any] = Field(default_factory=dict)
