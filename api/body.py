@@ -7,36 +7,32 @@ from typing import Any
 
 from aiohttp import web
 
+from tasks.errors import BodyUnreadable
+
 MAX_BODY = 1024 * 1024  # 1 MiB
 
 
-class BodyError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        self.message = message
-        super().__init__(message)
-
-
 def _is_json(content_type: str) -> bool:
-    return content_type == "application/json" or (content_type.startswith("application/") and content_type.endswith("+json"))
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json"))
 
 
 async def json_body(request: web.Request, *, optional: bool = False) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BodyError(413, f"The request body is larger than {MAX_BODY} bytes.")
+        raise BodyUnreadable(413, f"The request body is larger than {MAX_BODY} bytes.")
     if optional and not request.body_exists:
         return None
     if not _is_json(request.content_type):
-        raise BodyError(415, "Send the body as JSON with Content-Type: application/json.")
+        raise BodyUnreadable(415, "Send the body as JSON with Content-Type: application/json.")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise BodyError(413, f"The request body is larger than {MAX_BODY} bytes.") from None
+        raise BodyUnreadable(413, f"The request body is larger than {MAX_BODY} bytes.") from None
     if len(raw) > MAX_BODY:
-        raise BodyError(413, f"The request body is larger than {MAX_BODY} bytes.")
+        raise BodyUnreadable(413, f"The request body is larger than {MAX_BODY} bytes.")
     if optional and not raw.strip():
         return None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise BodyError(400, "The request body is not valid JSON.") from None
+        raise BodyUnreadable(400, "The request body is not valid JSON.") from None

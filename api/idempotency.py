@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
-from tasks.errors import RequestInvalid
+from tasks.errors import IdempotencyKeyInUse, RequestInvalid
 from tasks.storage import schema as keys
 
 HEADER = "Idempotency-Key"
@@ -39,11 +39,8 @@ class Replay:
     status: int
 
 
-class Conflict(Exception):
-    """The first request with this key is still being accepted (409)."""
-
-
-async def reserve(client: Redis, request: web.Request, tenant: str, body: dict[str, Any]) -> tuple[str, str] | Replay | None:
+async def reserve(client: Redis, request: web.Request, tenant: str,
+                  body: dict[str, Any]) -> tuple[str, str] | Replay | None:
     """None without a key; a ``Replay`` of the first answer; or the (record key, print) now held."""
     raw = request.headers.get(HEADER)
     if raw is None:
@@ -60,7 +57,7 @@ async def reserve(client: Redis, request: web.Request, tenant: str, body: dict[s
     if first["fingerprint"] != printed:
         raise RequestInvalid({HEADER: ["This Idempotency-Key was used with a different request."]})
     if "job_id" not in first:
-        raise Conflict
+        raise IdempotencyKeyInUse
     return Replay(first["job_id"], int(first["status"]))
 
 

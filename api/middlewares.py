@@ -15,10 +15,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.auth import presented_key, tenant_of
-from api.body import BodyError
 from api.responses import error
 from api.typedefs import API_RATE, REQUEST_ID, TENANT
-from tasks.errors import NotFound, RequestInvalid
+from tasks.errors import BodyUnreadable, NotFound, RequestInvalid
 from tasks.model.ids import unique_id
 from tasks.storage.schema import hash_api_key
 
@@ -47,7 +46,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(422, exc.message, errors=exc.errors)
     except NotFound as exc:
         return error(404, exc.message)
-    except BodyError as exc:
+    except BodyUnreadable as exc:
         return error(exc.status, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:

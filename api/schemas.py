@@ -13,6 +13,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.errors import ErrorCode
 from tasks.model.records import ConnectorStatus, JobStatus, JobType
 
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
@@ -37,7 +38,7 @@ class ProviderErrorView(View):
 
 
 class JobErrorView(View):
-    code: str = Field(description="One of the contract's error codes, e.g. `credentials_rejected`.")
+    code: ErrorCode = Field(description="Why the job failed (the codes are listed in `ErrorCode`).")
     message: str
     field: str | None = Field(description="The request field the error is about, as a dotted path.")
     retryable: bool

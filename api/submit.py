@@ -17,19 +17,12 @@ from api import idempotency
 from api.responses import error, one
 from api.typedefs import BOX, INLINE_QUEUE, QUEUE, REQUEST_ID, SETTINGS, STORE
 from api.waiting import preferred_wait, wait_for_job
+from tasks.errors import IdempotencyKeyInUse, QueueUnavailable, TenantFull
 from tasks.jobs.queue_port import JobCopy
 from tasks.model.records import Job, JobType, new_id, utcnow
 
 log = logging.getLogger("authq.api")
 POLL_AFTER_SECONDS = "1"
-
-
-class QueueUnavailable(Exception):
-    """The broker did not take the job; nothing was kept."""
-
-
-class TenantFull(Exception):
-    """The tenant has AUTHQ_MAX_QUEUED_PER_TENANT jobs queued or running; nothing was kept."""
 
 
 def unavailable() -> web.Response:
@@ -84,7 +77,7 @@ async def submit(request: web.Request, tenant: str, job_type: JobType, connector
     store = request.app[STORE]
     try:
         held = await idempotency.reserve(store.redis, request, tenant, body)
-    except idempotency.Conflict:
+    except IdempotencyKeyInUse:
         return error(409, "A request with this Idempotency-Key is still being accepted; retry shortly.",
                      headers={"Retry-After": "1"})
     if isinstance(held, idempotency.Replay):

@@ -1,24 +1,59 @@
 """Every error authq raises on purpose, in one place.
 
     AuthqError                  base: catch this to catch anything authq meant to raise
-    ├── ConfigError             settings, secret key or catalog unusable: a start-up error
+    ├── ConfigError             settings, secret key, catalog or Redis unusable: the process does not start
+    ├── SecretUnreadable        a stored secret opens with none of AUTHQ_SECRET_KEY's keys (while running)
+    ├── BodyUnreadable          a request body too large (413), not JSON (415) or not valid JSON (400)
     ├── RequestInvalid          a request breaks the contract's rules -> HTTP 422
     ├── NotFound                no such record for this tenant -> HTTP 404
+    ├── IdempotencyKeyInUse     the first request with this Idempotency-Key is still being accepted -> 409
+    ├── TenantFull              the tenant has its cap of jobs in flight; nothing was kept -> HTTP 429
+    ├── QueueUnavailable        the broker did not take the job; nothing was kept -> HTTP 503
     ├── RetryLater              not an error of the job: run it again after ``delay`` seconds
-    │   └── Deferred            a rate-limit permit or pool slot is not free yet (no attempt used)
-    └── JobFailed               a job ends ``failed`` with ``error.code`` (contract §6)
+    │   ├── Deferred            a rate-limit permit or pool slot is not free yet (no attempt used)
+    │   └── Taken               another run holds the job's run lease (no attempt used)
+    └── JobFailed               a job ends ``failed`` with ``error.code``, one of ``ErrorCode``
         ├── ProviderError       the provider answered with an OAuth/HTTP error of its own
         └── ProviderUnreachable network error, 5xx or 429 from the provider: retryable
 
 A ``JobFailed`` is an answer, not a crash: the job runner turns it into the job's
-``error`` object. Anything else escaping a job is a bug and is retried, then failed.
+``error`` object. Anything else escaping a job (``SecretUnreadable`` included) is
+unforeseen: retried, then failed ``internal_error``.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from tasks.telemetry.redaction import scrub_optional
+
+
+class ErrorCode(StrEnum):
+    """A failed job's ``error.code``: the contract's codes, then authq's own."""
+
+    SESSION_NOT_FOUND = "session_not_found"
+    SESSION_EXPIRED = "session_expired"
+    SESSION_FORBIDDEN = "session_forbidden"
+    CERTIFICATE_NOT_FOUND = "certificate_not_found"
+    CERTIFICATE_INVALID = "certificate_invalid"
+    CERTIFICATE_EXPIRED = "certificate_expired"
+    CONNECTION_POOL_NOT_FOUND = "connection_pool_not_found"
+    PLATFORM_APP_NOT_FOUND = "platform_app_not_found"
+    STATE_INVALID = "state_invalid"
+    ACCESS_DENIED = "access_denied"                   # the end user refused
+    PROVIDER_ERROR = "provider_error"                 # with the provider's own error and description
+    PROVIDER_UNREACHABLE = "provider_unreachable"
+    PROVIDER_RATE_LIMITED = "provider_rate_limited"
+    CREDENTIALS_REJECTED = "credentials_rejected"
+    URL_NOT_ALLOWED = "url_not_allowed"
+    # authq's own, where the contract is silent:
+    NOT_SUPPORTED = "not_supported"                   # e.g. a refresh of a connector with no token to refresh
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"         # started max_attempts times without finishing
+    INTERNAL_ERROR = "internal_error"                 # unforeseen: the worker log has the details
+    IMPLEMENTATION_NOT_FOUND = "implementation_not_found"  # left the catalog between submission and run
+    VARIABLES_INVALID = "variables_invalid"           # the connector changed between submission and run
+    CONNECTOR_NOT_FOUND = "connector_not_found"       # deleted before (or while) the job ran
 
 
 class AuthqError(Exception):
@@ -29,6 +64,23 @@ class ConfigError(AuthqError):
     """The service cannot start as configured; the message says what to change."""
 
 
+class SecretUnreadable(AuthqError):
+    """A stored secret does not open with any configured key (a key removed too early, or the wrong one).
+
+    Start-up turns this into a ``ConfigError`` (``tasks.security.key_check``); met while running,
+    it is the record's problem, not the process's.
+    """
+
+
+class BodyUnreadable(AuthqError):
+    """The request body cannot be read as JSON: answered ``status`` with ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
 class RequestInvalid(AuthqError):
     """Validation failure, rendered as ``422 {"message", "errors": {path: [msg]}}``."""
 
@@ -36,11 +88,12 @@ class RequestInvalid(AuthqError):
         self.errors = errors
         first = next(iter(errors.values()), ["The given data was invalid."])[0]
         extra = sum(len(v) for v in errors.values()) - 1
-        self.message = message or (first if extra <= 0 else f"{first} (and {extra} more error{'s' if extra > 1 else ''})")
+        more = f" (and {extra} more error{'s' if extra > 1 else ''})" if extra > 0 else ""
+        self.message = message or first + more
         super().__init__(self.message)
 
     @classmethod
-    def one(cls, field: str, message: str) -> "RequestInvalid":
+    def one(cls, field: str, message: str) -> RequestInvalid:
         return cls({field: [message]})
 
 
@@ -52,12 +105,24 @@ class NotFound(AuthqError):
         super().__init__(self.message)
 
 
+class IdempotencyKeyInUse(AuthqError):
+    """The first request with this ``Idempotency-Key`` is still being accepted (409)."""
+
+
+class TenantFull(AuthqError):
+    """The tenant has AUTHQ_MAX_QUEUED_PER_TENANT jobs queued or running; nothing was kept."""
+
+
+class QueueUnavailable(AuthqError):
+    """The broker did not take the job; nothing was kept."""
+
+
 class RetryLater(AuthqError):
     """The job runner asks its host (Celery) to run the job again after ``delay`` seconds."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, message: str | None = None) -> None:
         self.delay = delay
-        super().__init__(f"retry in {delay:.1f}s")
+        super().__init__(message or f"retry in {delay:.1f}s")
 
 
 class Deferred(RetryLater):
@@ -68,14 +133,26 @@ class Deferred(RetryLater):
         self.reason = reason
 
 
+class Taken(RetryLater):
+    """Another run holds the job's lease; it may be free in ``delay`` seconds. Not a start."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay, f"job lease held; free in at most {delay:.1f}s")
+
+    @classmethod
+    def after(cls, pttl_ms: int | None) -> Taken:
+        """From the lease's remaining life (``PTTL``): at least a second."""
+        return cls(max(1.0, pttl_ms / 1000) if pttl_ms and pttl_ms > 0 else 1.0)
+
+
 class JobFailed(AuthqError):
-    """A job's end with one of the contract's error codes."""
+    """A job's end with one of the ``ErrorCode``s."""
 
     retryable = False
 
     def __init__(
         self,
-        code: str,
+        code: ErrorCode,
         message: str,
         field: str | None = None,
         *,
@@ -92,7 +169,7 @@ class JobFailed(AuthqError):
 
     def as_error(self) -> dict[str, Any]:
         error: dict[str, Any] = {
-            "code": self.code,
+            "code": str(self.code),  # plain text in the job record
             "message": self.message,
             "field": self.field,
             "retryable": self.retryable,
@@ -107,7 +184,7 @@ class ProviderError(JobFailed):
 
     def __init__(self, message: str, *, error: str | None, description: str | None = None) -> None:
         super().__init__(
-            "provider_error",
+            ErrorCode.PROVIDER_ERROR,
             scrub_optional(message) or message,
             provider={"error": scrub_optional(error), "error_description": scrub_optional(description)},
         )
@@ -116,6 +193,7 @@ class ProviderError(JobFailed):
 class ProviderUnreachable(JobFailed):
     retryable = True
 
-    def __init__(self, message: str, code: str = "provider_unreachable", retry_after: float | None = None) -> None:
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.PROVIDER_UNREACHABLE,
+                 retry_after: float | None = None) -> None:
         super().__init__(code, message)
         self.retry_after = retry_after

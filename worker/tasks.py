@@ -15,10 +15,9 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
-from tasks.errors import RetryLater
+from tasks.errors import RetryLater, Taken
 from tasks.jobs.queue_port import JobCopy
 from tasks.jobs.runner import run_job
-from tasks.storage.leases import Taken
 from tasks.telemetry.log_fields import log_context
 from worker.bootstrap import WorkerRuntime
 from worker.timings import MAX_COUNTDOWN

@@ -9,9 +9,9 @@ from aiohttp import web
 from api import pages
 from api.auth import tenant
 from api.body import json_body
-from api.submit import QueueUnavailable, accept, submit, unavailable
+from api.submit import accept, submit, unavailable
 from api.typedefs import BOX, CATALOG, STORE
-from tasks.errors import NotFound, RequestInvalid
+from tasks.errors import NotFound, QueueUnavailable, RequestInvalid
 from tasks.model.bodies import AuthenticateIn, WooCallbackIn
 from tasks.model.records import new_id
 from tasks.validation.field_errors import parse
@@ -126,6 +126,7 @@ async def woo_return(request: web.Request) -> web.StreamResponse:
     if job_id is None:
         if request.query.get("success") == "0":
             return pages.page(200, "Not connected", "The store owner did not approve the connection.")
-        return pages.page(200, "Waiting for WooCommerce", "The store has not sent its keys yet; this page updates itself.",
+        return pages.page(200, "Waiting for WooCommerce",
+                          "The store has not sent its keys yet; this page updates itself.",
                           refresh_to=f"{WOO}?" + urlencode({"user_id": raw}))
     return pages.job_status(await store.job(state.tenant, job_id), f"{WOO}?" + urlencode({"user_id": raw}))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.errors import JobFailed, RequestInvalid
+from tasks.errors import ErrorCode, JobFailed, RequestInvalid
 from tasks.flows import lookups, redirects
 from tasks.flows.basic_token import complete_basic_or_token
 from tasks.flows.oauth2 import client_credentials_token, with_tokens
@@ -26,7 +26,7 @@ from tasks.validation.variables import build_variables, merge_variables
 def _implementation(ctx: JobContext, implementation_id: str) -> Implementation:
     impl = ctx.catalog.implementation(implementation_id)
     if impl is None:
-        raise JobFailed("implementation_not_found",
+        raise JobFailed(ErrorCode.IMPLEMENTATION_NOT_FOUND,
                         f"The implementation {implementation_id!r} is no longer in the catalog.",
                         "authentication_implementation_id")
     return impl
@@ -51,7 +51,7 @@ def _lookups(ctx: JobContext, tenant: str, impl: Implementation, step: Step, *, 
 def _invalid(exc: RequestInvalid) -> JobFailed:
     # The API validated the same rules before queueing; only a connector changed in between gets here.
     field, messages = next(iter(exc.errors.items()))
-    return JobFailed("variables_invalid", messages[0], field)
+    return JobFailed(ErrorCode.VARIABLES_INVALID, messages[0], field)
 
 
 def _complete(ctx: JobContext, job: Job, connector: Connector, impl: Implementation, step: Step, *,
@@ -123,7 +123,7 @@ def reauthorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> 
     assert job.connector_id is not None
     current = ctx.store.connector(job.tenant, job.connector_id)
     if current is None:
-        raise JobFailed("connector_not_found", "The connector was deleted before the job ran.", None)
+        raise JobFailed(ErrorCode.CONNECTOR_NOT_FOUND, "The connector was deleted before the job ran.", None)
     impl = _implementation(ctx, req.authentication_implementation_id or current.authentication_implementation_id)
     given = req.model_fields_set
 

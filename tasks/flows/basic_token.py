@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx2
 
-from tasks.errors import JobFailed
+from tasks.errors import ErrorCode, JobFailed
 from tasks.flows.outcome import Step
 from tasks.jobs.context import JobContext
 from tasks.model.catalog import Implementation
@@ -21,7 +21,7 @@ from tasks.validation.variables import plain_values
 def _need(values: dict[str, str], key: str) -> str:
     value = values.get(key)
     if not value:
-        raise JobFailed("credentials_rejected", f"The {key} variable has no value.", "variables")
+        raise JobFailed(ErrorCode.CREDENTIALS_REJECTED, f"The {key} variable has no value.", "variables")
     return value
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx2
 
-from tasks.errors import Deferred, JobFailed, ProviderUnreachable
+from tasks.errors import Deferred, ErrorCode, JobFailed, ProviderUnreachable
 from tasks.flows.oauth2 import exchange_code, with_tokens
 from tasks.flows.outcome import Outcome, Step
 from tasks.jobs.context import JobContext
@@ -30,7 +30,8 @@ def _state(ctx: JobContext, job: Job, raw: str, kind: str) -> states.AuthState:
     state = states.load(ctx.store.redis, raw)
     if (state is None or state.kind != kind or state.tenant != job.tenant
             or states.claimed_by(ctx.store.redis, raw) != job.id):
-        raise JobFailed("state_invalid", "The state was never issued, was already used or has expired.", "state")
+        raise JobFailed(ErrorCode.STATE_INVALID, "The state was never issued, was already used or has expired.",
+                        "state")
     return state
 
 
@@ -41,7 +42,7 @@ def _target(ctx: JobContext, job: Job, state: states.AuthState) -> tuple[Connect
     """
     found = ctx.store.connector(job.tenant, state.connector_id)
     if found is None:
-        raise JobFailed("connector_not_found", "The connector was deleted before the callback arrived.")
+        raise JobFailed(ErrorCode.CONNECTOR_NOT_FOUND, "The connector was deleted before the callback arrived.")
     if state.candidate is not None:
         # The new settings, over the current credential version (a refresh may have run since).
         connector = Connector.model_validate(state.candidate).model_copy(
@@ -50,7 +51,7 @@ def _target(ctx: JobContext, job: Job, state: states.AuthState) -> tuple[Connect
         connector = found
     impl = ctx.catalog.implementation(connector.authentication_implementation_id)
     if impl is None:
-        raise JobFailed("implementation_not_found", "The connector's implementation left the catalog.",
+        raise JobFailed(ErrorCode.IMPLEMENTATION_NOT_FOUND, "The connector's implementation left the catalog.",
                         "authentication_implementation_id")
     return connector, impl
 
@@ -58,7 +59,8 @@ def _target(ctx: JobContext, job: Job, state: states.AuthState) -> tuple[Connect
 def _store(ctx: JobContext, connector: Connector) -> None:
     """Replace the stored connector in one write, unless it was deleted during the callback."""
     if not ctx.store.replace_connector_if_exists(connector):
-        raise JobFailed("connector_not_found", "The connector was deleted while the callback was completing it.")
+        raise JobFailed(ErrorCode.CONNECTOR_NOT_FOUND,
+                        "The connector was deleted while the callback was completing it.")
 
 
 def _fail_pending(ctx: JobContext, connector: Connector, state: states.AuthState) -> None:
@@ -76,15 +78,16 @@ def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) ->
     try:
         if state.issuer and req.iss != state.issuer:
             # RFC 9207 (error responses included): another issuer's answer is a mix-up attack.
-            raise JobFailed("state_invalid", "The authorization response names an unexpected issuer (iss).", "iss")
+            raise JobFailed(ErrorCode.STATE_INVALID, "The authorization response names an unexpected issuer (iss).",
+                            "iss")
         if req.error:
             # The provider's words reach the job's error, scrubbed of anything token-like.
-            code = "access_denied" if req.error == "access_denied" else "provider_error"
+            code = ErrorCode.ACCESS_DENIED if req.error == "access_denied" else ErrorCode.PROVIDER_ERROR
             error, description = scrub(req.error), scrub_optional(req.error_description)
             raise JobFailed(code, description or f"The provider answered {error!r}.", None,
                             provider={"error": error, "error_description": description})
         if not req.code:
-            raise JobFailed("state_invalid", "The authorization response carries no code.", "code")
+            raise JobFailed(ErrorCode.STATE_INVALID, "The authorization response carries no code.", "code")
         token = _exchange_once(ctx, job, state, req.state, connector, impl, req.code, step)
     except JobFailed as exc:
         if not exc.retryable:
@@ -111,7 +114,7 @@ def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str,
     if not client.set(states.exchange_key(raw), job.id, nx=True, ex=states.ttl_of(state) + 86400):
         if connector.status == "authorised" and connector.credential_version > state.credential_version:
             return None
-        raise JobFailed("state_invalid", "An earlier attempt already spent this authorization code and did not "
+        raise JobFailed(ErrorCode.STATE_INVALID, "An earlier attempt already spent this authorization code and did not "
                         "finish; start the authorisation again.", "code")
     step("token_exchange")
     verifier = ctx.box.open(state.code_verifier_sealed) if state.code_verifier_sealed else None

@@ -8,14 +8,14 @@ turns the answers into the connector's sealed credentials and the contract's err
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
 
-from tasks.errors import JobFailed, ProviderError
+from tasks.errors import ErrorCode, JobFailed, ProviderError
 from tasks.jobs.context import JobContext
 from tasks.model.catalog import Implementation
 from tasks.model.records import Connector, Credentials
@@ -35,12 +35,12 @@ def client_credentials_of(ctx: JobContext, connector: Connector, values: dict[st
     if connector.platform_app_key:
         app = ctx.catalog.platform_app(connector.platform_app_key)
         if app is None:
-            raise JobFailed("platform_app_not_found", f"No platform app {connector.platform_app_key!r}.",
+            raise JobFailed(ErrorCode.PLATFORM_APP_NOT_FOUND, f"No platform app {connector.platform_app_key!r}.",
                             "platform_app_key")
         return app.client_id, ctx.platform_secrets.get(app.client_secret_env) if app.client_secret_env else None
     client_id = values.get("client_id")
     if not client_id:
-        raise JobFailed("credentials_rejected", "The client_id variable has no value.", "variables")
+        raise JobFailed(ErrorCode.CREDENTIALS_REJECTED, "The client_id variable has no value.", "variables")
     return client_id, values.get("client_secret")
 
 
@@ -49,7 +49,7 @@ def oauth_client(ctx: JobContext, connector: Connector, impl: Implementation, *,
     values = plain_values(connector.variables, ctx.box)
     client_id, client_secret = client_credentials_of(ctx, connector, values)
     if impl.token_auth == "tls_client_auth" and not connector.certificate_id:
-        raise JobFailed("certificate_not_found",
+        raise JobFailed(ErrorCode.CERTIFICATE_NOT_FOUND,
                         "This implementation authenticates with a client certificate (tls_client_auth); "
                         "give the connector a certificate_id.", "certificate_id")
     options = http_options(ctx, connector) if with_transport else {}
@@ -72,7 +72,7 @@ def authorize_url(ctx: JobContext, connector: Connector, impl: Implementation, s
 
 
 def new_code_verifier() -> str:
-    return generate_token(64)  # RFC 7636: 43-128 unreserved characters
+    return str(generate_token(64))  # RFC 7636: 43-128 unreserved characters
 
 
 def _request_token(ctx: JobContext, connector: Connector, impl: Implementation, what: str,
@@ -125,7 +125,7 @@ def with_tokens(ctx: JobContext, connector: Connector, impl: Implementation, tok
         "credentials": Credentials(
             token_type=str(kept.get("token_type") or "bearer").lower(),
             scopes=scope.split() if isinstance(scope, str) else list(impl.scopes),
-            expires_at=datetime.fromtimestamp(int(expires_at), timezone.utc) if expires_at else None),
+            expires_at=datetime.fromtimestamp(int(expires_at), UTC) if expires_at else None),
         "credentials_sealed": ctx.box.seal_json({**kept, "extra": extra}),
         "credential_version": connector.credential_version + 1,
         "authorised_at": now,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tasks.errors import Deferred, JobFailed, ProviderError
+from tasks.errors import Deferred, ErrorCode, JobFailed, ProviderError
 from tasks.flows.oauth2 import client_credentials_token, refresh_token, sealed_tokens, with_tokens
 from tasks.flows.outcome import Outcome, Step
 from tasks.jobs.context import JobContext
@@ -52,7 +52,7 @@ def _current(ctx: JobContext, job: Job) -> Connector:
     assert job.connector_id is not None
     connector = ctx.store.connector(job.tenant, job.connector_id)
     if connector is None:
-        raise JobFailed("connector_not_found", "The connector was deleted.")
+        raise JobFailed(ErrorCode.CONNECTOR_NOT_FOUND, "The connector was deleted.")
     return connector
 
 
@@ -63,7 +63,7 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outc
     seen = int(body.get("credential_version", before.credential_version))
     impl = ctx.catalog.implementation(before.authentication_implementation_id)
     if impl is None or impl.type not in ("oauth2_authorization_code", "oauth2_client_credentials"):
-        raise JobFailed("not_supported", "Only OAuth 2 connectors have tokens to refresh.")
+        raise JobFailed(ErrorCode.NOT_SUPPORTED, "Only OAuth 2 connectors have tokens to refresh.")
     step("acquire_refresh_lock")
     with refresh_lock(ctx, job.tenant, before.id):
         connector = _current(ctx, job)
@@ -78,7 +78,8 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outc
             elif impl.type == "oauth2_client_credentials":
                 token = client_credentials_token(ctx, connector, impl)
             else:
-                raise JobFailed("credentials_rejected", "The connector has no refresh token; authorise it again.")
+                raise JobFailed(ErrorCode.CREDENTIALS_REJECTED,
+                                "The connector has no refresh token; authorise it again.")
         except ProviderError as exc:
             if (exc.provider or {}).get("error") == "invalid_grant":
                 expired = connector.model_copy(update={"status": "expired", "updated_at": ctx.now()})
@@ -90,5 +91,6 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outc
         step("store_connector")
         if not ctx.store.replace_connector_if(updated, expected_version=connector.credential_version):
             _current(ctx, job)  # deleted meanwhile: connector_not_found
-            raise JobFailed("internal_error", "The connector changed during its refresh; nothing was overwritten.")
+            raise JobFailed(ErrorCode.INTERNAL_ERROR,
+                            "The connector changed during its refresh; nothing was overwritten.")
     return Outcome({"connector": updated.view(), "next_action": None})

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from tasks.errors import ConfigError, Deferred, JobFailed, RetryLater
+from tasks.errors import Deferred, ErrorCode, JobFailed, RetryLater, SecretUnreadable, Taken
 from tasks.flows.outcome import Outcome
 from tasks.jobs.context import JobContext
 from tasks.jobs.handlers import HANDLERS
@@ -36,7 +36,7 @@ from tasks.model.records import PROVIDER_STEPS, Job, ProgressStep
 from tasks.storage import schema as keys
 from tasks.storage.batch import Batch
 from tasks.storage.job_counters import JobMetrics
-from tasks.storage.leases import Lease, RunLeases, Taken, lease_key
+from tasks.storage.leases import Lease, RunLeases, lease_key
 from tasks.storage.store import Start
 
 log = logging.getLogger("authq.jobs")
@@ -128,8 +128,8 @@ class JobRun:
                     or accepted.get("status") != "queued"):
                 return None
             job = Job.model_validate({**accepted, "tenant": self.tenant})
-            body = self.ctx.box.open_json(copy.sealed)  # sealed under a key since retired: ConfigError
-        except (ValueError, ConfigError):
+            body = self.ctx.box.open_json(copy.sealed)  # sealed under a key since retired: SecretUnreadable
+        except (ValueError, SecretUnreadable):
             return None
         return (job, body) if isinstance(body, dict) else None
 
@@ -149,7 +149,7 @@ class JobRun:
         if job.attempts > self.ctx.max_attempts:
             job.attempts -= 1  # the starts that ran
             return self._end_started(job, lease, JobFailed(
-                "attempts_exhausted",
+                ErrorCode.ATTEMPTS_EXHAUSTED,
                 f"The job was started {job.attempts} times without finishing (its worker kept dying); giving up."))
         # Running, but not stored as such yet: it is stored ``running`` when it first waits on a
         # provider (PROVIDER_STEPS). A job that never leaves the machine goes from queued (or
@@ -167,10 +167,10 @@ class JobRun:
         mark = len(job.progress)
         try:
             if handler is None:
-                raise JobFailed("not_supported",
+                raise JobFailed(ErrorCode.NOT_SUPPORTED,
                                 f"{job.type} jobs are not available in this version of authq yet.")
             if sealed is None:
-                raise JobFailed("internal_error", "The job's stored request is missing; submit it again.")
+                raise JobFailed(ErrorCode.INTERNAL_ERROR, "The job's stored request is missing; submit it again.")
             opened = self._opened
             body = opened[1] if opened is not None and opened[0] == sealed else self.ctx.box.open_json(sealed)
             outcome = handler.run(self.ctx, job, body, step)
@@ -186,9 +186,9 @@ class JobRun:
             log.exception("job raised unexpectedly", extra={"job_id": job.id, "tenant": job.tenant,
                                                            "error_type": type(exc).__name__})
             if job.attempts < self.ctx.max_attempts:
-                raise self._retry(job, backoff(job.attempts), "internal_error") from None
+                raise self._retry(job, backoff(job.attempts), ErrorCode.INTERNAL_ERROR) from None
             return self._end_started(job, lease, JobFailed(
-                "internal_error",
+                ErrorCode.INTERNAL_ERROR,
                 f"The job failed unexpectedly ({type(exc).__name__}); see the worker log for job {job.id}."))
         return self._end_started(job, lease, outcome)
 
@@ -203,7 +203,7 @@ class JobRun:
         log.info("job deferred", extra={"job_id": job.id, "tenant": job.tenant, "reason": reason,
                                         "delay": round(deferred.delay, 3)})
 
-    def _retry(self, job: Job, delay: float, code: str) -> RetryLater:
+    def _retry(self, job: Job, delay: float, code: ErrorCode) -> RetryLater:
         """Store the job ``retrying`` (its ``error`` set by the caller, if known) and ask for another run."""
         job.status = "retrying"
         self.ctx.store.save_job(job)

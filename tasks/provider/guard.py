@@ -12,14 +12,15 @@ import ipaddress
 import socket
 from urllib.parse import quote, urlsplit
 
-from tasks.errors import JobFailed
+from tasks.errors import ErrorCode, JobFailed
 from tasks.model.catalog import PLACEHOLDER
 
 
 def render_url(template: str, values: dict[str, str], field: str = "variables") -> str:
     def value(name: str) -> str:
         if name not in values or values[name] == "":
-            raise JobFailed("url_not_allowed", f"The URL needs the variable {name!r}, which has no value.", field)
+            raise JobFailed(ErrorCode.URL_NOT_ALLOWED, f"The URL needs the variable {name!r}, which has no value.",
+                            field)
         return values[name]
 
     first = PLACEHOLDER.match(template)
@@ -29,7 +30,7 @@ def render_url(template: str, values: dict[str, str], field: str = "variables") 
         base = value(first.group(1)).strip().rstrip("/")
         parts = urlsplit(base)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise JobFailed("url_not_allowed",
+            raise JobFailed(ErrorCode.URL_NOT_ALLOWED,
                             f"The variable {first.group(1)!r} must be an absolute http(s) URL.", field)
         head, rest = base, template[first.end():]
     return head + PLACEHOLDER.sub(lambda m: quote(value(m.group(1)), safe=""), rest)
@@ -46,19 +47,20 @@ def guard_destination(url: str, allow_private: bool) -> None:
     """Refuse URLs that are not http(s), or whose host resolves to a non-public address."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise JobFailed("url_not_allowed", f"Only absolute http(s) URLs may be called, not {parts.scheme or 'this'!r}.")
+        raise JobFailed(ErrorCode.URL_NOT_ALLOWED,
+                        f"Only absolute http(s) URLs may be called, not {parts.scheme or 'this'!r}.")
     if allow_private:
         return
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
                                    type=socket.SOCK_STREAM)
     except socket.gaierror:
-        raise JobFailed("provider_unreachable", f"The host {parts.hostname!r} does not resolve.",
+        raise JobFailed(ErrorCode.PROVIDER_UNREACHABLE, f"The host {parts.hostname!r} does not resolve.",
                         retryable=True) from None
     for info in infos:
         if not _is_public(str(info[4][0])):
             raise JobFailed(
-                "url_not_allowed",
+                ErrorCode.URL_NOT_ALLOWED,
                 f"The host {parts.hostname!r} resolves to a private, loopback or link-local address; "
                 "set AUTHQ_ALLOW_PRIVATE_NETWORKS=true to allow it (tests, on-prem).",
             )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from tasks.errors import JobFailed
+from tasks.errors import ErrorCode, JobFailed
 from tasks.model.records import Certificate
 from tasks.security.sealing import SecretBox
 
@@ -43,8 +43,8 @@ def load_client_certificate(context: ssl.SSLContext, certificate: Certificate, b
         key = serialization.load_pem_private_key(box.open(certificate.key_sealed).encode(),
                                                  password=passphrase.encode() if passphrase else None)
     except (ValueError, TypeError):
-        raise JobFailed("certificate_invalid", "The stored private key no longer opens; upload the certificate again.",
-                        "certificate_id") from None
+        raise JobFailed(ErrorCode.CERTIFICATE_INVALID, "The stored private key no longer opens; upload the certificate "
+                        "again.", "certificate_id") from None
     one_time = secrets.token_urlsafe(32).encode()
     sealed_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                    serialization.BestAvailableEncryption(one_time))
@@ -55,5 +55,5 @@ def load_client_certificate(context: ssl.SSLContext, certificate: Certificate, b
         try:
             context.load_cert_chain(str(cert_file), str(key_file), password=one_time)
         except ssl.SSLError:
-            raise JobFailed("certificate_invalid", "The certificate and key could not be loaded for TLS.",
+            raise JobFailed(ErrorCode.CERTIFICATE_INVALID, "The certificate and key could not be loaded for TLS.",
                             "certificate_id") from None

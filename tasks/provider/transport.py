@@ -12,14 +12,14 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import httpx2
 
-from tasks.errors import JobFailed, ProviderError, ProviderUnreachable
+from tasks.errors import ErrorCode, JobFailed, ProviderError, ProviderUnreachable
 from tasks.model.records import Certificate
 from tasks.provider.gate import Gate, Limits
 from tasks.provider.guard import guard_destination
@@ -42,7 +42,7 @@ def retry_after_seconds(response: httpx2.Response) -> float | None:
         except (TypeError, ValueError):
             return None  # unreadable: the backoff applies instead
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - time.time()
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
@@ -102,7 +102,7 @@ class Outbound:
         with provider_errors("credential check"), httpx2.Client(**(options or self.client_options())) as client:
             response = client.request(method, url, auth=auth, headers=headers)
         if response.status_code in (401, 403):
-            raise JobFailed("credentials_rejected",
+            raise JobFailed(ErrorCode.CREDENTIALS_REJECTED,
                             f"The provider rejected the credentials (HTTP {response.status_code}).", "variables")
         raise_for_provider_status(response, "credential check")
         return response
@@ -113,7 +113,7 @@ def raise_for_provider_status(response: httpx2.Response, what: str) -> None:
         return
     status = response.status_code
     if status == 429:
-        raise ProviderUnreachable(f"The provider is rate limiting the {what}.", code="provider_rate_limited",
+        raise ProviderUnreachable(f"The provider is rate limiting the {what}.", code=ErrorCode.PROVIDER_RATE_LIMITED,
                                   retry_after=retry_after_seconds(response))
     if status >= 500:
         raise ProviderUnreachable(f"The provider answered the {what} with HTTP {status}.")

@@ -16,7 +16,7 @@ import time
 
 import redis
 
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, SecretUnreadable
 from tasks.security.rotation import KINDS, scan_keys, sealed_values
 from tasks.security.sealing import SecretBox
 from tasks.storage.schema import KEY_CHECK
@@ -48,7 +48,7 @@ def _probe(client: redis.Redis, box: SecretBox) -> None:
         if kind.name == "key-check":
             continue
         for batches, names in enumerate(scan_keys(client, kind)):
-            for key, raw in zip(names, client.mget(names)):
+            for key, raw in zip(names, client.mget(names), strict=True):
                 for path, sealed in sealed_values(kind, raw) if raw is not None else []:
                     if not _opens(box, sealed):
                         raise ConfigError(WRONG_KEY.format(what=f"tried {key} {path}".strip()))
@@ -63,7 +63,7 @@ def verify_key_check(box: SecretBox, sealed: bytes | str) -> None:
     text = sealed.decode() if isinstance(sealed, bytes) else sealed
     try:
         matches = box.open(text) == KEY_CHECK_TEXT
-    except ConfigError:
+    except SecretUnreadable:
         matches = False
     if not matches:
         raise ConfigError(WRONG_KEY.format(what=f"checked against {KEY_CHECK}"))

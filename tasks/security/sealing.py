@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, SecretUnreadable
 
 KEY_HELP = (
     "AUTHQ_SECRET_KEY must be one or more Fernet keys, comma separated, newest first. "
@@ -41,7 +41,7 @@ class SecretBox:
         try:
             return self._multi.decrypt(sealed.encode()).decode()
         except InvalidToken:
-            raise ConfigError(
+            raise SecretUnreadable(
                 "A stored secret does not open with AUTHQ_SECRET_KEY: the key is wrong, or an old "
                 "key was removed before `authq secrets rotate` re-sealed everything."
             ) from None
@@ -69,4 +69,7 @@ class SecretBox:
 
     def check(self, sealed: str) -> None:
         """Raise ConfigError unless ``sealed`` opens (a start-up probe of the key)."""
-        self.open(sealed)
+        try:
+            self.open(sealed)
+        except SecretUnreadable as exc:
+            raise ConfigError(str(exc)) from None

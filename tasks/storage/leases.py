@@ -60,19 +60,6 @@ class Lease:
         self.released = True
 
 
-class Taken(Exception):
-    """Another run holds the job's lease; it may be free in ``delay`` seconds."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__(f"job lease held; free in at most {delay:.1f}s")
-        self.delay = delay
-
-    @classmethod
-    def after(cls, pttl_ms: int | None) -> "Taken":
-        """From the lease's remaining life (``PTTL``): at least a second."""
-        return cls(max(1.0, pttl_ms / 1000) if pttl_ms and pttl_ms > 0 else 1.0)
-
-
 class RunLeases:
     """The leases of one process (thread-safe: jobs take them, the heartbeat renews them)."""
 

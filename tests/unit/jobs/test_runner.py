@@ -27,7 +27,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from tasks.errors import RetryLater
+from tasks.errors import RetryLater, Taken
 from tasks.jobs.context import JobContext
 from tasks.jobs.handlers import HANDLERS
 from tasks.jobs.queue_port import QUEUE_OF_TYPE, JobCopy
@@ -37,7 +37,7 @@ from tasks.model.records import Job, new_id, utcnow
 from tasks.security.sealing import SecretBox, generate_key
 from tasks.settings import Settings
 from tasks.storage import schema as keys
-from tasks.storage.leases import RunLeases, Taken, lease_key
+from tasks.storage.leases import RunLeases, lease_key
 from tasks.validation.submission import validate_authorise
 from tests.support.helpers import TEST_CATALOG, authorise_body
 from tests.support.jobs import CHECK_PATH, make_context, queue_job

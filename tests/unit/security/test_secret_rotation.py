@@ -35,7 +35,7 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 
 from authq.redis_server import RedisServer, free_port, start_redis
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, SecretUnreadable
 from tasks.model.records import Certificate, Connector
 from tasks.security.key_check import KEY_CHECK_TEXT, ensure_key_check, verify_key_check
 from tasks.security.rotation import rotate_secrets
@@ -119,7 +119,7 @@ class Stored:
         self.tenant = tenant
         self.plain: dict[str, object] = {}
 
-    async def make(self, aiohttp_client, server: RedisServer) -> "Stored":  # type: ignore[no-untyped-def]
+    async def make(self, aiohttp_client, server: RedisServer) -> Stored:  # type: ignore[no-untyped-def]
         old = SecretBox(OLD)
         api = await start_api(aiohttp_client, server, OLD, self.tenant)   # makes the key check, under OLD
         cert_pem, key_pem = encrypted_leaf()
@@ -175,7 +175,7 @@ class Stored:
 
 async def test_rotation_reseals_every_kind_under_the_new_key(aiohttp_client, own_redis, db, tenant) -> None:
     stored = await Stored(db, tenant).make(aiohttp_client, own_redis)
-    with pytest.raises(ConfigError):
+    with pytest.raises(SecretUnreadable):
         stored.assert_opened_by(SecretBox(NEW))            # before: the new key alone opens nothing
     ttls = {key: db.ttl(key) for key in stored.all_keys()}
     assert ttls[stored.state] > 0 and ttls[stored.submission] > 0 and ttls[stored.connector] == -1
