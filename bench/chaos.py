@@ -119,7 +119,7 @@ LOCAL_IMPLEMENTATION = {"id": "chaos-local-token", "system": "ChaosLocal", "type
 
 def catalog_with_local(work: Path) -> Path:
     """authq's catalog plus one implementation that needs no provider call."""
-    catalog = yaml.safe_load((ROOT / "tasks" / "catalog.yaml").read_text())
+    catalog = yaml.safe_load((ROOT / "tasks" / "model" / "catalog.yaml").read_text())
     catalog["implementations"].append(LOCAL_IMPLEMENTATION)
     path = work / "catalog.yaml"
     path.write_text(yaml.safe_dump(catalog))
