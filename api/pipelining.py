@@ -71,7 +71,7 @@ class AutoPipeline:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, future), reply in zip(batch, replies):
+        for (_, future), reply in zip(batch, replies, strict=True):
             if future.done():  # its caller was cancelled (the client went away)
                 continue
             if isinstance(reply, Exception):

@@ -22,9 +22,8 @@ from tasks.jobs.context import JobContext
 from tasks.jobs.ending import finish
 from tasks.jobs.queue_port import JobCopy
 from tasks.model.records import PROVIDER_STEPS, Job, ProgressStep
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tasks.storage.batch import Batch
-from tasks.storage.leases import lease_key
 
 Handler = Callable[[JobContext, Job, dict[str, Any], Callable[[str], None]], Outcome | None]
 
@@ -102,12 +101,12 @@ def end_at_once(ctx: JobContext, opened: Opened) -> Job | None:
         if outcome is None:
             return None
         error = None
-    starts = keys.job_starts(job.tenant, job.id)
+    starts = schema.job_starts(job.tenant, job.id)
 
     def unchanged_and_unstarted(batch: Batch) -> None:
-        batch.expect(keys.job(job.tenant, job.id), copy.job)
+        batch.expect(schema.job(job.tenant, job.id), copy.job)
         batch.expect_absent(starts)
-        batch.expect_absent(lease_key(job.tenant, job.id))
+        batch.expect_absent(schema.job_lease(job.tenant, job.id))
         batch.set(starts, "1")  # this start, counted with the end it made
 
     return finish(ctx, job, None, result=outcome.result if outcome else None, error=error,

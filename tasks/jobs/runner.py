@@ -20,7 +20,7 @@ from tasks.jobs.context import JobContext
 from tasks.jobs.ending import count, finish
 from tasks.jobs.queue_port import JobCopy
 from tasks.model.records import PROVIDER_STEPS, Job, ProgressStep
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tasks.storage.leases import Lease, RunLeases, Taken
 from tasks.storage.store import Start
 
@@ -115,7 +115,7 @@ def _run(ctx: JobContext, tenant: str, job_id: str, start: Start, lease: Lease |
         job.attempts -= 1
         job.status = "queued"
         del job.progress[mark:]  # the steps re-run when it does
-        ctx.store.save_job(job, also=lambda batch: batch.incrby(keys.job_starts(job.tenant, job.id), -1))
+        ctx.store.save_job(job, also=lambda batch: batch.incrby(schema.job_starts(job.tenant, job.id), -1))
         reason = deferred.reason
         count(ctx, job, lambda m: m.waited(reason))
         log.info("job deferred", extra={"job_id": job.id, "tenant": tenant, "reason": deferred.reason,

@@ -18,7 +18,7 @@ import redis
 from tasks.errors import Deferred
 from tasks.model.records import ConnectionPool, Connector
 from tasks.provider.limiter import UNIT_SECONDS, PoolSemaphore, RateLimiter
-from tasks.storage.schema import tenant as tenant_prefix
+from tasks.storage import schema
 
 SLEEP_AT_MOST = 0.3
 WINDOW_HEADROOM = 1.1   # see Limits.of
@@ -49,15 +49,15 @@ class Limits:
 
     @property
     def rate_key(self) -> str:
-        return f"{tenant_prefix(self.tenant)}:rate:{self.connector_id}"
+        return schema.rate_log(self.tenant, self.connector_id)
 
     @property
     def blocked_key(self) -> str:
-        return f"{self.rate_key}:blocked"
+        return schema.rate_blocked(self.tenant, self.connector_id)
 
     @property
     def pool_key(self) -> str | None:
-        return f"{tenant_prefix(self.tenant)}:pool-slots:{self.pool.id}" if self.pool else None
+        return schema.pool_slots(self.tenant, self.pool.id) if self.pool else None
 
 
 class Gate:

@@ -1,6 +1,6 @@
 """The start-up check of ``AUTHQ_SECRET_KEY`` against the data already in Redis.
 
-``authq:key-check`` holds a known text sealed under the newest key by the first process
+The key check (``schema.KEY_CHECK``) holds a known text sealed under the newest key by the first process
 that started on this Redis (``authq secrets rotate`` re-seals it with everything else).
 The API, every worker and ``authq up`` open it before doing anything else: keys that do
 not open it would write secrets nobody else can read, and fail to read the ones stored,
@@ -48,7 +48,7 @@ def _probe(client: redis.Redis, box: SecretBox) -> None:
         if kind.name == "key-check":
             continue
         for batches, names in enumerate(scan_keys(client, kind)):
-            for key, raw in zip(names, client.mget(names)):
+            for key, raw in zip(names, client.mget(names), strict=True):
                 for path, sealed in sealed_values(kind, raw) if raw is not None else []:
                     if not _opens(box, sealed):
                         raise ConfigError(WRONG_KEY.format(what=f"tried {key} {path}".strip()))

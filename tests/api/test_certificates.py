@@ -34,7 +34,7 @@ from cryptography.x509.oid import NameOID
 
 from tasks.errors import RequestInvalid
 from tasks.provider.certificates import parse_certificate
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tests.support.leakcheck import remember_pem, remember_secret
 
 URL = "/api/v1/certificates"
@@ -313,7 +313,7 @@ async def test_encrypted_key_with_its_passphrase(client, tenant, rsa_leaf: Issue
         assert_no_key_material(await again.text(), key_pem, PASSPHRASE)
 
     # In Redis: the key and the passphrase only sealed; the sealed values open to them.
-    raw = redis_client.get(keys.certificate(tenant.name, data["id"]))
+    raw = redis_client.get(schema.certificate(tenant.name, data["id"]))
     assert raw is not None
     stored = json.loads(raw)
     assert PASSPHRASE not in raw.decode()
@@ -328,7 +328,7 @@ async def test_encrypted_key_with_its_passphrase(client, tenant, rsa_leaf: Issue
 async def test_stored_plain_key_is_sealed(client, tenant, ec_leaf: Issued, redis_client, secret_key) -> None:
     key_pem = ec_leaf.key_pem()
     data = await _create(client, tenant, ec_leaf.cert_pem + key_pem)
-    raw = redis_client.get(keys.certificate(tenant.name, data["id"])).decode()
+    raw = redis_client.get(schema.certificate(tenant.name, data["id"])).decode()
     stored = json.loads(raw)
     assert key_pem.strip() not in raw
     assert_no_key_material(json.dumps({k: v for k, v in stored.items() if k != "certificate_pem"}), key_pem)
@@ -426,7 +426,7 @@ async def test_delete_then_gone(client, tenant, ec_leaf: Issued, redis_client) -
     assert (await client.delete(f"{URL}/{data['id']}", headers=tenant.headers)).status == 404
     listed = await (await client.get(URL, headers=tenant.headers)).json()
     assert listed["data"] == [] and listed["meta"]["total"] == 0
-    assert redis_client.get(keys.certificate(tenant.name, data["id"])) is None
+    assert redis_client.get(schema.certificate(tenant.name, data["id"])) is None
 
 
 async def test_another_tenant_sees_404(client, tenants, rsa_leaf: Issued) -> None:

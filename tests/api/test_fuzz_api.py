@@ -35,7 +35,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import status_code_conformance
 
 from tasks.settings import Settings
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tests.support.helpers import Tenant
 
 EXAMPLES_PER_MODE = 20
@@ -88,11 +88,11 @@ def worker_heartbeat(redis_client: redis.Redis) -> Iterator[None]:
     """``GET /readyz`` answers 503 when no worker was seen in 30 s, by design. No worker runs
     here (it would call the generated ``base_url``s), so one heartbeat is written as a worker
     writes it (``Store.heartbeat``) and removed after: the test keeps "no 5xx" unconditional."""
-    redis_client.zadd(keys.WORKERS, {FAKE_WORKER: time.time() + 120})
+    redis_client.zadd(schema.WORKERS, {FAKE_WORKER: time.time() + 120})
     try:
         yield
     finally:
-        redis_client.zrem(keys.WORKERS, FAKE_WORKER)
+        redis_client.zrem(schema.WORKERS, FAKE_WORKER)
 
 
 @dataclass

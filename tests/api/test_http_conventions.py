@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trustme
 
+from tasks.storage import schema
 from tests.support.helpers import Tenant, authorise_body, save_connector
 
 AUTHORISE = "/api/v1/oauth/authorise"
@@ -78,7 +79,7 @@ async def test_a_body_that_is_not_declared_json_is_415(client, tenant, redis_cli
     answer = await client.request(method, path, data=json.dumps(authorise_body()),
                                   headers={**tenant.headers, "Content-Type": content_type})
     await assert_json_error(answer, 415)
-    assert list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:*")) == []
+    assert list(redis_client.scan_iter(match=schema.tenant_keys(tenant.name))) == []
 
 
 async def test_a_json_subtype_content_type_is_accepted(client, tenant):
@@ -109,7 +110,7 @@ async def test_a_body_over_one_mib_is_413(client, tenant, redis_client, chunked)
     answer = await client.post(AUTHORISE, data=chunks() if chunked else raw,
                                headers={**tenant.headers, "Content-Type": "application/json"})
     await assert_json_error(answer, 413)
-    assert list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:job:*")) == []
+    assert list(redis_client.scan_iter(match=schema.job.pattern(tenant.name))) == []
 
 
 async def test_a_body_of_exactly_one_mib_is_accepted(client, tenant):
@@ -185,7 +186,7 @@ async def test_another_tenant_cannot_act_on_a_connector(client, tenants, records
     answer = await client.request(method, template.format(id=connector_id), json={}, headers=b.headers)
     await assert_json_error(answer, 404)
     assert (await client.get(f"/api/v1/connectors/{connector_id}", headers=a.headers)).status == 200
-    assert list(redis_client.scan_iter(match=f"authq:t:{b.name}:job:*")) == []
+    assert list(redis_client.scan_iter(match=schema.job.pattern(b.name))) == []
 
 
 @pytest.mark.parametrize("collection", ["/api/v1/connection-pools", "/api/v1/certificates"])

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tasks.model.records import Connector
+from tasks.storage import schema
 from tests.support.helpers import Tenant, authorise_body, save_connector
 
 AUTHORISE = "/api/v1/oauth/authorise"
@@ -22,7 +23,7 @@ TOO_LONG = "x" * 256
 
 
 def jobs_of(redis_client, tenant: Tenant) -> list[bytes]:  # type: ignore[no-untyped-def]
-    return list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:job:*"))
+    return list(redis_client.scan_iter(match=schema.job.pattern(tenant.name)))
 
 
 def changed(body: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tasks.storage import schema
 from tests.support.helpers import authorise_body, basic_body, pem_bundle, poll_job
 from tests.support.provider import GOOD_KEY, GOOD_SECRET, GOOD_TOKEN
 
@@ -246,7 +247,7 @@ async def test_unknown_session(client, tenants, workers, fresh_provider):
 
 async def test_expired_session(client, tenant, workers, fresh_provider, redis_client):
     session = await create(client, tenant, "/api/v1/sessions", {"end_user_id": "u1", "ttl_seconds": 60})
-    key = f"authq:t:{tenant.name}:session:{session['id']}"
+    key = schema.session(tenant.name, session["id"])
     record = json.loads(redis_client.get(key))
     record["expires_at"] = (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat()
     redis_client.set(key, json.dumps(record), keepttl=True)
