@@ -59,8 +59,8 @@ class ApiStore:
         """Run an operation: send each of its round trips, hand it each reply; its result."""
         try:
             step = next(op)
-            while True:
-                step = op.send(await self.send(step))
+            while True:  # a command, the commonest step, without another coroutine
+                step = op.send(await (self.pipelined.execute(*step) if type(step) is tuple else self.send(step)))
         except StopIteration as done:
             result: T = done.value
             return result
