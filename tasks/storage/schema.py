@@ -180,21 +180,21 @@ SHAPES: list[Shape] = []
 
 # jobs
 job = Record("job", "job")
-submission = Record("submission", "job", "submission")            # the job's sealed request
+submission = Record("submission", "job", "submission")                  # the job's sealed request
 # How many times a run of the job started (INCR at each start, apart from the job's record,
 # so that a start is counted before anything else is written: ``commands.start_job``).
 job_starts = Record("job_starts", "job", "starts")
-job_lease = Record("job_lease", "job", "lease")                # tasks/storage/leases.py
-job_events = Record("job_events", "job", "events")             # pub/sub: the status, after every save
-active_jobs = TenantKey("active_jobs", "active-jobs")                  # added at accept, removed at the end
+job_lease = Record("job_lease", "job", "lease")                         # tasks/storage/leases.py
+job_events = Record("job_events", "job", "events")                      # pub/sub: the status, after every save
+active_jobs = TenantKey("active_jobs", "active-jobs")                   # added at accept, removed at the end
 
 # connectors, and what governs their outbound requests
 connector = Record("connector", "connector")
 connectors = TenantKey("connectors", "connectors")
-refresh_lock = Record("refresh_lock", "connector", "refresh-lock")       # tasks/flows/refresh.py
-refresh_queued = Versioned("refresh_queued", "connector", "refresh-queued")      # per credential version
-rate_log = Record("rate_log", "rate")                                  # by connector id (tasks/provider/gate.py)
-rate_blocked = Record("rate_blocked", "rate", "blocked")       # the provider said 429 + Retry-After
+refresh_lock = Record("refresh_lock", "connector", "refresh-lock")      # tasks/flows/refresh.py
+refresh_queued = Versioned("refresh_queued", "connector", "refresh-queued")  # per credential version
+rate_log = Record("rate_log", "rate")                                   # by connector id (tasks/provider/gate.py)
+rate_blocked = Record("rate_blocked", "rate", "blocked")                # the provider said 429 + Retry-After
 pool = Record("pool", "pool")
 pools = TenantKey("pools", "pools")
 pool_seq = TenantKey("pool_seq", "pool-seq")
@@ -203,12 +203,12 @@ pool_slots = Record("pool_slots", "pool-slots")
 certificate = Record("certificate", "certificate")
 certificates = TenantKey("certificates", "certificates")
 session = Record("session", "session")
-idempotency = Record("idempotency", "idempotency", hashed=True)        # by the Idempotency-Key header
+idempotency = Record("idempotency", "idempotency", hashed=True)         # by the Idempotency-Key header
 
 # not tenant-scoped: looked up by what a caller presents (an API key, a provider's callback)
-api_key = FleetRecord("api_key", "apikey")                             # by hash_api_key(key)
-api_rate_log = FleetRecord("api_rate_log", "api-rate")                 # by hash_api_key(key)
-auth_state = FleetRecord("auth_state", "state", hashed=True)           # by the state itself (tasks/storage/states.py)
+api_key = FleetRecord("api_key", "apikey")                              # by hash_api_key(key)
+api_rate_log = FleetRecord("api_rate_log", "api-rate")                  # by hash_api_key(key)
+auth_state = FleetRecord("auth_state", "state", hashed=True)            # by the state itself (tasks/storage/states.py)
 auth_state_claim = FleetRecord("auth_state_claim", "state", "claim", hashed=True)
 # Set (NX) before a code is sent to the token endpoint: a code is spent at most once.
 auth_state_exchange = FleetRecord("auth_state_exchange", "state", "exchange", hashed=True)
