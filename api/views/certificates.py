@@ -6,6 +6,7 @@ from aiohttp import web
 
 from api.auth import tenant
 from api.body import json_body
+from api.path_ids import path_id
 from api.responses import one, page_params, paged
 from api.typedefs import BOX, STORE
 from tasks.errors import NotFound
@@ -37,13 +38,13 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def show(request: web.Request) -> web.StreamResponse:
-    cert = await request.app[STORE].certificate(tenant(request), request.match_info["certificate"])
+    cert = await request.app[STORE].certificate(tenant(request), path_id(request, "certificate"))
     if cert is None:
         raise NotFound("Certificate")
     return one(cert.view())
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
-    if not await request.app[STORE].delete_certificate(tenant(request), request.match_info["certificate"]):
+    if not await request.app[STORE].delete_certificate(tenant(request), path_id(request, "certificate")):
         raise NotFound("Certificate")
     return web.Response(status=204)

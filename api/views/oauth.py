@@ -9,6 +9,7 @@ from aiohttp import web
 from api import pages
 from api.auth import tenant
 from api.body import json_body
+from api.path_ids import path_id
 from api.submit import QueueUnavailable, accept, submit, unavailable
 from api.typedefs import BOX, CATALOG, STORE
 from tasks.errors import NotFound, RequestInvalid
@@ -30,7 +31,7 @@ async def authorise(request: web.Request) -> web.StreamResponse:
 
 async def reauthorise(request: web.Request) -> web.StreamResponse:
     owner = tenant(request)
-    connector = await request.app[STORE].connector(owner, request.match_info["connector"])
+    connector = await request.app[STORE].connector(owner, path_id(request, "connector"))
     if connector is None:
         raise NotFound("Connector")
     data = await json_body(request)
