@@ -12,6 +12,7 @@ from api.body import MAX_BODY
 from api.middlewares import api_key, errors, request_id
 from api.openapi import OPENAPI, OpenApiDocument
 from api.prometheus import http_metrics, setup_metrics
+from api.protocol_errors import server_log
 from api.ratelimit import ApiRateLimiter
 from api.routes import setup_routes
 from api.store import ApiStore
@@ -27,7 +28,8 @@ from tasks.storage.schema import hash_api_key
 
 def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     """Build the app. Bad settings (no secret key, a broken catalog) fail here, before listening."""
-    app = web.Application(middlewares=[http_metrics, request_id, errors, api_key], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[http_metrics, request_id, errors, api_key], client_max_size=MAX_BODY,
+                          handler_args={"logger": server_log()})
     app[SETTINGS] = settings
     app[CATALOG] = load_catalog(settings.catalog)
     app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
