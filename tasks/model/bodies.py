@@ -7,6 +7,7 @@ the catalog (does the implementation exist, are its required variables given) li
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -15,6 +16,9 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 RateLimitUnit = Literal["second", "minute", "hour", "day"]
+# The values of one request's variables, in all (contract §5): each may hold 8192 characters,
+# but a hundred of them would be stored (sealed, in the job's request and the connector) per call.
+MAX_VARIABLE_VALUES = 64 * 1024
 Str255 = Annotated[StrictStr, Field(max_length=255)]
 VariableKey = Annotated[StrictStr, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -39,6 +43,13 @@ class VariableIn(Body):
     secret: StrictBool | None = None
     locked: StrictBool | None = None
     pivot: Pivot | None = None
+
+
+def _within_values_cap(variables: Sequence[VariableIn]) -> None:
+    total = sum(len(v.value.encode()) for v in variables if v.value)
+    if total > MAX_VARIABLE_VALUES:
+        raise ValueError(f"The variables' values must not exceed 64 KiB ({MAX_VARIABLE_VALUES} bytes) in all; "
+                         f"these hold {total} bytes.")
 
 
 class ReauthoriseVariableIn(VariableIn):
@@ -77,6 +88,12 @@ class ConnectorSettingsIn(Body):
 class AuthoriseIn(ConnectorSettingsIn):
     variables: Annotated[list[VariableIn], Field(max_length=100)] = []
 
+    @field_validator("variables")
+    @classmethod
+    def _values_cap(cls, value: list[VariableIn]) -> list[VariableIn]:
+        _within_values_cap(value)
+        return value
+
 
 class ReauthoriseIn(Body):
     """The same fields as authorise, all optional, plus ``type`` and ``variables.*.id``."""
@@ -98,6 +115,12 @@ class ReauthoriseIn(Body):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else _iana_zone(value)
+
+    @field_validator("variables")
+    @classmethod
+    def _values_cap(cls, value: list[ReauthoriseVariableIn] | None) -> list[ReauthoriseVariableIn] | None:
+        _within_values_cap(value or ())
+        return value
 
 
 class AuthenticateIn(Body):
