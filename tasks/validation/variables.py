@@ -14,6 +14,8 @@ from tasks.model.bodies import ReauthoriseVariableIn, VariableIn
 from tasks.model.catalog import Implementation
 from tasks.model.records import Pivot, Variable, new_id
 from tasks.security.sealing import SecretBox
+from tasks.validation.destinations import destination_errors
+from tasks.validation.field_errors import merge
 
 # Client credentials a platform app supplies in place of the connector's own variables.
 PLATFORM_APP_SUPPLIES = frozenset({"client_id", "client_secret"})
@@ -114,8 +116,9 @@ def build_variables(items: Sequence[VariableIn], impl: Implementation, box: Secr
 
 
 def merge_variables(current: Sequence[Variable], items: Sequence[ReauthoriseVariableIn], impl: Implementation,
-                    box: SecretBox, platform_app: bool) -> list[Variable]:
-    """Apply a reauthorise's variables: by ``id`` update, by ``key`` add or replace."""
+                    box: SecretBox, platform_app: bool, *, given_for: Implementation | None) -> list[Variable]:
+    """Apply a reauthorise's variables: by ``id`` update, by ``key`` add or replace. ``given_for``:
+    the implementation ``current`` was given for (a move to other hosts needs the secrets again)."""
     errors = _duplicate_errors(items, current)
     merged = {v.key: v for v in current}
     ids = {v.id: v for v in current}
@@ -163,9 +166,10 @@ def merge_variables(current: Sequence[Variable], items: Sequence[ReauthoriseVari
     if errors:
         raise RequestInvalid(errors)
     result = list(merged.values())
-    missing = _required_errors(result, impl, platform_app, _sent_empty(items, current))
-    if missing:
-        raise RequestInvalid(missing)
+    errors = merge(_required_errors(result, impl, platform_app, _sent_empty(items, current)),
+                   destination_errors(current, result, items, impl, given_for, box))
+    if errors:
+        raise RequestInvalid(errors)
     return result
 
 
