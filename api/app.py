@@ -17,6 +17,7 @@ from api.ratelimit import ApiRateLimiter
 from api.routes import setup_routes
 from api.store import ApiStore
 from api.typedefs import API_RATE, BOX, CATALOG, INLINE_QUEUE, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
+from api.views.certificates import setup_certificates
 from api.views.jobs import setup_events
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
 from tasks.model.catalog import load_catalog
@@ -39,6 +40,7 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
         app[INLINE_QUEUE] = queue
     setup_metrics(app)  # this app's own registry of HTTP counters (GET /metrics)
     setup_events(app)   # job event streams end when the server shuts down
+    setup_certificates(app)  # uploads are parsed in child processes
     settings.require_redis_url()
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_key_check)

@@ -229,7 +229,9 @@ class Certificate(Record):
     name: str | None = None
     connector_id: str | None = None
     certificate_pem: str                # the public certificate chain: not a secret
-    key_sealed: str                     # the private key PEM (as given), encrypted
+    key_sealed: str                     # the private key PEM, opened once at upload (PKCS#8), sealed
+    key_was_encrypted: bool = False     # it was uploaded encrypted (its passphrase is not kept)
+    # Only in records stored before keys were kept opened: the key as given and its passphrase.
     passphrase_sealed: str | None = None
     subject: str
     issuer: str
@@ -244,7 +246,7 @@ class Certificate(Record):
             "subject": self.subject, "issuer": self.issuer,
             "fingerprint_sha256": self.fingerprint_sha256,
             "not_before": iso(self.not_before), "not_after": iso(self.not_after),
-            "has_passphrase": self.passphrase_sealed is not None,
+            "has_passphrase": self.key_was_encrypted or self.passphrase_sealed is not None,
             "created_at": iso(self.created_at),
         }
 
