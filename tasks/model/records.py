@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -23,14 +23,14 @@ FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
 
 def utcnow() -> datetime:
     """Now, to the millisecond: the precision records are shown and stored with."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id(prefix: str) -> str:
@@ -187,7 +187,7 @@ class Job(Record):
         return json.dumps(self.view(), separators=(",", ":"))
 
     @classmethod
-    def from_stored(cls, raw: bytes | str, tenant: str) -> "Job":
+    def from_stored(cls, raw: bytes | str, tenant: str) -> Job:
         return cls.model_validate({**json.loads(raw), "tenant": tenant})
 
     def view(self) -> dict[str, Any]:
