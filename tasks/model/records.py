@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -23,14 +23,14 @@ FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
 
 def utcnow() -> datetime:
     """Now, to the millisecond: the precision records are shown and stored with."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id(prefix: str) -> str:
@@ -187,7 +187,7 @@ class Job(Record):
         return json.dumps(self.view(), separators=(",", ":"))
 
     @classmethod
-    def from_stored(cls, raw: bytes | str, tenant: str) -> "Job":
+    def from_stored(cls, raw: bytes | str, tenant: str) -> Job:
         return cls.model_validate({**json.loads(raw), "tenant": tenant})
 
     def view(self) -> dict[str, Any]:
@@ -229,7 +229,9 @@ class Certificate(Record):
     name: str | None = None
     connector_id: str | None = None
     certificate_pem: str                # the public certificate chain: not a secret
-    key_sealed: str                     # the private key PEM (as given), encrypted
+    key_sealed: str                     # the private key PEM, opened once at upload (PKCS#8), sealed
+    key_was_encrypted: bool = False     # it was uploaded encrypted (its passphrase is not kept)
+    # Only in records stored before keys were kept opened: the key as given and its passphrase.
     passphrase_sealed: str | None = None
     subject: str
     issuer: str
@@ -244,7 +246,7 @@ class Certificate(Record):
             "subject": self.subject, "issuer": self.issuer,
             "fingerprint_sha256": self.fingerprint_sha256,
             "not_before": iso(self.not_before), "not_after": iso(self.not_after),
-            "has_passphrase": self.passphrase_sealed is not None,
+            "has_passphrase": self.key_was_encrypted or self.passphrase_sealed is not None,
             "created_at": iso(self.created_at),
         }
 
