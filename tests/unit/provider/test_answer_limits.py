@@ -8,6 +8,7 @@ is not kept at all. Real servers on loopback (``tests/support/raw_servers.py``) 
 
 from __future__ import annotations
 
+import gzip
 import time
 import tracemalloc
 from pathlib import Path
@@ -113,3 +114,33 @@ def test_a_trickled_tls_handshake_ends_at_the_deadline(tmp_path: Path) -> None:
     assert took <= DEADLINE + SLACK, f"the handshake went on for {took:.1f}s"
     assert not reached_provider(failed.value), "nothing was sent before the handshake ended"
     assert server.requests == []
+
+
+def test_a_compressed_answer_is_limited_by_what_it_decodes_to() -> None:
+    """authq asks for no encoding; 50 KiB of gzip that would decode to 64 MiB is still cut at 1 MiB."""
+    bomb = gzip.compress(b"\0" * (64 * MIB))
+    assert len(bomb) < MIB
+    with raw_server(body=bomb, headers={"Content-Encoding": "gzip"}) as server, outbound().client() as client:
+        tracemalloc.start()
+        try:
+            with pytest.raises(ProviderUnreachable) as failed:
+                client.get(f"{server.url()}/token")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert "1 MiB" in failed.value.message and peak < 4 * MIB
+    assert server.requests[0].header("Accept-Encoding") == "identity"
+
+
+def test_a_small_compressed_answer_is_decoded() -> None:
+    body = b'{"access_token": "at-gzip", "token_type": "bearer"}'
+    with (raw_server(body=gzip.compress(body), headers={"Content-Encoding": "gzip"}) as server,
+          outbound().client() as client):
+        answer = client.get(f"{server.url()}/token")
+    assert answer.content == body and "Content-Encoding" not in answer.headers
+
+
+def test_an_unknown_encoding_is_refused() -> None:
+    with (raw_server(headers={"Content-Encoding": "br"}) as server, outbound().client() as client,
+          pytest.raises(ProviderUnreachable)):
+        client.get(f"{server.url()}/token")
