@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import enum
+import importlib
+import pkgutil
 import re
 
 from aiohttp.test_utils import TestClient
@@ -66,8 +68,15 @@ async def test_every_field_parameter_header_and_status_of_the_openapi_document_i
 
 
 def _job_failed_names() -> set[str]:
-    return {cls.__name__ for cls in vars(tasks.errors).values()
-            if isinstance(cls, type) and issubclass(cls, tasks.errors.JobFailed)}
+    """``JobFailed`` and every subclass of it, wherever in ``tasks`` it is defined."""
+    for module in pkgutil.walk_packages(tasks.__path__, "tasks."):
+        importlib.import_module(module.name)
+    found, todo = set(), [tasks.errors.JobFailed]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return found
 
 
 def _constants(node: ast.AST | None) -> list[str]:
