@@ -67,6 +67,14 @@ class Settings(BaseSettings):
             raise ValueError("AUTHQ_BROKER_URL or AUTHQ_REDIS_URL must be set (or run `authq up`).")
         return broker
 
+    @property
+    def broker_is_store(self) -> bool:
+        """The broker is the store's Redis (no ``AUTHQ_BROKER_URL``, or the same URL): a job's
+        message can join the transaction that stores the job, and the workers can read every
+        message there is (the orphan sweep). Another broker (``amqp://``, another Redis) is
+        only ever spoken to through Celery."""
+        return not self.broker_url or self.broker_url == self.redis_url
+
     def require_redis_url(self) -> str:
         if not self.redis_url:
             raise ValueError(

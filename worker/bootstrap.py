@@ -1,4 +1,7 @@
-"""Build a worker process's ``JobContext`` once, from the app's settings."""
+"""What a worker process builds from its ``Settings``: the job context and the run leases.
+
+``WorkerRuntime`` is handed to what needs them (the task, the heartbeat, the scans) by
+``worker.celery_app.make_celery``; nothing is kept on the Celery app."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import os
 import threading
 
 import redis
-from celery import Celery
 
 from tasks.jobs.context import JobContext
 from tasks.model.catalog import load_catalog
@@ -16,10 +18,8 @@ from tasks.security.key_check import check_at_start
 from tasks.security.sealing import SecretBox
 from tasks.settings import Settings
 from tasks.storage.job_counters import JobMetrics
+from tasks.storage.leases import RunLeases
 from tasks.storage.store import Store
-
-_lock = threading.Lock()
-_contexts: dict[int, tuple[int, JobContext]] = {}
 
 
 def build_context(settings: Settings) -> JobContext:
@@ -49,13 +49,44 @@ def build_context(settings: Settings) -> JobContext:
     )
 
 
-def context_for(app: Celery) -> JobContext:
-    """One context per process (a forked pool child builds its own Redis connections)."""
-    pid = os.getpid()
-    with _lock:
-        cached = _contexts.get(id(app))
-        if cached is None or cached[0] != pid:
-            app.conf  # noqa: B018 - make sure the app is configured (reads the env for `celery -A worker`)
-            cached = (pid, build_context(app.authq_settings))  # type: ignore[attr-defined]
-            _contexts[id(app)] = cached
-        return cached[1]
+class WorkerRuntime:
+    """One worker app's settings, and what each process of it builds from them, once.
+
+    Without ``settings``, they are ``Settings()``, read from the environment the first time
+    they are needed: at the worker's entrypoint. A forked pool child builds its own context
+    (its own Redis connections) and leases.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._lock = threading.RLock()
+        self._settings = settings
+        self._pid = 0
+        self._context: JobContext | None = None
+        self._leases: RunLeases | None = None
+
+    @property
+    def settings(self) -> Settings:
+        with self._lock:
+            if self._settings is None:
+                self._settings = Settings()
+            return self._settings
+
+    def context(self) -> JobContext:
+        """The process's context; raises ``ConfigError`` if the secret key does not open the stored secrets."""
+        with self._lock:
+            self._forget_parents()
+            if self._context is None:
+                self._context = build_context(self.settings)
+            return self._context
+
+    def leases(self) -> RunLeases:
+        """The process's job leases (renewed by its heartbeat thread)."""
+        with self._lock:
+            self._forget_parents()
+            if self._leases is None:
+                self._leases = RunLeases(self.context().store.redis)
+            return self._leases
+
+    def _forget_parents(self) -> None:
+        if self._pid != os.getpid():
+            self._pid, self._context, self._leases = os.getpid(), None, None

@@ -1,8 +1,12 @@
-"""The Celery application, configured from ``Settings``.
+"""authq's worker app, assembled in one place: its configuration, its task and its lifecycle.
 
-``celery -A worker worker`` imports ``worker.app``. Importing reads nothing: the
-environment is read once, when Celery first needs its configuration (``on_configure``),
-which for a worker process is its entrypoint.
+``celery -A worker worker`` takes ``worker.app`` (``worker/__init__.py``), which is
+``make_celery()``. Building the app starts nothing and reads nothing: the settings are read
+from the environment when first needed (Celery's configuration, or the job context), which
+for a worker process is its entrypoint; the heartbeat, the refresh scan and the orphan sweep
+start when a worker of this app is ready (``worker/lifecycle.py``).
+
+The API never builds this app: its queue is ``worker.queues.make_job_queue``.
 """
 
 from __future__ import annotations
@@ -10,59 +14,35 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
 
-from tasks.jobs.queue_port import BACKGROUND, INTERACTIVE
+from tasks.jobs.queue_port import QUEUE_OF_TYPE
+from tasks.jobs.scheduling import Publish
 from tasks.settings import Settings
-from worker.timings import RESTORE_EVERY, RESTORE_MUTEX_EXPIRE, VISIBILITY_TIMEOUT
+from worker.bootstrap import WorkerRuntime
+from worker.config import celery_config
+from worker.lifecycle import install_lifecycle
+from worker.tasks import register_run_job
+from worker.wire import RUN_JOB
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    return {
-        "broker_url": settings.effective_broker_url,
-        "broker_connection_retry_on_startup": True,
-        # Redis transport: a dead worker's unacked job is queued again within ~35 s (see
-        # worker/liveness.py; live workers renew theirs, so long jobs are never run twice).
-        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT,
-                                     "unacked_restore_interval": RESTORE_EVERY,
-                                     "unacked_restore_throttle": 1,
-                                     "unacked_mutex_expire": RESTORE_MUTEX_EXPIRE},
-        "broker_connection_retry": True,     # a restarted Redis: reconnect and go on consuming
-        # ... and let a job that was running through the blip finish (Celery 6's default would
-        # cancel it); if its ack is lost with the old connection, the message is restored and
-        # the redelivery finds the job finished.
-        "worker_cancel_long_running_tasks_on_connection_loss": False,
-        "task_ignore_result": True,          # authq keeps its own job records in Redis
-        "result_backend": None,
-        "task_serializer": "json",
-        "accept_content": ["json"],
-        "task_acks_late": True,              # at-least-once: jobs are idempotent
-        "task_reject_on_worker_lost": True,  # a killed worker's task is redelivered; runner counts attempts
-        "worker_prefetch_multiplier": 1,
-        "task_default_queue": INTERACTIVE,
-        "task_queues": [Queue(INTERACTIVE), Queue(BACKGROUND)],
-        "task_create_missing_queues": False,
-        "worker_hijack_root_logger": False,
-        "worker_redirect_stdouts": False,
-        "worker_send_task_events": False,
-        "task_send_sent_event": False,
-    }
+def blocking_publisher(app: Celery) -> Publish:
+    """``publish(tenant, job_id, job_type)`` for the jobs a worker queues itself (refreshes
+    due, jobs the orphan sweep queues again): Celery's producer, from a worker's thread."""
+    def publish(tenant: str, job_id: str, job_type: str) -> None:
+        app.send_task(RUN_JOB, args=(tenant, job_id), queue=QUEUE_OF_TYPE[job_type])
+
+    return publish
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
-    """The Celery app. With ``settings``, configured now; without, from the environment on first use."""
+    """The worker app. With ``settings``, those; without, ``Settings()`` from the environment on first use."""
+    runtime = WorkerRuntime(settings)
     app = Celery("authq", set_as_current=False)
-    if settings is not None:
-        app.config_from_object(celery_config(settings))
-        app.authq_settings = settings  # type: ignore[attr-defined]
-    else:
-        def configure_from_environment(sender: Celery, **_: Any) -> None:
-            env_settings = Settings()
-            sender.config_from_object(celery_config(env_settings))
-            sender.authq_settings = env_settings  # type: ignore[attr-defined]
 
-        app.on_configure.connect(configure_from_environment, weak=False)
-    from worker.tasks import register
+    def configure(sender: Celery, **_: Any) -> None:
+        sender.config_from_object(celery_config(runtime.settings))
 
-    register(app)
+    app.on_configure.connect(configure, weak=False)
+    register_run_job(app, runtime)
+    install_lifecycle(app, runtime, blocking_publisher(app))
     return app

@@ -1,4 +1,5 @@
-"""Keeping a live worker's messages its own, so that a dead worker's become anybody's quickly.
+"""The heartbeat: keeping a live worker's messages and leases its own, so that a dead
+worker's become anybody's quickly.
 
 kombu's Redis transport emulates acknowledgements: a delivered message is written to the
 ``unacked`` hash, scored in the ``unacked_index`` zset with the time of delivery, and
@@ -9,66 +10,38 @@ so the timeout must exceed the longest job and every countdown, and a dead worke
 waits that long (it was 1 h by default, 90 s here before).
 
 Instead each worker, from its heartbeat thread, re-scores the messages it holds unacked
-(the job it runs, and countdowns it keeps in memory) every few seconds: a live worker's
-messages never look abandoned however long they take, and the timeout can be short. A
-killed worker's messages stop being renewed and are back on their queue within
-``VISIBILITY_TIMEOUT`` + ``RESTORE_EVERY`` seconds (``ZADD XX``: an acked message is never
-brought back).
+(the job it runs, and countdowns it keeps in memory; ``worker.wire.renew_deliveries``)
+every ``HEARTBEAT_EVERY`` seconds: a live worker's messages never look abandoned however
+long they take, and the timeout can be short. A killed worker's messages stop being renewed
+and are back on their queue within ``VISIBILITY_TIMEOUT`` + ``RESTORE_EVERY`` seconds
+(``worker/timings.py``). The same beat renews the run leases of the jobs it runs
+(``tasks.storage.leases``) and records the worker as alive, for ``/readyz``.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import threading
-import time
 from typing import Any
 
-from celery import Celery
+from worker.bootstrap import WorkerRuntime
+from worker.timings import RENEW_EVERY
+from worker.wire import renew_deliveries
 
-from tasks.storage.leases import RunLeases
-from worker.bootstrap import context_for
-
-_lock = threading.Lock()
-_leases: dict[int, tuple[int, RunLeases]] = {}
-
-
-def leases_for(app: Celery) -> RunLeases:
-    """The process's job leases (renewed by its heartbeat thread)."""
-    pid = os.getpid()
-    with _lock:
-        cached = _leases.get(id(app))
-        if cached is None or cached[0] != pid:
-            cached = (pid, RunLeases(context_for(app).store.redis))
-            _leases[id(app)] = cached
-        return cached[1]
+log = logging.getLogger("authq.worker")
+HEARTBEAT_EVERY = RENEW_EVERY
 
 
-def _unacked_tags(qos: Any) -> list[str]:
-    # The consumer's thread changes these while we read them: copy, and try again if it
-    # changed under us (the next beat is a few seconds away anyway).
-    for _ in range(5):
+def beat(runtime: WorkerRuntime, name: str, consumer: Any, stop: threading.Event) -> None:
+    """Until ``stop``: the heartbeat of the worker ``name`` whose Celery consumer is ``consumer``."""
+    while not stop.is_set():
         try:
-            dirty = set(qos._dirty)
-            return [tag for tag in list(qos._delivered) if tag not in dirty]
-        except RuntimeError:
-            continue
-    return []
-
-
-def renew_deliveries(consumer: Any) -> int:
-    """Re-score this worker's unacked messages in the Redis transport's index; returns how many.
-
-    Other transports (AMQP) redeliver when the consumer's connection closes: nothing to do.
-    """
-    channel = getattr(getattr(consumer, "task_consumer", None), "channel", None)
-    qos = getattr(channel, "qos", None)
-    index_key = getattr(qos, "unacked_index_key", None) if qos is not None else None
-    if channel is None or not index_key:
-        return 0
-    tags = _unacked_tags(qos)
-    if not tags:
-        return 0
-    now = time.time()
-    with channel.conn_or_acquire() as client:  # a client on the channel's own (thread-safe) pool
-        client.zadd(index_key, {tag: now for tag in tags}, xx=True)
-    return len(tags)
+            runtime.context().store.heartbeat(name)
+        except Exception:  # noqa: BLE001 - Redis down: /readyz says so; keep trying
+            log.warning("worker heartbeat failed", exc_info=True)
+        try:  # this worker is alive: what it holds is still its own
+            renew_deliveries(consumer)
+            runtime.leases().renew()
+        except Exception:  # noqa: BLE001 - six beats may fail before anything is restored
+            log.warning("renewing unacked messages and job leases failed", exc_info=True)
+        stop.wait(HEARTBEAT_EVERY)

@@ -1,4 +1,5 @@
-"""Publishing jobs from the asyncio API without blocking its event loop.
+"""The API's queue when the broker is not the store's Redis (``amqp://``, another Redis):
+Celery's producer, from the asyncio API without blocking its event loop.
 
 Celery's ``send_task`` is blocking network I/O; it runs on a small thread pool, so a slow
 broker delays that request only, never the loop.
@@ -12,7 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from celery import Celery
 
 from tasks.jobs.queue_port import QUEUE_OF_TYPE, JobCopy, kwargs_repr, message_kwargs
-from worker.tasks import RUN_JOB
+from tasks.settings import Settings
+from worker.config import celery_config
+from worker.wire import RUN_JOB
+
+
+def producer_app(settings: Settings) -> Celery:
+    """A Celery app that only publishes: authq's configuration, no task, nothing connected to
+    a worker's signals. It connects to the broker on its first message."""
+    app = Celery("authq", set_as_current=False)
+    app.config_from_object(celery_config(settings))
+    return app
 
 
 class CeleryJobQueue:

@@ -1,7 +1,11 @@
-"""The Celery task: a thin wrapper that passes ids to ``tasks.jobs.runner``."""
+"""The Celery task: a thin wrapper that passes ids to ``tasks.jobs.runner``.
+
+Registering it starts nothing; what it needs (the process's job context and leases) it
+takes from the ``WorkerRuntime`` it was registered with."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import NoReturn
@@ -12,15 +16,14 @@ from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
 from tasks.errors import RetryLater
-from tasks.jobs.queue_port import QUEUE_OF_TYPE, JobCopy
+from tasks.jobs.queue_port import JobCopy
 from tasks.jobs.runner import run_job
 from tasks.storage.leases import Taken
 from tasks.telemetry.log_fields import log_context
-from worker.bootstrap import context_for
-from worker.liveness import leases_for
+from worker.bootstrap import WorkerRuntime
 from worker.timings import MAX_COUNTDOWN
+from worker.wire import RUN_JOB
 
-RUN_JOB = "authq.run_job"
 log = logging.getLogger("authq.worker")
 # Redis (store or broker) unreachable or restarting: not the job's fault, and no attempt of it.
 OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
@@ -53,16 +56,18 @@ def _again(task: Task, delay: float) -> NoReturn:
         raise Reject("retry not published", requeue=True) from None
 
 
-def register(app: Celery) -> None:
+def register_run_job(app: Celery, runtime: WorkerRuntime) -> None:
+    """Add ``authq.run_job`` to ``app``, running jobs with ``runtime``'s context and leases."""
+
     @app.task(name=RUN_JOB, bind=True, max_retries=None, acks_late=True)
     def run_job_task(self: Task, tenant: str, job_id: str, request_id: str | None = None,
                      job: str | None = None, sealed: str | None = None) -> None:
-        ctx = context_for(self.app)
+        ctx = runtime.context()
         try:
             # Under the job's lease: never two runs at once, whatever the broker delivers twice.
             # Every line of the run carries the id of the request that submitted the job.
             with log_context(request_id=request_id):
-                run_job(ctx, tenant, job_id, leases_for(self.app),
+                run_job(ctx, tenant, job_id, runtime.leases(),
                         JobCopy(job, sealed) if job is not None and sealed is not None else None)
         except Taken as taken:
             log.info("job already running elsewhere; trying again later",
@@ -77,23 +82,9 @@ def register(app: Celery) -> None:
             log.warning("Redis unreachable during a job; requeueing it", exc_info=True,
                         extra={"job_id": job_id, "tenant": tenant})
             _wait_for_redis(ctx.store.redis, OUTAGE_WAIT_SECONDS)
-            try:
-                leases_for(self.app).settle()  # or the requeued job would wait for its lease to expire
-            except redis.RedisError:
-                pass
+            with contextlib.suppress(redis.RedisError):
+                runtime.leases().settle()  # or the requeued job would wait for its lease to expire
             raise Reject("Redis unreachable", requeue=True) from None
 
-    from worker.background import start_background
 
-    start_background(app)
-
-
-def publisher(app: Celery):  # type: ignore[no-untyped-def]
-    """A blocking ``publish(tenant, job_id, job_type)`` for jobs a worker creates itself."""
-    def publish(tenant: str, job_id: str, job_type: str) -> None:
-        app.send_task(RUN_JOB, args=(tenant, job_id), queue=QUEUE_OF_TYPE[job_type])
-
-    return publish
-
-
-__all__ = ["RUN_JOB", "publisher", "register"]
+__all__ = ["RUN_JOB", "register_run_job"]

@@ -8,7 +8,7 @@ SIGKILLed worker's job is queued again, at the head of its queue, within about
 ``VISIBILITY_TIMEOUT + RESTORE_EVERY`` = 35 s of the death, however long jobs and countdowns are.
 """
 
-RENEW_EVERY = 5.0          # the heartbeat thread's period (worker/background.py)
+RENEW_EVERY = 5.0          # the heartbeat thread's period (worker/liveness.py)
 VISIBILITY_TIMEOUT = 30    # six missed renewals: only a dead (or cut-off) worker gets there
 RESTORE_EVERY = 5          # kombu's unacked_restore_interval; throttle 1: a real sweep each time
 # The sweep's fleet-wide mutex (kombu's default 300 s): a worker killed while holding it

@@ -50,11 +50,13 @@ def amqp_worker(redis_server, secret_key, ca_bundle, tmp_path):
 @pytest.fixture
 async def amqp_client(aiohttp_client, settings: Settings):
     from api.app import create_app
-    from worker.celery_app import make_celery
     from worker.publisher import CeleryJobQueue
+    from worker.queues import make_job_queue
 
     amqp_settings = settings.model_copy(update={"broker_url": AMQP_URL})
-    app = create_app(amqp_settings, CeleryJobQueue(make_celery(amqp_settings)))
+    queue = make_job_queue(amqp_settings)
+    assert isinstance(queue, CeleryJobQueue)  # the broker is not the store: Celery's producer
+    app = create_app(amqp_settings, queue)
     yield await aiohttp_client(app)
 
 

@@ -381,6 +381,6 @@ async def test_the_request_id_follows_the_job_into_the_worker_log(client, tenant
     assert finished, "no 'job finished' line for the job in the worker logs"
     assert finished[0]["request_id"] == request_id and finished[0]["tenant"] == tenant.name
     assert finished[0]["status"] == "succeeded" and finished[0]["attempts"] == 1 and finished[0]["seconds"] >= 0
-    # One line for the job's end: Celery's own per-task lines stay at DEBUG (worker/background.py).
+    # One line for the job's end: Celery's own per-task lines stay at DEBUG (worker/lifecycle.py).
     task_lines = [line for line in lines if "authq.run_job[" in line and ("received" in line or "succeeded in" in line)]
     assert task_lines == []

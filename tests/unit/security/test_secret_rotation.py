@@ -157,8 +157,8 @@ class Stored:
         assert box.open(secret.value_sealed) == "cs_good_secret_5678"
         assert box.open_json(connector.credentials_sealed or "") == self.plain["tokens"]
         certificate = Certificate.model_validate_json(raw(self.client, self.certificate))
-        assert "PRIVATE KEY" in box.open(certificate.key_sealed)
-        assert box.open(certificate.passphrase_sealed or "") == PASSPHRASE
+        assert "BEGIN PRIVATE KEY" in box.open(certificate.key_sealed)  # opened at upload: no passphrase kept
+        assert certificate.passphrase_sealed is None and certificate.key_was_encrypted
         submission = box.open_json(raw(self.client, self.submission).decode())
         assert any(v.get("value") == self.plain["submission_secret"] for v in submission["variables"])
         state = states.load(self.client, self.raw_state)
@@ -184,9 +184,9 @@ async def test_rotation_reseals_every_kind_under_the_new_key(aiohttp_client, own
 
     assert report.ok and report.fields_failed == 0 and not report.failures
     assert report.records_rotated == 5 and report.records_unchanged == 0
-    # connector: consumer_secret + credentials; certificate: key + passphrase; the submission;
+    # connector: consumer_secret + credentials; certificate: its key; the submission;
     # the state: its verifier + the candidate's consumer_secret + credentials; the key check.
-    assert report.fields_rotated == 2 + 2 + 1 + 3 + 1
+    assert report.fields_rotated == 2 + 1 + 1 + 3 + 1
     assert report.scanned_by_kind == {"connector": 1, "certificate": 1, "submission": 1, "state": 1, "key-check": 1}
     assert seen and seen == sorted(seen) and seen[-1] <= report.records_scanned   # progress came, and grew
     stored.assert_opened_by(SecretBox(NEW))                # after: the new key alone opens everything

@@ -22,12 +22,11 @@ import redis
 
 from authq.redis_server import RedisServer, start_redis
 from tasks.model.records import Job, new_id, utcnow
-from tasks.settings import Settings
 from tasks.storage import schema
 from tasks.storage.store import Store
-from worker.celery_app import make_celery
 from worker.inline_queue import RedisInlineQueue
-from worker.sweeper import MIN_AGE, SUSPECTS, UNACKED, sweep
+from worker.sweeper import MIN_AGE, SUSPECTS, sweep
+from worker.wire import UNACKED
 
 
 @pytest.fixture
@@ -46,9 +45,9 @@ def own_redis(own_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def inline(own_server: RedisServer) -> RedisInlineQueue:
+def inline() -> RedisInlineQueue:
     """Messages exactly as the API queues them."""
-    return RedisInlineQueue(make_celery(Settings(redis_url=own_server.url, _env_file=None)))  # type: ignore[call-arg]
+    return RedisInlineQueue()
 
 
 def stored_job(client: redis.Redis, tenant: str, *, age: float = MIN_AGE + 5, status: str = "queued") -> Job:
@@ -69,7 +68,7 @@ def test_only_a_job_without_any_message_is_published_again_at_the_second_look(
     own_redis.hset(UNACKED, "tag-1", json.dumps([json.loads(payload), "", "authq.interactive"]))
     leased = stored_job(own_redis, tenant, status="running")
     own_redis.set(schema.job_lease(tenant, leased.id), "token", px=30_000)
-    young = stored_job(own_redis, tenant, age=1)
+    stored_job(own_redis, tenant, age=1)  # too young to be a suspect
     finished = stored_job(own_redis, tenant)
     Store(own_redis, 3600).save_job(finished.model_copy(update={"status": "succeeded", "finished_at": utcnow()}))
 
