@@ -1,6 +1,7 @@
-"""``tasks.storage.batch.Batch``, sent by the sync adapter, against the session's real Redis: the writes of a batch land in
-order in one call, a lease is released only by its own token, a failing command stops
-the writes queued after it, and a script Redis has forgotten is sent again."""
+"""``tasks.storage.batch.Batch``, sent by the sync adapter, against the session's real Redis:
+the writes of a batch land in order in one call, a lease is released only by its own token,
+a failing command stops the writes queued after it, and a script Redis has forgotten is sent
+again."""
 
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ def sent(db: redis.Redis) -> Counter[str]:
     """Commands the server has run so far, by name (INFO itself left out). A script's own
     commands are counted too: a round trip is the one EVALSHA, and the rest ran inside it."""
     stats = db.info("commandstats")
-    return Counter({name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items() if name != "cmdstat_info"})
+    return Counter({name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()
+                    if name != "cmdstat_info"})
 
 
 def new_job(tenant: str) -> Job:
@@ -143,9 +144,12 @@ def connector(tenant: str, version: int = 1) -> Connector:
 
 async def test_a_checked_write_behaves_alike_through_either_adapter(db: redis.Redis, store: Store,
                                                                     api: ApiStore) -> None:
-    for tenant, runs in (("sync", store.run), ("async", None)):
-        async def run(op):  # type: ignore[no-untyped-def]
-            return runs(op) if runs is not None else await api.run(op)
+    async def through(adapter: str, op):  # type: ignore[no-untyped-def]
+        return store.run(op) if adapter == "sync" else await api.run(op)
+
+    for tenant in ("sync", "async"):
+        def run(op, adapter: str = tenant):  # type: ignore[no-untyped-def]
+            return through(adapter, op)
 
         assert not await run(commands.replace_connector_if_exists(connector(tenant)))    # nothing to replace
         assert db.exists(schema.connector(tenant, "con_cas")) == 0
