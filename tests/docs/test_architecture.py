@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 
 from tasks.storage import schema
@@ -11,7 +10,6 @@ from tests.support.markdown import DOCS, ROOT, code, section
 ARCHITECTURE = DOCS / "architecture.md"
 PACKAGES = ("authq", "api", "worker", "tasks")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-NOT_KEYS = ("tenant", "hash_api_key", "expiring_member")  # a prefix, a digest, a member of a set
 
 
 def architecture() -> str:
@@ -37,10 +35,9 @@ def test_every_package_has_a_section_and_every_module_is_named() -> None:
 def test_the_key_schema_table_has_every_key_the_schema_module_builds() -> None:
     table = section(architecture(), "Redis key schema")
     constants = [value for name, value in vars(schema).items() if name.isupper() and isinstance(value, str)
-                 and value.startswith(f"{schema.PREFIX}:")]
-    builders = [fn for name, fn in vars(schema).items() if inspect.isfunction(fn) and fn.__module__ == schema.__name__
-                and name not in NOT_KEYS and _used(name)]
-    shown = [fn(*(f"{{{p}}}" for p in inspect.signature(fn).parameters)) for fn in builders]
+                 and value.startswith(f"{schema.PREFIX}:") and "*" not in value]
+    # Every other key is a shape (``schema.job(tenant, id)``): shown with its fields as {tenant}, {id} ...
+    shown = [":".join(shape.segments) for shape in schema.SHAPES if _used(shape.kind)]
     assert len(constants) >= 4 and len(shown) >= 10
     # The table writes a key's variable parts as {t}, {job}, {con}, {sha} …: compare the fixed parts.
     fixed = {_fixed(key) for key in constants + shown}
@@ -49,10 +46,10 @@ def test_the_key_schema_table_has_every_key_the_schema_module_builds() -> None:
     assert not missing, f"Redis keys the schema builds that docs/architecture.md's table does not list: {missing}"
 
 
-def _used(builder: str) -> bool:
-    """Whether any module but the schema calls ``builder`` (a name nobody calls builds no key)."""
-    call = re.compile(rf"\b{builder}\(")
-    return any(call.search(path.read_text(encoding="utf-8")) for top in PACKAGES
+def _used(shape: str) -> bool:
+    """Whether any module but the schema uses ``schema.<shape>`` (a shape nobody uses builds no key)."""
+    use = re.compile(rf"\bschema\.{shape}\b")
+    return any(use.search(path.read_text(encoding="utf-8")) for top in PACKAGES
                for path in (ROOT / top).rglob("*.py") if path != ROOT / "tasks" / "storage" / "schema.py")
 
 
