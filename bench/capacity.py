@@ -51,10 +51,10 @@ from tasks.storage import schema
 from tasks.storage.leases import RunLeases
 from tasks.validation.submission import validate_authorise
 from worker.bootstrap import build_context
-from worker.celery_app import make_celery
+from worker.celery_app import blocking_publisher, make_celery
 from worker.inline_queue import RedisInlineQueue
-from worker.sweeper import UNACKED, queue_lists, sweep
-from worker.tasks import publisher
+from worker.sweeper import sweep
+from worker.wire import QUEUES, UNACKED, priority_lists
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "capacity-results.json"
@@ -69,6 +69,10 @@ CATALOG = """implementations:
       - {key: client_id, label: Client ID, required: true}
       - {key: client_secret, label: Client secret, required: true}
 """
+
+
+def _queue_lists() -> list[str]:
+    return [name for queue in QUEUES for name in priority_lists(queue)]
 
 
 def say(message: str) -> None:
@@ -138,8 +142,8 @@ class Lab:
                                  allow_private_networks=True, _env_file=None)  # type: ignore[call-arg]
         self.ctx = build_context(self.settings)
         self.app = make_celery(self.settings)
-        self.inline = RedisInlineQueue(self.app)
-        self.publish = publisher(self.app)
+        self.inline = RedisInlineQueue()
+        self.publish = blocking_publisher(self.app)
         self.leases = RunLeases(self.ctx.store.redis)
         self.endpoint = TokenEndpoint(args.access_token_bytes, args.refresh_token_bytes, args.token_lifetime)
         self.tenants = [f"tenant{i:03d}" for i in range(args.tenants)]
@@ -175,7 +179,7 @@ class Lab:
         accepted = asyncio.run(self._accept(n))
         queued_memory = used_memory(c) - before
         tenant, job_id = accepted[0][0], accepted[0][1]
-        lists = [name for name in queue_lists() if c.llen(name)]
+        lists = [name for name in _queue_lists() if c.llen(name)]
         messages = sum(c.llen(name) for name in lists)
         self.out["accepted_job"] = {
             **job_memory(c, tenant, job_id),
@@ -249,7 +253,7 @@ class Lab:
                 "credentials": connector.credentials.model_copy(update={"expires_at": soon})}))
         first, busy = measured(c, one_pass)
         second, _ = measured(c, one_pass)
-        lists = [name for name in queue_lists() if c.llen(name)]
+        lists = [name for name in _queue_lists() if c.llen(name)]
         message = sum(usage(c, name) for name in lists) / max(1, sum(c.llen(name) for name in lists))
         waiting = [(t, m.decode() if isinstance(m, bytes) else m) for t in self.tenants
                    for m in c.smembers(schema.active_jobs(t))]
@@ -277,7 +281,7 @@ class Lab:
         _, with_jobs = measured(c, lambda: sweep(c, lambda *_: None, now=time.time() + 60))
         for t in self.tenants:  # the same keyspace with no unfinished job
             c.delete(schema.active_jobs(t))
-        c.delete(*queue_lists(), UNACKED)
+        c.delete(*_queue_lists(), UNACKED)
         _, without = measured(c, lambda: sweep(c, lambda *_: None))
         self.out["sweep"] = {"keys": c.dbsize(), "unfinished_jobs": pending, "pass_with_unfinished_jobs": with_jobs,
                              "pass_no_unfinished_job": without,
