@@ -12,10 +12,12 @@ from api.body import MAX_BODY
 from api.middlewares import api_key, errors, request_id
 from api.openapi import OPENAPI, OpenApiDocument
 from api.prometheus import http_metrics, setup_metrics
+from api.protocol_errors import server_log
 from api.ratelimit import ApiRateLimiter
 from api.routes import setup_routes
 from api.store import ApiStore
 from api.typedefs import API_RATE, BOX, CATALOG, INLINE_QUEUE, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
+from api.views.certificates import setup_certificates
 from api.views.jobs import setup_events
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
 from tasks.model.catalog import load_catalog
@@ -27,7 +29,8 @@ from tasks.storage.schema import hash_api_key
 
 def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     """Build the app. Bad settings (no secret key, a broken catalog) fail here, before listening."""
-    app = web.Application(middlewares=[http_metrics, request_id, errors, api_key], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[http_metrics, request_id, errors, api_key], client_max_size=MAX_BODY,
+                          handler_args={"logger": server_log()})
     app[SETTINGS] = settings
     app[CATALOG] = load_catalog(settings.catalog)
     app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
@@ -37,6 +40,7 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
         app[INLINE_QUEUE] = queue
     setup_metrics(app)  # this app's own registry of HTTP counters (GET /metrics)
     setup_events(app)   # job event streams end when the server shuts down
+    setup_certificates(app)  # uploads are parsed in child processes
     settings.require_redis_url()
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_key_check)

@@ -17,15 +17,11 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from tasks.errors import IdempotencyKeyInUse, RequestInvalid
-from tasks.storage import schema as keys
+from tasks.storage import schema
 
 HEADER = "Idempotency-Key"
 KEEP_SECONDS = 24 * 3600
 ACCEPTING_SECONDS = 60   # a first request that died mid-accept frees its key after this
-
-
-def _record_key(tenant: str, key: str) -> str:
-    return f"{keys.tenant(tenant)}:idempotency:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def fingerprint(request: web.Request, body: dict[str, Any]) -> str:
@@ -47,7 +43,7 @@ async def reserve(client: Redis, request: web.Request, tenant: str,
         return None
     if not raw.strip() or len(raw) > 255:
         raise RequestInvalid({HEADER: ["The Idempotency-Key header must be 1-255 characters."]})
-    record_key, printed = _record_key(tenant, raw), fingerprint(request, body)
+    record_key, printed = schema.idempotency(tenant, raw), fingerprint(request, body)
     if await client.set(record_key, json.dumps({"fingerprint": printed}), nx=True, ex=ACCEPTING_SECONDS):
         return record_key, printed
     stored = await client.get(record_key)

@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.auth import presented_key, tenant_of
+from api.operations import ENDPOINTS_BY_ROUTE
 from api.responses import error
 from api.typedefs import API_RATE, REQUEST_ID, TENANT
 from tasks.errors import BodyUnreadable, NotFound, RequestInvalid
@@ -23,10 +24,14 @@ from tasks.storage.schema import hash_api_key
 
 log = logging.getLogger("authq.api")
 API_PREFIX = "/api/v1/"
-# Called by providers (or browsers they send back), authenticated by the single-use state
-# they carry (contract §5), not by an API key.
-PUBLIC = {("GET", "/api/v1/oauth/authenticate"), ("GET", "/api/v1/oauth/authenticate/status"),
-          ("POST", "/api/v1/oauth/woo-app-auth"), ("GET", "/api/v1/oauth/woo-app-auth")}
+
+
+def needs_key(request: web.Request) -> bool:
+    """What the request's endpoint declares (``Endpoint.key``). A request no endpoint serves
+    (an unknown path, a wrong method) needs a key under the API prefix: without one it is
+    answered 401, so a caller without a key learns nothing of which paths exist."""
+    endpoint = request.app[ENDPOINTS_BY_ROUTE].get(request.match_info.route)
+    return request.path.startswith(API_PREFIX) if endpoint is None else endpoint.key
 
 
 @web.middleware
@@ -67,7 +72,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(API_PREFIX) and (request.method, request.path) not in PUBLIC:
+    if needs_key(request):
         tenant = await tenant_of(request)
         if tenant is None:
             return error(401, "Unauthenticated.", headers={"WWW-Authenticate": "Bearer"})

@@ -1,44 +1,36 @@
-"""What the router cannot know about each endpoint, for the OpenAPI document: summary,
-tag, request model, answers, parameters, whether an API key is needed (``api/openapi.py``
-turns this and the router into the document)."""
+"""What an endpoint is: ``Endpoint`` (its route, whether it needs an API key, its operation in
+the API description) and the words its declaration is made of (answers, parameters, headers).
 
+Every endpoint is declared once, in ``api/routes.py``; the router, the API-key middleware and
+the document (``api/openapi.py``) all read that one declaration.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiohttp.web_urldispatcher import AbstractRoute
 from pydantic import BaseModel
 
 from api import schemas
 from api.body import MAX_BODY
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.waiting import MAX_WAIT
-from tasks.model.bodies import (
-    AuthenticateIn,
-    AuthoriseIn,
-    CertificateIn,
-    ConnectionPoolIn,
-    ReauthoriseIn,
-    SessionIn,
-    WooCallbackIn,
-)
 
-OPENAPI_VERSION = "3.1.0"
-REF = "#/components/schemas/{model}"
-SECURITY_SCHEME = "apiKey"
 JSON = "application/json"
 HTML = "text/html"
 
 
-# -- the declarative registry ----------------------------------------------------------
-
 @dataclass(frozen=True)
 class Reply:
-    """One answer of an operation: a JSON body described by ``model``, or another media type."""
+    """One answer of an operation: a JSON body of ``shape`` (a ``TypedDict`` or a model), or
+    another media type, or no body."""
 
     description: str
-    model: type[BaseModel] | None = None
+    shape: Any = None
     media: str | None = None             # a non-JSON body (HTML page, Prometheus text, SSE)
     headers: tuple[str, ...] = ()        # names from HEADERS
 
@@ -53,17 +45,29 @@ class Param:
 
 
 @dataclass(frozen=True)
-class Op:
+class Endpoint:
+    """One endpoint: the route (``method``, ``path``, ``handler``), whether a caller needs an API
+    key (``key``), and what the API description says of it."""
+
+    method: str
+    path: str
+    handler: Handler
     summary: str
     tag: str
-    api_key: bool = True
+    key: bool = True
     description: str = ""
-    body: type[BaseModel] | None = None
-    body_schema: dict[str, Any] | None = None   # a body that no model validates (free-form JSON)
+    body: type[BaseModel] | None = None          # the model that validates the request body
+    body_schema: dict[str, Any] | None = None    # a body that no model validates (free-form JSON)
     body_required: bool = True
     params: tuple[Param, ...] = ()
-    replies: dict[int, Reply] = field(default_factory=dict)
+    answers: dict[int, Reply] = field(default_factory=dict)
 
+
+# The app's endpoints by the route each was registered as (``api.routes.setup_routes``).
+ENDPOINTS_BY_ROUTE: web.AppKey[dict[AbstractRoute, Endpoint]] = web.AppKey("endpoints_by_route")
+
+
+# -- the words declarations share ---------------------------------------------------------
 
 HEADERS: dict[str, dict[str, Any]] = {
     "Location": {"description": "Where the created record (or the queued job) can be read.",
@@ -86,13 +90,16 @@ IDEMPOTENCY = Param(IDEMPOTENCY_HEADER, "header",
                     "first answer's status; the same key with another body: 422; a retry while the first "
                     "request is still being accepted: 409.",
                     {"type": "string", "minLength": 1, "maxLength": 255})
+SUBMISSION_PARAMS = (PREFER, IDEMPOTENCY)
 
+# What the API-key middleware may answer instead of any endpoint that needs a key.
 UNAUTHENTICATED = Reply("Missing or unknown API key: `{\"message\": \"Unauthenticated.\"}`.", schemas.ErrorBody,
                         headers=("WWW-Authenticate",))
 RATE_LIMITED = Reply("Too many requests for this API key (when `AUTHQ_API_RATE_LIMIT` is set).", schemas.ErrorBody,
                      headers=("Retry-After",))
 STORE_UNAVAILABLE = Reply("The service's store (Redis) is unavailable just now; retry.", schemas.ErrorBody,
                           headers=("Retry-After",))
+
 INVALID = Reply("Validation failed; `errors` holds messages by dotted field path.", schemas.ValidationErrorBody)
 BODY_ERRORS = {
     400: Reply("The body is not valid JSON.", schemas.ErrorBody),
@@ -112,172 +119,27 @@ JOB_ACCEPTED = {
     503: Reply("The job queue (or the store) is unavailable; nothing was queued.", schemas.ErrorBody,
                headers=("Retry-After",)),
 }
-SUBMISSION_PARAMS = (PREFER, IDEMPOTENCY)
 
 
-def _not_found(what: str) -> dict[int, Reply]:
+def not_found(what: str) -> dict[int, Reply]:
     return {404: Reply(f"No such {what} for this API key's tenant.", schemas.ErrorBody)}
 
 
-def _created(model: type[BaseModel], what: str) -> dict[int, Reply]:
-    return {201: Reply(f"The {what}, created.", model, headers=("Location",))}
+def created(shape: Any, what: str) -> dict[int, Reply]:
+    return {201: Reply(f"The {what}, created.", shape, headers=("Location",))}
 
 
-def _listed(model: type[BaseModel], what: str) -> dict[int, Reply]:
-    return {200: Reply(f"A page of {what}.", model), 422: Reply("`page` or `per_page` out of range.",
-                                                                schemas.ValidationErrorBody)}
+def listed(shape: Any, what: str) -> dict[int, Reply]:
+    return {200: Reply(f"A page of {what}.", shape),
+            422: Reply("`page` or `per_page` out of range.", schemas.ValidationErrorBody)}
 
 
-def _page(description: str, *codes: int) -> dict[int, Reply]:
+def pages(description: str, *codes: int) -> dict[int, Reply]:
+    """HTML pages a browser is shown."""
     return {code: Reply(description, media=HTML) for code in codes}
 
 
-V1 = "/api/v1"
-OPERATIONS: dict[tuple[str, str], Op] = {
-    # Authorisation
-    ("POST", f"{V1}/oauth/authorise"): Op(
-        "Authorise a new connector", "authorisation", body=AuthoriseIn, params=SUBMISSION_PARAMS,
-        description="Validates and queues an `authorise` job. The connector id is chosen now and is in the job "
-                    "(`connector_id`). Rules that need the catalog (the implementation exists; every required "
-                    "variable has a value unless a platform app supplies it) answer 422 as well.",
-        replies={**JOB_ACCEPTED, **BODY_ERRORS}),
-    ("PATCH", f"{V1}/oauth/{{connector}}/reauthorise"): Op(
-        "Re-authorise a connector", "authorisation", body=ReauthoriseIn, params=SUBMISSION_PARAMS,
-        description="The authorise fields, all optional, plus `type` (must equal the implementation's auth type) "
-                    "and `variables.*.id`. The connector keeps its working credentials until new ones replace them.",
-        replies={**JOB_ACCEPTED, **BODY_ERRORS, **_not_found("connector")}),
-    ("POST", f"{V1}/oauth/authenticate"): Op(
-        "Finish an authorization-code flow (front end)", "authorisation", body=AuthenticateIn,
-        params=SUBMISSION_PARAMS,
-        description="`{code, state}` (or `{error, error_description, state}` when the user refused), forwarded "
-                    "by a front end that received the provider's redirect. An unknown, used or expired state gives "
-                    "a job that fails with `state_invalid`.",
-        replies={**JOB_ACCEPTED, **BODY_ERRORS}),
-    ("GET", f"{V1}/oauth/authenticate"): Op(
-        "The provider's redirect (authorization code)", "authorisation", api_key=False,
-        description="Authenticated by the single-use state. Queues the `authenticate` job, then redirects to the "
-                    "session's `return_url` (with `connector_id` and `job_id`) or shows a page that follows the job.",
-        params=(Param("state", "query", "The state authq issued.", required=True),
-                Param("code", "query", "The authorization code."),
-                Param("error", "query", "The provider's error (e.g. `access_denied`)."),
-                Param("error_description", "query", "The provider's description of the error."),
-                Param("iss", "query", "The issuer of the authorization response (RFC 9207).")),
-        replies={303: Reply("To the session's `return_url`, with `connector_id` and `job_id`.",
-                            headers=("Location",)),
-                 **_page("A page that follows the job to its end.", 200),
-                 **_page("The state was never issued, was already used or has expired; or the answer is malformed.",
-                         400),
-                 **_page("The job could not be queued; reload to retry.", 503)}),
-    ("GET", f"{V1}/oauth/authenticate/status"): Op(
-        "The page following an authentication job", "authorisation", api_key=False,
-        params=(Param("state", "query", "The state of the callback.", required=True),),
-        replies={**_page("The job's state; refreshes itself until the job ends.", 200),
-                 **_page("Nothing to show for this state any more.", 404)}),
-    ("POST", f"{V1}/oauth/woo-app-auth"): Op(
-        "WooCommerce posts the store's API keys", "authorisation", api_key=False, body=WooCallbackIn,
-        description="`user_id` is the state authq put in the redirect. Answers 200 with an empty body only after "
-                    "the keys are stored; then a job verifies them and finishes the connector.",
-        replies={200: Reply("The keys are stored (empty body)."),
-                 **BODY_ERRORS,
-                 404: Reply("Unknown or already used state.", schemas.ErrorBody),
-                 503: JOB_ACCEPTED[503]}),
-    ("GET", f"{V1}/oauth/woo-app-auth"): Op(
-        "Where WooCommerce sends the store owner back", "authorisation", api_key=False,
-        params=(Param("user_id", "query", "The state authq put in the redirect.", required=True),
-                Param("success", "query", "`1` when the owner approved, `0` when not.")),
-        replies={**_page("The connection's progress; refreshes itself until it ends.", 200),
-                 **_page("The state was never issued or has expired.", 400),
-                 **_page("Nothing to show for this state any more.", 404)}),
-    # Jobs
-    ("GET", f"{V1}/jobs/{{job}}"): Op(
-        "Show a job", "jobs", params=(PREFER,),
-        replies={200: Reply("The job; `Retry-After` while it has not ended.", schemas.JobResponse,
-                            headers=("Retry-After", "Preference-Applied")),
-                 **_not_found("job")}),
-    ("GET", f"{V1}/jobs/{{job}}/events"): Op(
-        "Follow a job as server-sent events", "jobs",
-        description="The job's changes as a server-sent event stream: each event is `event: job`, an `id` that "
-                    "counts up, and `data`: the job as `GET /jobs/{job}` shows it in `data` (the `JobView` schema). "
-                    "Comment lines keep a quiet stream open. The stream ends after the job's finished state.",
-        params=(Param("Last-Event-ID", "header", "A reconnecting client's last event id: ids continue from it.",
-                      {"type": "integer", "minimum": 0}),),
-        replies={200: Reply("An event stream of the job's states.", media="text/event-stream"),
-                 **_not_found("job")}),
-    # Connection pools
-    ("POST", f"{V1}/connection-pools"): Op(
-        "Create a connection pool", "connection pools", body=ConnectionPoolIn,
-        replies={**_created(schemas.PoolResponse, "connection pool"), **BODY_ERRORS}),
-    ("GET", f"{V1}/connection-pools"): Op(
-        "List connection pools", "connection pools", params=(PAGE, PER_PAGE),
-        replies=_listed(schemas.PoolPage, "connection pools")),
-    ("GET", f"{V1}/connection-pools/{{pool}}"): Op(
-        "Show a connection pool", "connection pools",
-        replies={200: Reply("The connection pool.", schemas.PoolResponse), **_not_found("connection pool")}),
-    ("DELETE", f"{V1}/connection-pools/{{pool}}"): Op(
-        "Delete a connection pool", "connection pools",
-        replies={204: Reply("Deleted."), **_not_found("connection pool")}),
-    # Certificates
-    ("POST", f"{V1}/certificates"): Op(
-        "Upload a client certificate", "certificates", body=CertificateIn,
-        description="`certificate` is PEM: the certificate and its private key. 422 if it does not parse or the "
-                    "key does not match (`certificate`), or the passphrase is wrong (`passphrase`). The key is "
-                    "never shown again.",
-        replies={**_created(schemas.CertificateResponse, "certificate"), **BODY_ERRORS}),
-    ("GET", f"{V1}/certificates"): Op(
-        "List certificates", "certificates", params=(PAGE, PER_PAGE),
-        replies=_listed(schemas.CertificatePage, "certificates")),
-    ("GET", f"{V1}/certificates/{{certificate}}"): Op(
-        "Show a certificate", "certificates",
-        replies={200: Reply("The certificate (never its key).", schemas.CertificateResponse),
-                 **_not_found("certificate")}),
-    ("DELETE", f"{V1}/certificates/{{certificate}}"): Op(
-        "Delete a certificate", "certificates", replies={204: Reply("Deleted."), **_not_found("certificate")}),
-    # Sessions
-    ("POST", f"{V1}/sessions"): Op(
-        "Create a connect session", "sessions", body=SessionIn,
-        replies={**_created(schemas.SessionResponse, "session"), **BODY_ERRORS}),
-    ("GET", f"{V1}/sessions/{{session}}"): Op(
-        "Show a connect session", "sessions",
-        replies={200: Reply("The session.", schemas.SessionResponse), **_not_found("session")}),
-    # Connectors
-    ("GET", f"{V1}/connectors"): Op(
-        "List connectors", "connectors", params=(PAGE, PER_PAGE), replies=_listed(schemas.ConnectorPage, "connectors")),
-    ("GET", f"{V1}/connectors/{{connector}}"): Op(
-        "Show a connector", "connectors",
-        replies={200: Reply("The connector (no secret values).", schemas.ConnectorResponse),
-                 **_not_found("connector")}),
-    ("DELETE", f"{V1}/connectors/{{connector}}"): Op(
-        "Delete a connector", "connectors", replies={204: Reply("Deleted."), **_not_found("connector")}),
-    ("POST", f"{V1}/connectors/{{connector}}/refresh"): Op(
-        "Refresh a connector's credentials", "connectors", params=SUBMISSION_PARAMS,
-        body_schema={"type": "object", "description": "No fields; a body, if sent, must be JSON."},
-        body_required=False,
-        description="Queues a `refresh` job: a new access token from the refresh token, or from the client "
-                    "credentials.",
-        replies={**JOB_ACCEPTED, **BODY_ERRORS, **_not_found("connector")}),
-    # Operations
-    ("GET", "/healthz"): Op("The process is up", "operations", api_key=False,
-                            replies={200: Reply("Up.", schemas.Health)}),
-    ("GET", "/readyz"): Op(
-        "Ready to serve", "operations", api_key=False,
-        description="Redis answers and a worker has been seen in the last 30 s.",
-        replies={200: Reply("Ready.", schemas.Ready), 503: Reply("Not ready, and why.", schemas.NotReady)}),
-    ("GET", "/metrics"): Op(
-        "Prometheus metrics", "operations", api_key=False,
-        description="Requests, jobs by type and outcome, job durations, queue depth, retries.",
-        replies={200: Reply("The Prometheus text exposition format.", media="text/plain")}),
-    ("GET", "/api/openapi.json"): Op(
-        "This API description", "operations", api_key=False,
-        replies={200: Reply("The OpenAPI 3.1 document.", media=JSON)}),
-    ("GET", "/api/docs"): Op(
-        "This API description, to read", "operations", api_key=False,
-        replies={200: Reply("A page rendering the description with Swagger UI (served locally).", media=HTML)}),
-    ("GET", "/api/docs/static/{file}"): Op(
-        "The documentation page's static files", "operations", api_key=False,
-        replies={200: Reply("Swagger UI's scripts, style sheet and icons.", media="application/octet-stream"),
-                 404: Reply("No such file.", schemas.ErrorBody)}),
-}
-
+# The tags endpoints are grouped by, in the document's order.
 TAGS = [
     {"name": "authorisation", "description": "Create and re-authorise connectors; the providers' callbacks."},
     {"name": "jobs", "description": "Follow queued work."},
@@ -288,6 +150,7 @@ TAGS = [
     {"name": "operations", "description": "At the root, no API key."},
 ]
 
+# The parameters paths name, by name.
 PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
     "connector": ("The connector's id.", {"type": "string"}),
     "job": ("The job's id.", {"type": "string"}),
@@ -296,17 +159,3 @@ PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
     "session": ("The session's id.", {"type": "string"}),
     "file": ("A file name.", {"type": "string"}),
 }
-
-DESCRIPTION = """\
-authq creates and re-authorises *connectors* (authenticated, configured instances through which an
-integration platform talks to a third-party system). The HTTP API validates and queues; workers do
-the slow work; clients poll the job (or hold the answer with `Prefer: wait=N`).
-
-* JSON in, JSON out. Single records are wrapped as `{"data": {...}}`; lists as
-  `{"data": [...], "meta": {...}, "links": {...}}`.
-* Authentication: `Authorization: <api-key>` or `Authorization: Bearer <api-key>`. Every record
-  belongs to the key's tenant; another tenant's record answers 404, exactly as a missing one does.
-* Errors: `{"message": "..."}`; validation failures (422) add `errors` by dotted field path.
-* Times are UTC, ISO 8601 with `Z`. Ids are opaque strings, except connection pool ids (integers).
-* Secrets are never returned: where one exists the API shows `"value": null, "has_value": true`.
-"""

@@ -9,8 +9,9 @@ atomically on its own in Redis; one caller's error reply fails that caller only.
 request at a time the batch is one call: the cost is a single extra loop turn.
 
 (The idea is ioredis's ``enableAutoPipelining``. Measured side by side at load, it cut the
-API's time per accepted job from ~410 µs to ~310 µs; see the README's Benchmarks.) Used on
-the hot paths only (accepting a job, reading one); everything else calls Redis directly.
+API's time per accepted job from ~410 µs to ~310 µs; see the README's Benchmarks.) Every single
+command or script the API's store sends goes through it (``api/store.py``); transactions,
+checked writes and event streams use a connection of their own.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class AutoPipeline:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, future), reply in zip(batch, replies):
+        for (_, future), reply in zip(batch, replies, strict=True):
             if future.done():  # its caller was cancelled (the client went away)
                 continue
             if isinstance(reply, Exception):

@@ -114,7 +114,7 @@ async def fleet_families(request: web.Request) -> list[Metric]:
     queue = request.app.get(INLINE_QUEUE)
     depth_keys = {name: queue.depth_keys(name) for name in QUEUES} if queue is not None else {}
     async with client.pipeline(transaction=False) as pipe:
-        for key in (fleet.JOBS, fleet.DURATION, fleet.RETRIES, fleet.WAITS):
+        for key in fleet.HASHES:
             pipe.hgetall(key)
         for keys in depth_keys.values():
             for key in keys:

@@ -12,7 +12,7 @@ import secrets
 from redis.asyncio import Redis
 
 from tasks.provider.limiter import RATE_LIMIT_SCRIPT
-from tasks.storage import schema as keys
+from tasks.storage import schema
 
 
 class ApiRateLimiter:
@@ -24,6 +24,6 @@ class ApiRateLimiter:
 
     async def wait_for(self, key_hash: str) -> float:
         """0.0 when the request may pass, else seconds until it could."""
-        wait, _, _ = await self.script(keys=[f"{keys.PREFIX}:api-rate:{key_hash}"],
+        wait, _, _ = await self.script(keys=[schema.api_rate_log(key_hash)],
                                        args=[self.limit, self.window_us, secrets.token_hex(6)])
         return int(wait) / 1_000_000

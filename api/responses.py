@@ -1,21 +1,28 @@
-"""The contract's response shapes: ``{"data": …}``, paged lists, errors."""
+"""The contract's response shapes: ``{"data": …}``, paged lists, errors (defined in ``api.schemas``)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
 
+from api.schemas import ErrorBody, PageLinks, PageMeta, ValidationErrorBody
 from tasks.errors import RequestInvalid
 
 
-def one(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def one(data: Mapping[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A record's view in its envelope."""
     return web.json_response({"data": data}, status=status, headers=headers)
 
 
-def error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
-    return web.json_response({"message": message, **extra}, status=status, headers=headers)
+def error(status: int, message: str, headers: dict[str, str] | None = None,
+          errors: dict[str, list[str]] | None = None) -> web.Response:
+    """``{"message"}``, and the messages by field path for a validation failure."""
+    body: ErrorBody | ValidationErrorBody = (
+        {"message": message} if errors is None else {"message": message, "errors": errors})
+    return web.json_response(body, status=status, headers=headers)
 
 
 def page_params(request: web.Request) -> tuple[int, int]:
@@ -37,18 +44,18 @@ def page_params(request: web.Request) -> tuple[int, int]:
     return values["page"], values["per_page"]
 
 
-def paged(request: web.Request, items: list[dict[str, Any]], total: int, page: int, per_page: int) -> web.Response:
+def paged(request: web.Request, items: Sequence[Mapping[str, Any]], total: int, page: int,
+          per_page: int) -> web.Response:
+    """A page of records' views, with the page's place in the list and links to its neighbours."""
     last = max(1, math.ceil(total / per_page))
     base = request.url.with_query(None).path
 
     def link(p: int) -> str:
         return f"{base}?page={p}&per_page={per_page}"
 
-    return web.json_response({
-        "data": items,
-        "meta": {"current_page": page, "per_page": per_page, "total": total, "last_page": last,
-                 "from": (page - 1) * per_page + 1 if items else None,
-                 "to": (page - 1) * per_page + len(items) if items else None},
-        "links": {"first": link(1), "last": link(last), "prev": link(page - 1) if page > 1 else None,
-                  "next": link(page + 1) if page < last else None},
-    })
+    meta: PageMeta = {"current_page": page, "per_page": per_page, "total": total, "last_page": last,
+                      "from": (page - 1) * per_page + 1 if items else None,
+                      "to": (page - 1) * per_page + len(items) if items else None}
+    links: PageLinks = {"first": link(1), "last": link(last), "prev": link(page - 1) if page > 1 else None,
+                        "next": link(page + 1) if page < last else None}
+    return web.json_response({"data": items, "meta": meta, "links": links})

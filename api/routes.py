@@ -1,43 +1,208 @@
-"""URL wiring only."""
+"""Every endpoint, declared once: its route, whether it needs an API key, and how the API
+description shows it (``api.operations.Endpoint``).
+
+``setup_routes`` registers them in this order (methods of one path next to each other share
+its resource, so a wrong method answers 405 with their ``Allow``).
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from api import schemas
+from api.operations import (
+    BODY_ERRORS,
+    ENDPOINTS_BY_ROUTE,
+    HTML,
+    JOB_ACCEPTED,
+    JSON,
+    PAGE,
+    PER_PAGE,
+    PREFER,
+    SUBMISSION_PARAMS,
+    Endpoint,
+    Param,
+    Reply,
+    created,
+    listed,
+    not_found,
+    pages,
+)
 from api.views import certificates, connectors, docs, jobs, oauth, ops, pools, sessions
+from tasks.model.bodies import (
+    AuthenticateIn,
+    AuthoriseIn,
+    CertificateIn,
+    ConnectionPoolIn,
+    ReauthoriseIn,
+    SessionIn,
+    WooCallbackIn,
+)
 
 V1 = "/api/v1"
 
+ENDPOINTS: tuple[Endpoint, ...] = (
+    # Authorisation
+    Endpoint(
+        "POST", f"{V1}/oauth/authorise", oauth.authorise, "Authorise a new connector", "authorisation",
+        body=AuthoriseIn, params=SUBMISSION_PARAMS,
+        description="Validates and queues an `authorise` job. The connector id is chosen now and is in the job "
+                    "(`connector_id`). Rules that need the catalog (the implementation exists; every required "
+                    "variable has a value unless a platform app supplies it) answer 422 as well.",
+        answers={**JOB_ACCEPTED, **BODY_ERRORS}),
+    Endpoint(
+        "PATCH", f"{V1}/oauth/{{connector}}/reauthorise", oauth.reauthorise, "Re-authorise a connector",
+        "authorisation", body=ReauthoriseIn, params=SUBMISSION_PARAMS,
+        description="The authorise fields, all optional, plus `type` (must equal the implementation's auth type) "
+                    "and `variables.*.id`. The connector keeps its working credentials until new ones replace them.",
+        answers={**JOB_ACCEPTED, **BODY_ERRORS, **not_found("connector")}),
+    Endpoint(
+        "POST", f"{V1}/oauth/authenticate", oauth.authenticate, "Finish an authorization-code flow (front end)",
+        "authorisation", body=AuthenticateIn, params=SUBMISSION_PARAMS,
+        description="`{code, state}` (or `{error, error_description, state}` when the user refused), forwarded "
+                    "by a front end that received the provider's redirect. An unknown, used or expired state gives "
+                    "a job that fails with `state_invalid`.",
+        answers={**JOB_ACCEPTED, **BODY_ERRORS}),
+    # Called by providers (or the browsers they send back), authenticated by the single-use
+    # state they carry (contract §5), not by an API key.
+    Endpoint(
+        "GET", f"{V1}/oauth/authenticate", oauth.authenticate_redirect,
+        "The provider's redirect (authorization code)", "authorisation", key=False,
+        description="Authenticated by the single-use state. Queues the `authenticate` job, then redirects to the "
+                    "session's `return_url` (with `connector_id` and `job_id`) or shows a page that follows the job.",
+        params=(Param("state", "query", "The state authq issued.", required=True),
+                Param("code", "query", "The authorization code."),
+                Param("error", "query", "The provider's error (e.g. `access_denied`)."),
+                Param("error_description", "query", "The provider's description of the error."),
+                Param("iss", "query", "The issuer of the authorization response (RFC 9207).")),
+        answers={303: Reply("To the session's `return_url`, with `connector_id` and `job_id`.",
+                            headers=("Location",)),
+                 **pages("A page that follows the job to its end.", 200),
+                 **pages("The state was never issued, was already used or has expired; or the answer is malformed.",
+                         400),
+                 **pages("The job could not be queued; reload to retry.", 503)}),
+    Endpoint(
+        "GET", f"{V1}/oauth/authenticate/status", oauth.authenticate_status,
+        "The page following an authentication job", "authorisation", key=False,
+        params=(Param("state", "query", "The state of the callback.", required=True),),
+        answers={**pages("The job's state; refreshes itself until the job ends.", 200),
+                 **pages("Nothing to show for this state any more.", 404)}),
+    Endpoint(
+        "POST", f"{V1}/oauth/woo-app-auth", oauth.woo_app_auth, "WooCommerce posts the store's API keys",
+        "authorisation", key=False, body=WooCallbackIn,
+        description="`user_id` is the state authq put in the redirect. Answers 200 with an empty body only after "
+                    "the keys are stored; then a job verifies them and finishes the connector.",
+        answers={200: Reply("The keys are stored (empty body)."),
+                 **BODY_ERRORS,
+                 404: Reply("Unknown or already used state.", schemas.ErrorBody),
+                 503: JOB_ACCEPTED[503]}),
+    Endpoint(
+        "GET", f"{V1}/oauth/woo-app-auth", oauth.woo_return, "Where WooCommerce sends the store owner back",
+        "authorisation", key=False,
+        params=(Param("user_id", "query", "The state authq put in the redirect.", required=True),
+                Param("success", "query", "`1` when the owner approved, `0` when not.")),
+        answers={**pages("The connection's progress; refreshes itself until it ends.", 200),
+                 **pages("The state was never issued or has expired.", 400),
+                 **pages("Nothing to show for this state any more.", 404)}),
+    # Jobs
+    Endpoint(
+        "GET", f"{V1}/jobs/{{job}}", jobs.show, "Show a job", "jobs", params=(PREFER,),
+        answers={200: Reply("The job; `Retry-After` while it has not ended.", schemas.JobResponse,
+                            headers=("Retry-After", "Preference-Applied")),
+                 **not_found("job")}),
+    Endpoint(
+        "GET", f"{V1}/jobs/{{job}}/events", jobs.events, "Follow a job as server-sent events", "jobs",
+        description="The job's changes as a server-sent event stream: each event is `event: job`, an `id` that "
+                    "counts up, and `data`: the job as `GET /jobs/{job}` shows it in `data` (the `JobView` schema). "
+                    "Comment lines keep a quiet stream open. The stream ends after the job's finished state.",
+        params=(Param("Last-Event-ID", "header", "A reconnecting client's last event id: ids continue from it.",
+                      {"type": "integer", "minimum": 0}),),
+        answers={200: Reply("An event stream of the job's states.", media="text/event-stream"),
+                 **not_found("job")}),
+    # Connection pools
+    Endpoint(
+        "POST", f"{V1}/connection-pools", pools.create, "Create a connection pool", "connection pools",
+        body=ConnectionPoolIn, answers={**created(schemas.PoolResponse, "connection pool"), **BODY_ERRORS}),
+    Endpoint(
+        "GET", f"{V1}/connection-pools", pools.index, "List connection pools", "connection pools",
+        params=(PAGE, PER_PAGE), answers=listed(schemas.PoolPage, "connection pools")),
+    Endpoint(
+        "GET", f"{V1}/connection-pools/{{pool}}", pools.show, "Show a connection pool", "connection pools",
+        answers={200: Reply("The connection pool.", schemas.PoolResponse), **not_found("connection pool")}),
+    Endpoint(
+        "DELETE", f"{V1}/connection-pools/{{pool}}", pools.delete, "Delete a connection pool", "connection pools",
+        answers={204: Reply("Deleted."), **not_found("connection pool")}),
+    # Certificates
+    Endpoint(
+        "POST", f"{V1}/certificates", certificates.create, "Upload a client certificate", "certificates",
+        body=CertificateIn,
+        description="`certificate` is PEM: the certificate and its private key. 422 if it does not parse or the "
+                    "key does not match (`certificate`), or the passphrase is wrong (`passphrase`). The key is "
+                    "never shown again.",
+        answers={**created(schemas.CertificateResponse, "certificate"), **BODY_ERRORS}),
+    Endpoint(
+        "GET", f"{V1}/certificates", certificates.index, "List certificates", "certificates",
+        params=(PAGE, PER_PAGE), answers=listed(schemas.CertificatePage, "certificates")),
+    Endpoint(
+        "GET", f"{V1}/certificates/{{certificate}}", certificates.show, "Show a certificate", "certificates",
+        answers={200: Reply("The certificate (never its key).", schemas.CertificateResponse),
+                 **not_found("certificate")}),
+    Endpoint(
+        "DELETE", f"{V1}/certificates/{{certificate}}", certificates.delete, "Delete a certificate", "certificates",
+        answers={204: Reply("Deleted."), **not_found("certificate")}),
+    # Sessions
+    Endpoint(
+        "POST", f"{V1}/sessions", sessions.create, "Create a connect session", "sessions", body=SessionIn,
+        answers={**created(schemas.SessionResponse, "session"), **BODY_ERRORS}),
+    Endpoint(
+        "GET", f"{V1}/sessions/{{session}}", sessions.show, "Show a connect session", "sessions",
+        answers={200: Reply("The session.", schemas.SessionResponse), **not_found("session")}),
+    # Connectors
+    Endpoint(
+        "GET", f"{V1}/connectors", connectors.index, "List connectors", "connectors", params=(PAGE, PER_PAGE),
+        answers=listed(schemas.ConnectorPage, "connectors")),
+    Endpoint(
+        "GET", f"{V1}/connectors/{{connector}}", connectors.show, "Show a connector", "connectors",
+        answers={200: Reply("The connector (no secret values).", schemas.ConnectorResponse),
+                 **not_found("connector")}),
+    Endpoint(
+        "DELETE", f"{V1}/connectors/{{connector}}", connectors.delete, "Delete a connector", "connectors",
+        answers={204: Reply("Deleted."), **not_found("connector")}),
+    Endpoint(
+        "POST", f"{V1}/connectors/{{connector}}/refresh", connectors.refresh, "Refresh a connector's credentials",
+        "connectors", params=SUBMISSION_PARAMS,
+        body_schema={"type": "object", "description": "No fields; a body, if sent, must be JSON."},
+        body_required=False,
+        description="Queues a `refresh` job: a new access token from the refresh token, or from the client "
+                    "credentials.",
+        answers={**JOB_ACCEPTED, **BODY_ERRORS, **not_found("connector")}),
+    # Operations, at the root
+    Endpoint(
+        "GET", "/healthz", ops.healthz, "The process is up", "operations", key=False,
+        answers={200: Reply("Up.", schemas.Health)}),
+    Endpoint(
+        "GET", "/readyz", ops.readyz, "Ready to serve", "operations", key=False,
+        description="Redis answers and a worker has been seen in the last 30 s.",
+        answers={200: Reply("Ready.", schemas.Ready), 503: Reply("Not ready, and why.", schemas.NotReady)}),
+    Endpoint(
+        "GET", "/metrics", ops.metrics, "Prometheus metrics", "operations", key=False,
+        description="Requests, jobs by type and outcome, job durations, queue depth, retries.",
+        answers={200: Reply("The Prometheus text exposition format.", media="text/plain")}),
+    Endpoint(
+        "GET", "/api/openapi.json", docs.openapi_json, "This API description", "operations", key=False,
+        answers={200: Reply("The OpenAPI 3.1 document.", media=JSON)}),
+    Endpoint(
+        "GET", "/api/docs", docs.page, "This API description, to read", "operations", key=False,
+        answers={200: Reply("A page rendering the description with Swagger UI (served locally).", media=HTML)}),
+    Endpoint(
+        "GET", "/api/docs/static/{file}", docs.static, "The documentation page's static files", "operations",
+        key=False,
+        answers={200: Reply("Swagger UI's scripts, style sheet and icons.", media="application/octet-stream"),
+                 404: Reply("No such file.", schemas.ErrorBody)}),
+)
+
 
 def setup_routes(app: web.Application) -> None:
-    app.add_routes([
-        web.post(f"{V1}/oauth/authorise", oauth.authorise),
-        web.patch(f"{V1}/oauth/{{connector}}/reauthorise", oauth.reauthorise),
-        web.post(f"{V1}/oauth/authenticate", oauth.authenticate),
-        web.get(f"{V1}/oauth/authenticate", oauth.authenticate_redirect, allow_head=False),
-        web.get(f"{V1}/oauth/authenticate/status", oauth.authenticate_status, allow_head=False),
-        web.post(f"{V1}/oauth/woo-app-auth", oauth.woo_app_auth),
-        web.get(f"{V1}/oauth/woo-app-auth", oauth.woo_return, allow_head=False),
-        web.get(f"{V1}/jobs/{{job}}", jobs.show, allow_head=False),
-        web.get(f"{V1}/jobs/{{job}}/events", jobs.events, allow_head=False),
-        web.post(f"{V1}/connection-pools", pools.create),
-        web.get(f"{V1}/connection-pools", pools.index, allow_head=False),
-        web.get(f"{V1}/connection-pools/{{pool}}", pools.show, allow_head=False),
-        web.delete(f"{V1}/connection-pools/{{pool}}", pools.delete),
-        web.post(f"{V1}/certificates", certificates.create),
-        web.get(f"{V1}/certificates", certificates.index, allow_head=False),
-        web.get(f"{V1}/certificates/{{certificate}}", certificates.show, allow_head=False),
-        web.delete(f"{V1}/certificates/{{certificate}}", certificates.delete),
-        web.post(f"{V1}/sessions", sessions.create),
-        web.get(f"{V1}/sessions/{{session}}", sessions.show, allow_head=False),
-        web.get(f"{V1}/connectors", connectors.index, allow_head=False),
-        web.get(f"{V1}/connectors/{{connector}}", connectors.show, allow_head=False),
-        web.delete(f"{V1}/connectors/{{connector}}", connectors.delete),
-        web.post(f"{V1}/connectors/{{connector}}/refresh", connectors.refresh),
-        web.get("/healthz", ops.healthz, allow_head=False),
-        web.get("/readyz", ops.readyz, allow_head=False),
-        web.get("/metrics", ops.metrics, allow_head=False),
-        web.get("/api/openapi.json", docs.openapi_json, allow_head=False),
-        web.get("/api/docs", docs.page, allow_head=False),
-        web.get("/api/docs/static/{file}", docs.static, allow_head=False),
-    ])
+    """Route every endpoint (a GET without a HEAD twin), and keep which endpoint each route is."""
+    app[ENDPOINTS_BY_ROUTE] = {
+        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler): endpoint for endpoint in ENDPOINTS}

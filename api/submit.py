@@ -19,7 +19,8 @@ from api.typedefs import BOX, INLINE_QUEUE, QUEUE, REQUEST_ID, SETTINGS, STORE
 from api.waiting import preferred_wait, wait_for_job
 from tasks.errors import IdempotencyKeyInUse, QueueUnavailable, TenantFull
 from tasks.jobs.queue_port import JobCopy
-from tasks.model.records import Job, JobType, new_id, utcnow
+from tasks.model.records import Job, new_id, utcnow
+from tasks.model.views import JobType
 
 log = logging.getLogger("authq.api")
 POLL_AFTER_SECONDS = "1"

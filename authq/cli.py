@@ -164,7 +164,8 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
         raise ConfigError("--progress-every must be at least 1.")
     settings = _settings(data_dir=args.data_dir)
     # The keys of `authq api`/workers, or else those of an `authq up` on this data dir.
-    keys = settings.secret_key.get_secret_value() if settings.secret_key else DataDir(settings.data_dir).existing_secret_key()
+    keys = (settings.secret_key.get_secret_value() if settings.secret_key
+            else DataDir(settings.data_dir).existing_secret_key())
     box = SecretBox(keys)
     count = len([k for k in (keys or "").split(",") if k.strip()])
     client = _redis_for_admin(settings)
@@ -215,9 +216,12 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_check(args: argparse.Namespace) -> int:
-    from tasks.model.catalog import load_catalog
+    from tasks.model.catalog import load_catalog, platform_app_problems
 
     catalog = load_catalog(Path(args.file))
+    problems = platform_app_problems(catalog)
+    if problems:
+        raise ConfigError(f"catalog {args.file} is unsafe:\n" + "\n".join(f"  {p}" for p in problems))
     print(f"{args.file}: OK ({len(catalog.implementations)} implementations, "
           f"{len(catalog.platform_apps)} platform apps)")
     return 0

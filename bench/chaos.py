@@ -59,7 +59,7 @@ from aiohttp import web  # noqa: E402
 
 from authq.redis_server import RedisServer, free_port, start_redis
 from tasks.security.sealing import generate_key
-from tasks.storage import schema as keys
+from tasks.storage import schema
 
 RESULTS = ROOT / "bench" / "chaos-results.json"
 TENANT = "chaos"
@@ -202,7 +202,7 @@ class Processes:
             dead = [i for i, w in enumerate(self.workers) if w is not None and w.poll() is not None]
             if dead:
                 raise RuntimeError(f"worker {dead[0]} exited:\n{(self.logs / f'worker{dead[0]}.log').read_text()[-3000:]}")
-            fresh = client.zrangebyscore(keys.WORKERS, time.time() - 15, "+inf")
+            fresh = client.zrangebyscore(schema.WORKERS, time.time() - 15, "+inf")
             try:
                 import urllib.request
                 with urllib.request.urlopen(f"{self.base}/healthz", timeout=2) as answer:
@@ -241,7 +241,7 @@ class EndWatcher:
         threading.Thread(target=self.run, name="chaos-ends", daemon=True).start()
 
     def run(self) -> None:
-        pattern = f"{keys.tenant(TENANT)}:job:*:events"
+        pattern = schema.job_events.pattern(TENANT)
         while not self.stop.is_set():
             try:
                 with redis.Redis.from_url(self.procs.redis.url) as client, client.pubsub() as pubsub:
@@ -249,8 +249,9 @@ class EndWatcher:
                     while not self.stop.is_set():
                         message = pubsub.get_message(timeout=0.5)
                         if message and message["type"] == "pmessage" and message["data"] in (b"succeeded", b"failed"):
-                            job_id = message["channel"].decode().split(":job:")[1].rsplit(":events", 1)[0]
-                            self.ends[job_id] += 1
+                            channel = schema.job_events.parse(message["channel"])
+                            if channel is not None and channel.id is not None:
+                                self.ends[channel.id] += 1
             except (redis.RedisError, OSError):
                 time.sleep(0.2)
 
@@ -320,7 +321,7 @@ class Run:
         with self.procs.client() as client:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                for job_id, raw in zip(chunk, client.mget([keys.job(TENANT, j) for j in chunk])):
+                for job_id, raw in zip(chunk, client.mget([schema.job(TENANT, j) for j in chunk])):
                     out[job_id] = None if raw is None else json.loads(raw)
         return out
 
@@ -402,15 +403,15 @@ def report(run: Run, watcher: EndWatcher, elapsed: float) -> dict[str, Any]:
     codes = Counter((r.get("error") or {}).get("code") for r in records.values() if r and r.get("status") == "failed")
     attempts = Counter(int(r.get("attempts", 0)) for r in records.values() if r)
     with run.procs.client() as client:
-        connectors = [c.decode() for c in client.zrange(keys.connectors(TENANT), 0, -1)]
+        connectors = [c.decode() for c in client.zrange(schema.connectors(TENANT), 0, -1)]
         broker_left = {"queued": client.llen("authq.interactive") + client.llen("authq.background"),
                        "unacked": client.hlen("unacked")}
     expected = {cid for _, cid in run.accepted.values()}
     # Every connector id is minted with its job at submission: a connector that no stored job
     # names, or one id twice, would be a duplicate made by a worker.
     with run.procs.client() as client:
-        job_keys = [k for k in client.scan_iter(match=keys.job(TENANT, "*"), count=1000)
-                    if k.decode().count(":job:") == 1 and not k.decode().rsplit(":job:", 1)[1].count(":")]
+        job_keys = [k for k in client.scan_iter(match=schema.job.pattern(TENANT), count=1000)
+                    if schema.job.parse(k) is not None]
         named = set()
         for start in range(0, len(job_keys), 500):
             for raw in client.mget(job_keys[start:start + 500]):

@@ -128,7 +128,7 @@ async def run_jobs(cfg: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
     from redis.asyncio import Redis
 
-    from tasks.storage import schema as keys
+    from tasks.storage import schema
 
     api, tenant = cfg["api"], cfg["tenant"]
     body = cfg["body"].encode()
@@ -149,7 +149,7 @@ async def run_jobs(cfg: dict[str, Any]) -> dict[str, Any]:
         # One job first, untimed: each worker's first job pays for its connections and imports.
         async with session.post(url, data=body, headers=headers) as answer:
             warm = (await answer.json())["data"]["id"]
-        await _wait_jobs(redis, lambda i: keys.job(tenant, i), [warm], time.monotonic() + 30)
+        await _wait_jobs(redis, lambda i: schema.job(tenant, i), [warm], time.monotonic() + 30)
 
         async def post(t_submit: float) -> None:
             nonlocal errors
@@ -197,11 +197,11 @@ async def run_jobs(cfg: dict[str, Any]) -> dict[str, Any]:
     submitted_until = time.time()
 
     try:
-        done = await _wait_jobs(redis, lambda i: keys.job(tenant, i), order, deadline)
+        done = await _wait_jobs(redis, lambda i: schema.job(tenant, i), order, deadline)
         records: list[dict[str, Any]] = []
         for start in range(0, len(order), 500):
             chunk = order[start:start + 500]
-            raws = await redis.mget([keys.job(tenant, i) for i in chunk])
+            raws = await redis.mget([schema.job(tenant, i) for i in chunk])
             records += [json.loads(r) for r in raws if r is not None]
     finally:
         await redis.aclose()

@@ -17,9 +17,11 @@ from typing import IO
 
 import redis
 
+from tasks.storage import schema
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_QUEUES = "authq.interactive,authq.background"
-AUTHQ_WORKERS_KEY = "authq:workers"      # tasks.storage.schema.WORKERS: each authq worker's heartbeat
+AUTHQ_WORKERS_KEY = schema.WORKERS       # each authq worker's heartbeat
 NOOP_READY_KEY = "bench:noop:ready"      # bench.noop: each no-op worker adds its name when ready
 
 

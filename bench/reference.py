@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
+from tasks.storage import schema
+
 REDIS = web.AppKey("redis", Redis)
 
 
@@ -28,7 +30,7 @@ def make_app(redis_url: str, tenant: str, job_bytes: int, submission_bytes: int,
     job_payload = b"j" * job_bytes
     submission_payload = b"s" * submission_bytes
     message_payload = b"m" * message_bytes
-    job_prefix = f"authq:t:{tenant}:job:"  # tasks.storage.schema.job(tenant, id): the records authq's poll reads
+    job_prefix = schema.job(tenant, "")  # the records authq's poll reads: schema.job(tenant, id) is prefix + id
 
     async def accept(request: web.Request) -> web.Response:
         await request.read()

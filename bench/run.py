@@ -180,13 +180,13 @@ class Bench:
 
     def _sample_sizes(self) -> dict[str, int]:
         """What one accept writes, for the reference to write as much."""
-        from tasks.storage import schema as keys
+        from tasks.storage import schema
 
         self.client.flushdb()
         job_id = self._post_job()
         message = self.client.lindex("authq.interactive", 0) or b""
-        sizes = {"job": int(self.client.strlen(keys.job(TENANT, job_id))),
-                 "submission": int(self.client.strlen(keys.submission(TENANT, job_id))),
+        sizes = {"job": int(self.client.strlen(schema.job(TENANT, job_id))),
+                 "submission": int(self.client.strlen(schema.submission(TENANT, job_id))),
                  "message": len(message)}
         self.client.flushdb()
         return sizes

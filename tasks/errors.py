@@ -1,24 +1,37 @@
 """Every error authq raises on purpose, in one place.
 
-    AuthqError                  base: catch this to catch anything authq meant to raise
-    ├── ConfigError             settings, secret key, catalog or Redis unusable: the process does not start
-    ├── SecretUnreadable        a stored secret opens with none of AUTHQ_SECRET_KEY's keys (while running)
-    ├── BodyUnreadable          a request body too large (413), not JSON (415) or not valid JSON (400)
-    ├── RequestInvalid          a request breaks the contract's rules -> HTTP 422
-    ├── NotFound                no such record for this tenant -> HTTP 404
-    ├── IdempotencyKeyInUse     the first request with this Idempotency-Key is still being accepted -> 409
-    ├── TenantFull              the tenant has its cap of jobs in flight; nothing was kept -> HTTP 429
-    ├── QueueUnavailable        the broker did not take the job; nothing was kept -> HTTP 503
-    ├── RetryLater              not an error of the job: run it again after ``delay`` seconds
-    │   ├── Deferred            a rate-limit permit or pool slot is not free yet (no attempt used)
-    │   └── Taken               another run holds the job's run lease (no attempt used)
-    └── JobFailed               a job ends ``failed`` with ``error.code``, one of ``ErrorCode``
-        ├── ProviderError       the provider answered with an OAuth/HTTP error of its own
-        └── ProviderUnreachable network error, 5xx or 429 from the provider: retryable
+    AuthqError                    base: catch this to catch anything authq meant to raise
+    ├── ConfigError               settings, secret key, catalog or Redis unusable: the process does not start
+    ├── SecretUnreadable          a stored secret opens with none of AUTHQ_SECRET_KEY's keys (while running)
+    ├── BodyUnreadable            a request body too large (413), not JSON (415) or not valid JSON (400)
+    ├── RequestInvalid            a request breaks the contract's rules -> HTTP 422
+    ├── NotFound                  no such record for this tenant -> HTTP 404
+    ├── IdempotencyKeyInUse       the first request with this Idempotency-Key is still being accepted -> 409
+    ├── TenantFull                the tenant has its cap of jobs in flight; nothing was kept -> HTTP 429
+    ├── QueueUnavailable          the broker did not take the job; nothing was kept -> HTTP 503
+    ├── CertificateParserBusy     every certificate-parsing slot stayed taken -> HTTP 503
+    ├── RetryLater                not an error of the job: run it again after ``delay`` seconds
+    │   ├── Deferred              a rate-limit permit or pool slot is not free yet (no attempt used)
+    │   └── Taken                 another run holds the job's run lease (no attempt used)
+    └── JobFailed                 a job ends ``failed`` with ``error.code``, one of ``ErrorCode``
+        ├── ProviderError         the provider answered with an OAuth/HTTP error of its own
+        ├── DestinationRefused    url_not_allowed: not a destination authq may reach (nothing sent)
+        └── ProviderUnreachable   no usable answer: network error, 5xx or 429 from the provider: retryable
+            ├── NotSent           the name did not resolve, or connecting failed (nothing sent)
+            ├── ProviderDeclined  the provider answered 5xx or 429
+            └── AnswerTooLong     the provider's answer is longer than authq reads
 
 A ``JobFailed`` is an answer, not a crash: the job runner turns it into the job's
 ``error`` object. Anything else escaping a job (``SecretUnreadable`` included) is
-unforeseen: retried, then failed ``internal_error``.
+unforeseen: retried, then failed ``internal_error``. The kinds of outbound failure
+(``DestinationRefused``, ``NotSent``, ``ProviderDeclined``, ``AnswerTooLong``) are defined
+beside the transport that tells them apart, in ``tasks/provider/failures.py`` and
+``tasks/provider/answer_body.py``.
+
+Not ``AuthqError`` subclasses, on purpose: two signals that never leave the provider package and
+subclass the built-in exception their callers already catch, ``LookupTimeout``
+(``tasks/provider/addresses.py``, an ``OSError``) and ``UnreadableKey``
+(``tasks/provider/key_derivation.py``, a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -117,6 +130,10 @@ class QueueUnavailable(AuthqError):
     """The broker did not take the job; nothing was kept."""
 
 
+class CertificateParserBusy(AuthqError):
+    """Every certificate-parsing slot stayed taken while the upload waited: try again shortly."""
+
+
 class RetryLater(AuthqError):
     """The job runner asks its host (Celery) to run the job again after ``delay`` seconds."""
 
@@ -159,7 +176,7 @@ class JobFailed(AuthqError):
         retryable: bool | None = None,
         provider: dict[str, Any] | None = None,
     ) -> None:
-        self.code = code
+        self.code = ErrorCode(code)  # (an unknown code is a ValueError here, not a surprise in the API)
         self.message = message
         self.field = field
         if retryable is not None:
@@ -169,7 +186,7 @@ class JobFailed(AuthqError):
 
     def as_error(self) -> dict[str, Any]:
         error: dict[str, Any] = {
-            "code": str(self.code),  # plain text in the job record
+            "code": self.code,
             "message": self.message,
             "field": self.field,
             "retryable": self.retryable,

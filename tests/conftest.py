@@ -25,6 +25,7 @@ from authq.redis_server import RedisServer, start_redis
 from tasks.security.key_check import ensure_key_check
 from tasks.security.sealing import SecretBox, generate_key
 from tasks.settings import Settings
+from tasks.storage import schema
 from tests.support.helpers import (
     PLATFORM_APP_SECRET,
     PUBLIC_URL,
@@ -189,7 +190,7 @@ def workers(redis_server: RedisServer, secret_key: str, ca_bundle: Path,
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
     client = redis_server.client()
     deadline = time.monotonic() + 60
-    while client.zcard("authq:workers") < 2:
+    while client.zcard(schema.WORKERS) < 2:
         dead = [p for p in procs if p.poll() is not None]
         if dead or time.monotonic() > deadline:
             text = "\n".join((logs / f"worker{i}.log").read_text(errors="replace")[-3000:] for i in (1, 2))

@@ -29,8 +29,7 @@ import redis
 
 from tasks.jobs.scheduling import Publish
 from tasks.model.records import Job
-from tasks.storage import schema as keys
-from tasks.storage.leases import lease_key
+from tasks.storage import schema
 from worker.bootstrap import WorkerRuntime
 from worker.wire import jobs_with_a_message
 
@@ -38,18 +37,21 @@ log = logging.getLogger("authq.worker")
 
 SWEEP_EVERY = 30.0
 MIN_AGE = 30.0           # seconds since the job was created before it can be a suspect
-LOCK = f"{keys.PREFIX}:orphan-sweep"
-SUSPECTS = f"{keys.PREFIX}:orphan-suspects"   # hash: "tenant/job_id" -> what the job looked like
+LOCK = schema.ORPHAN_SWEEP_LOCK
+SUSPECTS = schema.ORPHAN_SUSPECTS             # hash: orphan_suspect(tenant, job_id) -> what the job looked like
 
 
 def unfinished_jobs(client: redis.Redis) -> list[Job]:
     jobs: list[Job] = []
-    for set_key in client.scan_iter(match=keys.active_jobs("*"), count=500):
-        tenant = set_key.decode().removeprefix(keys.tenant("")).rsplit(":active-jobs", 1)[0]
+    for set_key in client.scan_iter(match=schema.active_jobs.pattern(), count=500):
+        found = schema.active_jobs.parse(set_key)
+        if found is None or found.tenant is None:
+            continue
+        tenant = found.tenant
         ids = [m.decode() for m in client.smembers(set_key)]
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            for raw in client.mget([keys.job(tenant, j) for j in chunk]):
+            for raw in client.mget([schema.job(tenant, j) for j in chunk]):
                 if raw is None:
                     continue
                 job = Job.from_stored(raw, tenant)
@@ -68,14 +70,15 @@ def sweep(client: redis.Redis, publish: Publish, now: float | None = None) -> in
     old = [j for j in unfinished_jobs(client) if now - j.created_at.timestamp() >= MIN_AGE]
     suspects: dict[str, str] = {}
     if old:
-        leased = client.mget([lease_key(j.tenant, j.id) for j in old])
+        leased = client.mget([schema.job_lease(j.tenant, j.id) for j in old])
         candidates = [j for j, lease in zip(old, leased, strict=True) if lease is None]
         if candidates:
             present = jobs_with_a_message(client)
-            suspects = {f"{j.tenant}/{j.id}": _looks(j) for j in candidates if (j.tenant, j.id) not in present}
+            suspects = {schema.orphan_suspect(j.tenant, j.id): _looks(j) for j in candidates
+                        if (j.tenant, j.id) not in present}
     earlier = {k.decode(): v.decode() for k, v in client.hgetall(SUSPECTS).items()}
     requeued = 0
-    by_key = {f"{j.tenant}/{j.id}": j for j in old}
+    by_key = {schema.orphan_suspect(j.tenant, j.id): j for j in old}
     for key, looks in suspects.items():
         if earlier.get(key) == looks:
             job = by_key[key]

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from api.auth import tenant
 from api.body import json_body
+from api.path_ids import path_id
 from api.responses import one, page_params, paged
 from api.submit import submit
 from api.typedefs import STORE
@@ -19,21 +20,21 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def show(request: web.Request) -> web.StreamResponse:
-    connector = await request.app[STORE].connector(tenant(request), request.match_info["connector"])
+    connector = await request.app[STORE].connector(tenant(request), path_id(request, "connector"))
     if connector is None:
         raise NotFound("Connector")
     return one(connector.view())
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
-    if not await request.app[STORE].delete_connector(tenant(request), request.match_info["connector"]):
+    if not await request.app[STORE].delete_connector(tenant(request), path_id(request, "connector")):
         raise NotFound("Connector")
     return web.Response(status=204)
 
 
 async def refresh(request: web.Request) -> web.StreamResponse:
     owner = tenant(request)
-    connector = await request.app[STORE].connector(owner, request.match_info["connector"])
+    connector = await request.app[STORE].connector(owner, path_id(request, "connector"))
     if connector is None:
         raise NotFound("Connector")
     await json_body(request, optional=True)  # no fields; a body, if sent, must still be JSON

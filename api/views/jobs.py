@@ -9,8 +9,10 @@ import time
 from aiohttp import web
 
 from api.auth import tenant
+from api.path_ids import path_id
 from api.responses import one
 from api.typedefs import REQUEST_ID, STORE
+from api.waiting import preferred_wait, wait_for_job
 from tasks.errors import NotFound
 from tasks.model.records import FINISHED
 
@@ -27,7 +29,6 @@ def setup_events(app: web.Application) -> None:
         app[STREAMS_CLOSING].set()
 
     app.on_shutdown.append(close_streams)
-from api.waiting import preferred_wait, wait_for_job
 
 
 async def show(request: web.Request) -> web.StreamResponse:
@@ -35,12 +36,12 @@ async def show(request: web.Request) -> web.StreamResponse:
     wait = preferred_wait(request)
     if wait is None:
         # The hot path of every client: the stored bytes are the public view; no parsing.
-        raw = await request.app[STORE].job_json(owner, request.match_info["job"])
+        raw = await request.app[STORE].job_json(owner, path_id(request, "job"))
         if raw is None:
             raise NotFound("Job")
         headers = {} if b'"finished_at":null' not in raw else {"Retry-After": "1"}
         return web.Response(body=b'{"data":' + raw + b"}", content_type="application/json", headers=headers)
-    job = await request.app[STORE].job(owner, request.match_info["job"])
+    job = await request.app[STORE].job(owner, path_id(request, "job"))
     if job is None:
         raise NotFound("Job")
     job = await wait_for_job(request, job, wait)
@@ -74,7 +75,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     at-most-once, e.g. across a reconnection to Redis).
     """
     owner = tenant(request)
-    job_id = request.match_info["job"]
+    job_id = path_id(request, "job")
     store = request.app[STORE]
     closing = request.app[STREAMS_CLOSING]
     async with store.job_changes(owner, job_id) as changes:

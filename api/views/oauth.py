@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from aiohttp import web
+from yarl import URL
 
 from api import pages
 from api.auth import tenant
 from api.body import json_body
+from api.path_ids import path_id
 from api.submit import accept, submit, unavailable
 from api.typedefs import BOX, CATALOG, STORE
 from tasks.errors import NotFound, QueueUnavailable, RequestInvalid
@@ -30,7 +32,7 @@ async def authorise(request: web.Request) -> web.StreamResponse:
 
 async def reauthorise(request: web.Request) -> web.StreamResponse:
     owner = tenant(request)
-    connector = await request.app[STORE].connector(owner, request.match_info["connector"])
+    connector = await request.app[STORE].connector(owner, path_id(request, "connector"))
     if connector is None:
         raise NotFound("Connector")
     data = await json_body(request)
@@ -56,8 +58,16 @@ async def authenticate(request: web.Request) -> web.StreamResponse:
                         job_id=job_id)
 
 
-def _with_params(url: str, **params: str) -> str:
-    return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
+def _return_to(return_url: str | None, **params: str) -> str | None:
+    """The session's ``return_url`` with ``params`` added, written by yarl as the session's
+    validation read it; None without one, or for one stored before that validation that
+    cannot be made a redirect (the browser then gets the page that follows the job)."""
+    if not return_url:
+        return None
+    try:
+        return str(URL(return_url).extend_query(params))
+    except ValueError:
+        return None
 
 
 async def authenticate_redirect(request: web.Request) -> web.StreamResponse:
@@ -68,6 +78,8 @@ async def authenticate_redirect(request: web.Request) -> web.StreamResponse:
     if state is None or state.kind != "oauth":
         return pages.invalid_state()
     job_id = new_id("job")
+    # Decided before the state is claimed: nothing after the claim can fail on the URL.
+    location = _return_to(state.return_url, connector_id=state.connector_id, job_id=job_id)
     if not await store.claim_state(raw, state, job_id):
         return pages.invalid_state()
     fields = {k: request.query[k] for k in ("code", "error", "error_description", "iss") if k in request.query}
@@ -82,8 +94,8 @@ async def authenticate_redirect(request: web.Request) -> web.StreamResponse:
     except QueueUnavailable:
         await store.release_state_claim(raw)  # the provider's redirect may be retried by the user
         return pages.page(503, "Please try again", "authq could not queue the connection just now. Reload this page.")
-    if state.return_url:
-        raise web.HTTPSeeOther(_with_params(state.return_url, connector_id=state.connector_id, job_id=job.id))
+    if location is not None:
+        raise web.HTTPSeeOther(location)
     return pages.job_status(job, f"{AUTHENTICATE}/status?" + urlencode({"state": raw}))
 
 

@@ -6,11 +6,13 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from api import prometheus
+from api.schemas import Health, NotReady, Ready
 from api.typedefs import STORE
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"status": "ok"})
+    up: Health = {"status": "ok"}
+    return web.json_response(up)
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:
@@ -19,12 +21,16 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         await store.redis.ping()
         workers = await store.workers_seen()
     except (RedisError, OSError) as exc:
-        return web.json_response({"status": "not_ready", "reason": f"Redis does not answer ({type(exc).__name__})."},
-                                 status=503)
+        return _not_ready(f"Redis does not answer ({type(exc).__name__}).")
     if workers == 0:
-        return web.json_response({"status": "not_ready", "reason": "No worker has been seen in the last 30 s."},
-                                 status=503)
-    return web.json_response({"status": "ready", "workers": workers})
+        return _not_ready("No worker has been seen in the last 30 s.")
+    ready: Ready = {"status": "ready", "workers": workers}
+    return web.json_response(ready)
+
+
+def _not_ready(reason: str) -> web.Response:
+    body: NotReady = {"status": "not_ready", "reason": reason}
+    return web.json_response(body, status=503)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

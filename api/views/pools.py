@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from api.auth import tenant
 from api.body import json_body
+from api.path_ids import pool_id
 from api.responses import one, page_params, paged
 from api.typedefs import STORE
 from tasks.errors import NotFound
 from tasks.model.bodies import ConnectionPoolIn
 from tasks.model.records import ConnectionPool, utcnow
 from tasks.validation.field_errors import parse
-
-# ASCII digits only, and few enough for int(): str.isdigit() also accepts "²" (which int()
-# rejects: a 500) and "١" (which int() reads as 1: an alias of pool 1).
-POOL_ID = re.compile(r"[0-9]{1,19}")
-
-
-def _pool_id(request: web.Request) -> int:
-    raw = request.match_info["pool"]
-    if not POOL_ID.fullmatch(raw):
-        raise NotFound("Connection pool")
-    return int(raw)
 
 
 async def create(request: web.Request) -> web.StreamResponse:
@@ -44,13 +32,13 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def show(request: web.Request) -> web.StreamResponse:
-    pool = await request.app[STORE].pool(tenant(request), _pool_id(request))
+    pool = await request.app[STORE].pool(tenant(request), pool_id(request))
     if pool is None:
         raise NotFound("Connection pool")
     return one(pool.view())
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
-    if not await request.app[STORE].delete_pool(tenant(request), _pool_id(request)):
+    if not await request.app[STORE].delete_pool(tenant(request), pool_id(request)):
         raise NotFound("Connection pool")
     return web.Response(status=204)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from api.auth import tenant
 from api.body import json_body
+from api.path_ids import path_id
 from api.responses import one
 from api.typedefs import STORE
 from tasks.errors import NotFound
@@ -27,7 +28,7 @@ async def create(request: web.Request) -> web.StreamResponse:
 
 
 async def show(request: web.Request) -> web.StreamResponse:
-    session = await request.app[STORE].session(tenant(request), request.match_info["session"])
+    session = await request.app[STORE].session(tenant(request), path_id(request, "session"))
     if session is None:
         raise NotFound("Session")
     return one(session.view())

@@ -139,7 +139,8 @@ def reauthorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> 
     step("apply_settings")
     try:
         variables = merge_variables(current.variables, req.variables or [], impl, ctx.box,
-                                    platform_app=platform_app_key is not None)
+                                    platform_app=platform_app_key is not None,
+                                    given_for=ctx.catalog.implementation(current.authentication_implementation_id))
     except RequestInvalid as exc:
         raise _invalid(exc) from None
     rate_limit = RateLimit(unit=pick("rate_limit_unit", current.rate_limit.unit) or current.rate_limit.unit,

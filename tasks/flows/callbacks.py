@@ -20,6 +20,7 @@ from tasks.model.bodies import AuthenticateIn
 from tasks.model.catalog import Implementation
 from tasks.model.records import Connector, Credentials, Job
 from tasks.provider.connection import http_options
+from tasks.provider.failures import ProviderDeclined, reached_provider
 from tasks.provider.guard import render_url
 from tasks.storage import states
 from tasks.telemetry.redaction import scrub, scrub_optional
@@ -108,7 +109,8 @@ def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str,
 
     Providers treat a code used twice as an attack and revoke the grant, so a run that finds
     the exchange already started (its worker died) never sends it again: it reports the
-    tokens the earlier run stored (``None``), or fails asking for a new authorisation.
+    tokens the earlier run stored (``None``), or fails asking for a new authorisation. A failed
+    exchange leaves the code unspent only when it cannot have been used (``reached_provider``).
     """
     client = ctx.store.redis
     if not client.set(states.exchange_key(raw), job.id, nx=True, ex=states.ttl_of(state) + 86400):
@@ -120,9 +122,16 @@ def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str,
     verifier = ctx.box.open(state.code_verifier_sealed) if state.code_verifier_sealed else None
     try:
         return exchange_code(ctx, connector, impl, code, verifier)
-    except (ProviderUnreachable, Deferred):
-        # Not spent: no answer, a 5xx/429, or no permit yet (the request was never sent).
-        client.delete(states.exchange_key(raw))
+    except (JobFailed, Deferred) as exc:
+        if not reached_provider(exc) or isinstance(exc, ProviderDeclined):
+            # Not spent: never sent (no address, refused, no connection, no permit yet), or the
+            # provider's 5xx / 429 said it did not serve it. A later attempt sends it.
+            client.delete(states.exchange_key(raw))
+        elif isinstance(exc, ProviderUnreachable):
+            # Sent, and no usable answer: the provider may have spent the code, and may revoke
+            # the grant if it comes again. Only a new authorisation can go on.
+            raise JobFailed(exc.code, f"{exc.message} The authorization code may have reached the provider, so it "
+                            "is not sent again: start the authorisation again.", "code", retryable=False) from None
         raise
 
 

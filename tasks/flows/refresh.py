@@ -21,7 +21,7 @@ from tasks.flows.oauth2 import client_credentials_token, refresh_token, sealed_t
 from tasks.flows.outcome import Outcome, Step
 from tasks.jobs.context import JobContext
 from tasks.model.records import Connector, Job
-from tasks.storage import schema as keys
+from tasks.storage import schema
 
 LOCK_SECONDS = 60
 LOCK_WAIT = 5.0
@@ -29,23 +29,19 @@ LOCK_WAIT = 5.0
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
-def lock_key(tenant: str, connector_id: str) -> str:
-    return f"{keys.connector(tenant, connector_id)}:refresh-lock"
-
-
 @contextmanager
 def refresh_lock(ctx: JobContext, tenant: str, connector_id: str) -> Iterator[None]:
     client = ctx.store.redis
     token = secrets.token_hex(16)
     deadline = time.monotonic() + LOCK_WAIT
-    while not client.set(lock_key(tenant, connector_id), token, nx=True, ex=LOCK_SECONDS):
+    while not client.set(schema.refresh_lock(tenant, connector_id), token, nx=True, ex=LOCK_SECONDS):
         if time.monotonic() > deadline:
             raise Deferred(1.0, "refresh_lock")
         time.sleep(0.05)
     try:
         yield
     finally:
-        client.eval(_RELEASE, 1, lock_key(tenant, connector_id), token)
+        client.eval(_RELEASE, 1, schema.refresh_lock(tenant, connector_id), token)
 
 
 def _current(ctx: JobContext, job: Job) -> Connector:

@@ -33,10 +33,10 @@ from tasks.jobs.context import JobContext
 from tasks.jobs.handlers import HANDLERS
 from tasks.jobs.queue_port import JobCopy
 from tasks.model.records import PROVIDER_STEPS, Job, ProgressStep
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tasks.storage.batch import Batch
 from tasks.storage.job_counters import JobMetrics
-from tasks.storage.leases import Lease, RunLeases, lease_key
+from tasks.storage.leases import Lease, RunLeases
 from tasks.storage.store import Start
 
 log = logging.getLogger("authq.jobs")
@@ -96,12 +96,12 @@ class JobRun:
             end = exc
         except Exception:  # noqa: BLE001 - nothing was written: the run from the store runs it again, and logs it
             return None
-        starts = keys.job_starts(job.tenant, job.id)
+        starts = schema.job_starts(job.tenant, job.id)
 
         def unchanged_and_unstarted(batch: Batch) -> None:
-            batch.expect(keys.job(job.tenant, job.id), copy.job)
+            batch.expect(schema.job(job.tenant, job.id), copy.job)
             batch.expect_absent(starts)
-            batch.expect_absent(lease_key(job.tenant, job.id))
+            batch.expect_absent(schema.job_lease(job.tenant, job.id))
             batch.set(starts, "1")  # this start, counted with the end it made
 
         return job if self._store_end(job, end, unchanged_and_unstarted) else None
@@ -197,7 +197,7 @@ class JobRun:
         job.attempts -= 1
         job.status = "queued"
         del job.progress[mark:]  # the steps re-run when it does
-        self.ctx.store.save_job(job, also=lambda batch: batch.incrby(keys.job_starts(job.tenant, job.id), -1))
+        self.ctx.store.save_job(job, also=lambda batch: batch.incrby(schema.job_starts(job.tenant, job.id), -1))
         reason = deferred.reason
         self._count(job, lambda m: m.waited(reason))
         log.info("job deferred", extra={"job_id": job.id, "tenant": job.tenant, "reason": reason,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from tasks.jobs.context import JobContext
 from tasks.model.records import Connector, Job, new_id, utcnow
-from tasks.storage import schema as keys
+from tasks.storage import schema
 
 log = logging.getLogger("authq.scheduler")
 Publish = Callable[[str, str, str], None]   # (tenant, job_id, job_type)
@@ -36,12 +36,12 @@ def scan_due_refreshes(ctx: JobContext, window_seconds: float, period_seconds: f
                        batch: int = 500) -> int:
     """Queue refresh jobs for connectors whose tokens expire within ``window_seconds``."""
     client = ctx.store.redis
-    if not client.set(keys.REFRESH_SCAN_LOCK, "1", nx=True, ex=max(1, int(period_seconds * 0.9))):
+    if not client.set(schema.REFRESH_SCAN_LOCK, "1", nx=True, ex=max(1, int(period_seconds * 0.9))):
         return 0  # another worker scans this period
-    due = client.zrangebyscore(keys.EXPIRING, "-inf", time.time() + window_seconds, start=0, num=batch)
+    due = client.zrangebyscore(schema.EXPIRING, "-inf", time.time() + window_seconds, start=0, num=batch)
     queued = 0
     for raw in due:
-        tenant, _, connector_id = (raw.decode() if isinstance(raw, bytes) else raw).partition("/")
+        tenant, connector_id = schema.member_parts(raw)
         try:
             connector = ctx.store.connector(tenant, connector_id)
         except Exception:  # noqa: BLE001 - one bad record must not stop the scan
@@ -49,9 +49,9 @@ def scan_due_refreshes(ctx: JobContext, window_seconds: float, period_seconds: f
                           extra={"tenant": tenant, "connector_id": connector_id})
             continue
         if connector is None:
-            client.zrem(keys.EXPIRING, raw)
+            client.zrem(schema.EXPIRING, raw)
             continue
-        marker = f"{keys.connector(tenant, connector_id)}:refresh-queued:{connector.credential_version}"
+        marker = schema.refresh_queued(tenant, connector_id, connector.credential_version)
         if not client.set(marker, "1", nx=True, ex=max(60, int(window_seconds))):
             continue
         try:

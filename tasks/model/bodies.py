@@ -7,14 +7,20 @@ the catalog (does the implementation exist, are its required variables given) li
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Sequence
 from functools import cache
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from yarl import URL
 
 RateLimitUnit = Literal["second", "minute", "hour", "day"]
+# The values of one request's variables, in all (contract §5): each may hold 8192 characters,
+# but a hundred of them would be stored (sealed, in the job's request and the connector) per call.
+MAX_VARIABLE_VALUES = 64 * 1024
 Str255 = Annotated[StrictStr, Field(max_length=255)]
 VariableKey = Annotated[StrictStr, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -39,6 +45,13 @@ class VariableIn(Body):
     secret: StrictBool | None = None
     locked: StrictBool | None = None
     pivot: Pivot | None = None
+
+
+def _within_values_cap(variables: Sequence[VariableIn]) -> None:
+    total = sum(len(v.value.encode()) for v in variables if v.value)
+    if total > MAX_VARIABLE_VALUES:
+        raise ValueError(f"The variables' values must not exceed 64 KiB ({MAX_VARIABLE_VALUES} bytes) in all; "
+                         f"these hold {total} bytes.")
 
 
 class ReauthoriseVariableIn(VariableIn):
@@ -77,6 +90,12 @@ class ConnectorSettingsIn(Body):
 class AuthoriseIn(ConnectorSettingsIn):
     variables: Annotated[list[VariableIn], Field(max_length=100)] = []
 
+    @field_validator("variables")
+    @classmethod
+    def _values_cap(cls, value: list[VariableIn]) -> list[VariableIn]:
+        _within_values_cap(value)
+        return value
+
 
 class ReauthoriseIn(Body):
     """The same fields as authorise, all optional, plus ``type`` and ``variables.*.id``."""
@@ -98,6 +117,12 @@ class ReauthoriseIn(Body):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else _iana_zone(value)
+
+    @field_validator("variables")
+    @classmethod
+    def _values_cap(cls, value: list[ReauthoriseVariableIn] | None) -> list[ReauthoriseVariableIn] | None:
+        _within_values_cap(value or ())
+        return value
 
 
 class AuthenticateIn(Body):
@@ -121,11 +146,38 @@ class CertificateIn(Body):
     connector_id: Str255 | None = None
 
 
-def _absolute_http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")  # as yarl leaves a name: lower case, IDNA-encoded
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        labels = host.removesuffix(".").split(".")
+        return all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+def normalised_return_url(value: str) -> str:
+    """``value`` as the redirect to it will be written, or ``ValueError`` saying why none can be.
+
+    Parsed by yarl, the library aiohttp writes ``Location`` with: what passes here is exactly
+    what the callback's redirect can use. yarl drops tabs and newlines silently and reads a
+    backslash as a path separator (as browsers do), so those are refused before parsing."""
+    if "\\" in value or _CONTROL.search(value):
+        raise ValueError("The return url must not contain a backslash or a control character.")
+    try:
+        url = URL(value)
+    except ValueError:
+        raise ValueError("The return url is not a valid URL.") from None
+    if url.scheme not in {"http", "https"} or not url.raw_host or not value.lower().startswith(url.scheme + "://"):
         raise ValueError("The return url must be an absolute http(s) URL.")
-    return value
+    if "@" in (url.raw_authority or ""):
+        raise ValueError("The return url must not contain user info (a name or password before @).")
+    if not _valid_host(url.raw_host) or url.explicit_port == 0:
+        raise ValueError("The return url's host or port is not valid.")
+    return str(url)
 
 
 class SessionIn(Body):
@@ -137,7 +189,7 @@ class SessionIn(Body):
     @field_validator("return_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _absolute_http_url(value)
+        return None if value is None else normalised_return_url(value)
 
 
 class WooCallbackIn(BaseModel):

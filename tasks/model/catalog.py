@@ -31,6 +31,25 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 ALWAYS_SECRET = {"client_secret", "password", "token", "consumer_secret", "access_token", "refresh_token"}
 
 
+def authority_variables(template: str) -> set[str]:
+    """The variables that decide where ``template`` points: its scheme, host or port.
+
+    A placeholder that starts the template stands for a whole base URL (as the outbound
+    guard fills it: ``{{store_url}}/wp-json/...``); otherwise the authority is what lies
+    between ``://`` and the first ``/``, ``?`` or ``#``. A template with no ``://`` at all
+    is not pinned anywhere: every variable in it counts."""
+    first = PLACEHOLDER.match(template)
+    if first:
+        head, rest = {first.group(1)}, template[first.end():]
+    else:
+        scheme_end = template.find("://")
+        if scheme_end < 0:
+            return set(PLACEHOLDER.findall(template))
+        head, rest = set(PLACEHOLDER.findall(template[:scheme_end])), template[scheme_end + 3:]
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    return head | set(PLACEHOLDER.findall(rest[:min(ends, default=len(rest))]))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,7 +95,7 @@ class Implementation(_Strict):
     scope: Literal["read", "write", "read_write"] = "read_write"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Implementation":
+    def _consistent(self) -> Implementation:
         keys = [v.key for v in self.variables]
         dupes = {k for k in keys if keys.count(k) > 1}
         if dupes:
@@ -105,6 +124,10 @@ class Implementation(_Strict):
     def variable(self, key: str) -> CatalogVariable | None:
         return next((v for v in self.variables if v.key == key), None)
 
+    def authority_variables(self) -> set[str]:
+        """The variables that decide which hosts (scheme, host, port) this implementation's URLs reach."""
+        return set().union(*(authority_variables(url) for url in self.urls().values()))
+
     def credential_keys(self) -> tuple[str, ...]:
         if self.type == "basic":
             return (self.username_variable, self.password_variable)
@@ -125,7 +148,7 @@ class Catalog(_Strict):
     platform_apps: list[PlatformApp] = []
 
     @model_validator(mode="after")
-    def _references(self) -> "Catalog":
+    def _references(self) -> Catalog:
         ids = [i.id for i in self.implementations]
         dupes = {i for i in ids if ids.count(i) > 1}
         if dupes:
@@ -142,11 +165,27 @@ class Catalog(_Strict):
         return next((a for a in self.platform_apps if a.key == key), None)
 
 
+def platform_app_problems(catalog: Catalog) -> list[str]:
+    """Platform apps whose client secret a connector could send anywhere: the token URL of
+    their implementation takes its scheme, host or port from a connector's variable, so any
+    tenant could point it at a server of its own. ``authq catalog check`` refuses these."""
+    problems = []
+    for app in catalog.platform_apps:
+        impl = catalog.implementation(app.implementation_id)
+        chosen = sorted(authority_variables(impl.token_url)) if impl is not None and impl.token_url else []
+        if chosen:
+            problems.append(f"platform app {app.key!r}: the token URL of {app.implementation_id!r} takes its host "
+                            f"from the variable(s) {chosen}; a connector could send the app's secret to any host. "
+                            "Give the implementation a fixed token URL host.")
+    return problems
+
+
 def parse_catalog(text: str, source: str) -> Catalog:
     try:
         data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"catalog {source}: not valid {'JSON' if source.endswith('.json') else 'YAML'}: {exc}") from None
+        kind = "JSON" if source.endswith(".json") else "YAML"
+        raise ConfigError(f"catalog {source}: not valid {kind}: {exc}") from None
     try:
         return Catalog.model_validate(data)
     except ValidationError as exc:

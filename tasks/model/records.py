@@ -1,7 +1,8 @@
-"""The records authq keeps in Redis, and their public views (contract §6, §7).
+"""The records authq keeps in Redis, and how each is shown (contract §6, §7).
 
-A stored record may hold ciphertext (``*_sealed`` fields, see ``crypto.py``); a view
-never does. ``view()`` on each record is the only way a record leaves the service.
+A stored record may hold ciphertext (``*_sealed`` fields, see ``tasks/security/sealing.py``);
+a view never does. ``view()`` on each record is the only way a record leaves the service;
+what it builds is defined once, in ``views.py``.
 """
 
 from __future__ import annotations
@@ -9,15 +10,35 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, cast, overload
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from tasks.model.views import (
+    CertificateView,
+    ConnectorStatus,
+    ConnectorView,
+    CredentialsView,
+    JobErrorView,
+    JobLinksView,
+    JobResultView,
+    JobStatus,
+    JobType,
+    JobView,
+    PivotView,
+    PoolView,
+    ProgressView,
+    RateLimitUnit,
+    RateLimitView,
+    SessionView,
+    VariableView,
+)
 from tasks.security.sealing import SecretBox
 
-JobType = Literal["authorise", "reauthorise", "authenticate", "woo_app_auth", "refresh"]
-JobStatus = Literal["queued", "running", "retrying", "succeeded", "failed"]
-ConnectorStatus = Literal["pending", "authorised", "failed", "expired"]
+# A job is stored as its view in compact JSON: one encoder, not one built per call as
+# json.dumps(separators=...) does.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
 
 
@@ -27,6 +48,12 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+@overload
+def iso(moment: datetime) -> str: ...
+@overload
+def iso(moment: None) -> None: ...
+@overload
+def iso(moment: datetime | None) -> str | None: ...
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -47,6 +74,10 @@ class Pivot(Record):
     configurable: bool = False
     required: bool = False
     advanced: bool = False
+
+    def view(self) -> PivotView:
+        return {"alias": self.alias, "configurable": self.configurable, "required": self.required,
+                "advanced": self.advanced}
 
 
 class Variable(Record):
@@ -74,7 +105,7 @@ class Variable(Record):
     def has_value(self) -> bool:
         return bool(self.value_sealed) or self.value not in (None, "")
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> VariableView:
         return {
             "id": self.id,
             "key": self.key,
@@ -83,13 +114,16 @@ class Variable(Record):
             "label": self.label,
             "secret": self.secret,
             "locked": self.locked,
-            "pivot": self.pivot.model_dump(),
+            "pivot": self.pivot.view(),
         }
 
 
 class RateLimit(Record):
-    unit: Literal["second", "minute", "hour", "day"]
+    unit: RateLimitUnit
     duration: int
+
+    def view(self) -> RateLimitView:
+        return {"unit": self.unit, "duration": self.duration}
 
 
 class Credentials(Record):
@@ -99,7 +133,7 @@ class Credentials(Record):
     scopes: list[str] = []
     expires_at: datetime | None = None
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> CredentialsView:
         return {"token_type": self.token_type, "scopes": self.scopes, "expires_at": iso(self.expires_at)}
 
 
@@ -129,7 +163,7 @@ class Connector(Record):
     def variable(self, key: str) -> Variable | None:
         return next((v for v in self.variables if v.key == key), None)
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> ConnectorView:
         return {
             "id": self.id,
             "name": self.name,
@@ -139,7 +173,7 @@ class Connector(Record):
             "status": self.status,
             "timezone": self.timezone,
             "date_format": self.date_format,
-            "rate_limit": self.rate_limit.model_dump(),
+            "rate_limit": self.rate_limit.view(),
             "connection_pool_id": self.connection_pool_id,
             "certificate_id": self.certificate_id,
             "session_id": self.session_id,
@@ -162,6 +196,9 @@ class ProgressStep(Record):
     step: str
     at: datetime
 
+    def view(self) -> ProgressView:
+        return {"step": self.step, "at": iso(self.at)}
+
 
 class Job(Record):
     id: str
@@ -174,6 +211,9 @@ class Job(Record):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     progress: list[ProgressStep] = []
+    # What the job's flow returned and how it failed, already in their public shapes
+    # (``JobResultView``, ``JobErrorView``) and kept as they are: a stored job is read back
+    # without validating its connector again.
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 
@@ -184,14 +224,14 @@ class Job(Record):
     def stored_json(self) -> str:
         """A job is stored as its public view (compact JSON), so a poll can serve the bytes
         as they are; the tenant is not in it: it is in the key, and the task's arguments."""
-        return json.dumps(self.view(), separators=(",", ":"))
+        return _compact_json(self.view())
 
     @classmethod
     def from_stored(cls, raw: bytes | str, tenant: str) -> Job:
         return cls.model_validate({**json.loads(raw), "tenant": tenant})
 
-    def view(self) -> dict[str, Any]:
-        links = {"self": f"/api/v1/jobs/{self.id}"}
+    def view(self) -> JobView:
+        links: JobLinksView = {"self": f"/api/v1/jobs/{self.id}"}
         if self.connector_id:
             links["connector"] = f"/api/v1/connectors/{self.connector_id}"
         return {
@@ -203,9 +243,9 @@ class Job(Record):
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
-            "progress": [{"step": p.step, "at": iso(p.at)} for p in self.progress],
-            "result": self.result,
-            "error": self.error,
+            "progress": [p.view() for p in self.progress],
+            "result": cast("JobResultView | None", self.result),
+            "error": cast("JobErrorView | None", self.error),
             "links": links,
         }
 
@@ -218,7 +258,7 @@ class ConnectionPool(Record):
     timeout: int | None = None
     created_at: datetime
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> PoolView:
         return {"id": self.id, "name": self.name, "limit": self.limit, "timeout": self.timeout,
                 "created_at": iso(self.created_at)}
 
@@ -229,7 +269,9 @@ class Certificate(Record):
     name: str | None = None
     connector_id: str | None = None
     certificate_pem: str                # the public certificate chain: not a secret
-    key_sealed: str                     # the private key PEM (as given), encrypted
+    key_sealed: str                     # the private key PEM, opened once at upload (PKCS#8), sealed
+    key_was_encrypted: bool = False     # it was uploaded encrypted (its passphrase is not kept)
+    # Only in records stored before keys were kept opened: the key as given and its passphrase.
     passphrase_sealed: str | None = None
     subject: str
     issuer: str
@@ -238,13 +280,13 @@ class Certificate(Record):
     not_after: datetime
     created_at: datetime
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> CertificateView:
         return {
             "id": self.id, "name": self.name, "connector_id": self.connector_id,
             "subject": self.subject, "issuer": self.issuer,
             "fingerprint_sha256": self.fingerprint_sha256,
             "not_before": iso(self.not_before), "not_after": iso(self.not_after),
-            "has_passphrase": self.passphrase_sealed is not None,
+            "has_passphrase": self.key_was_encrypted or self.passphrase_sealed is not None,
             "created_at": iso(self.created_at),
         }
 
@@ -261,7 +303,7 @@ class Session(Record):
     def expired(self, now: datetime | None = None) -> bool:
         return (now or utcnow()) >= self.expires_at
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> SessionView:
         return {
             "id": self.id, "end_user_id": self.end_user_id, "return_url": self.return_url,
             "allowed_implementations": self.allowed_implementations,

@@ -3,7 +3,7 @@
 First a slot of the connector's connection pool (when it has one), then a permit of its
 rate limit. A wait shorter than ``SLEEP_AT_MOST`` is slept through; a longer one raises
 ``Deferred`` and the job runs again later, so no worker sits idle behind a limit. A
-provider's 429 with ``Retry-After`` blocks the connector's limiter for that long.
+provider's 429 with ``Retry-After`` blocks the connector's limiter for that long, an hour at most.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ import redis
 from tasks.errors import Deferred
 from tasks.model.records import ConnectionPool, Connector
 from tasks.provider.limiter import UNIT_SECONDS, PoolSemaphore, RateLimiter
-from tasks.storage.schema import tenant as tenant_prefix
+from tasks.storage import schema
 
 SLEEP_AT_MOST = 0.3
+# A provider's Retry-After counts at most this long (contract §8): a 429 saying 31 years
+# must not silence a connector for 31 years.
+RETRY_AFTER_AT_MOST = 3600.0
 WINDOW_HEADROOM = 1.1   # see Limits.of
 DEFAULT_LEASE_SECONDS = 30.0
 # A pool slot is normally freed when its request ends, long before its lease runs out, and
@@ -39,7 +42,7 @@ class Limits:
     pool: ConnectionPool | None = None
 
     @classmethod
-    def of(cls, connector: Connector, pool: ConnectionPool | None) -> "Limits":
+    def of(cls, connector: Connector, pool: ConnectionPool | None) -> Limits:
         # The window is a little longer than the unit: permits are timed where they are
         # granted, requests counted where they arrive, and the time in between (connecting,
         # a busy machine) varies by tens of milliseconds. The headroom keeps "at most N in
@@ -49,15 +52,15 @@ class Limits:
 
     @property
     def rate_key(self) -> str:
-        return f"{tenant_prefix(self.tenant)}:rate:{self.connector_id}"
+        return schema.rate_log(self.tenant, self.connector_id)
 
     @property
     def blocked_key(self) -> str:
-        return f"{self.rate_key}:blocked"
+        return schema.rate_blocked(self.tenant, self.connector_id)
 
     @property
     def pool_key(self) -> str | None:
-        return f"{tenant_prefix(self.tenant)}:pool-slots:{self.pool.id}" if self.pool else None
+        return schema.pool_slots(self.tenant, self.pool.id) if self.pool else None
 
 
 class Gate:
@@ -97,6 +100,8 @@ class Gate:
                 self.pools.release(pool_key, lease)
 
     def block(self, limits: Limits, seconds: float) -> None:
-        """The provider said 429 + Retry-After: nobody calls it for this connector until then."""
+        """The provider said 429 + Retry-After: nobody calls it for this connector until then
+        (an hour at most)."""
+        seconds = min(seconds, RETRY_AFTER_AT_MOST)
         if seconds > 0:
             self.redis.set(limits.blocked_key, "1", px=max(1, int(seconds * 1000)))

@@ -1,4 +1,4 @@
-"""Filling catalog URL templates, and refusing destinations a connector may not reach.
+"""Filling catalog URL templates, and refusing URLs that are not http(s).
 
 ``{{key}}`` is replaced by the variable's value, URL-encoded. A placeholder that *starts*
 the template (``{{store_url}}/wp-json/...``) stands for a whole base URL: it must be an
@@ -8,12 +8,11 @@ WooCommerce template needs this; the decision is written down in the README.)
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from urllib.parse import quote, urlsplit
 
 from tasks.errors import ErrorCode, JobFailed
 from tasks.model.catalog import PLACEHOLDER
+from tasks.provider.failures import DestinationRefused
 
 
 def render_url(template: str, values: dict[str, str], field: str = "variables") -> str:
@@ -36,31 +35,10 @@ def render_url(template: str, values: dict[str, str], field: str = "variables") 
     return head + PLACEHOLDER.sub(lambda m: quote(value(m.group(1)), safe=""), rest)
 
 
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def guard_destination(url: str, allow_private: bool) -> None:
-    """Refuse URLs that are not http(s), or whose host resolves to a non-public address."""
+def require_http_url(url: str) -> None:
+    """Refuse URLs that are not absolute http(s). (Where they lead is checked on connecting:
+    ``addresses.checked_addresses``, on the addresses the name resolves to.)"""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise JobFailed(ErrorCode.URL_NOT_ALLOWED,
-                        f"Only absolute http(s) URLs may be called, not {parts.scheme or 'this'!r}.")
-    if allow_private:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise JobFailed(ErrorCode.PROVIDER_UNREACHABLE, f"The host {parts.hostname!r} does not resolve.",
-                        retryable=True) from None
-    for info in infos:
-        if not _is_public(str(info[4][0])):
-            raise JobFailed(
-                ErrorCode.URL_NOT_ALLOWED,
-                f"The host {parts.hostname!r} resolves to a private, loopback or link-local address; "
-                "set AUTHQ_ALLOW_PRIVATE_NETWORKS=true to allow it (tests, on-prem).",
-            )
+        raise DestinationRefused(parts.hostname or "", f"Only absolute http(s) URLs may be called, not "
+                                 f"{parts.scheme or 'this'!r}.")

@@ -3,6 +3,7 @@
 ``ssl`` can only load a certificate chain from files. The private key is written to a
 private temporary directory *re-encrypted* under a one-time random password, loaded, and
 the directory removed at once: the key never touches disk in the clear, nor a shared path.
+The stored key was opened once, at upload: setting up TLS derives no key from a passphrase.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import secrets
 import ssl
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from tasks.errors import ErrorCode, JobFailed
+from tasks.errors import ErrorCode, JobFailed, RequestInvalid
 from tasks.model.records import Certificate
+from tasks.provider.certificates import refuse_costly_key
 from tasks.security.sealing import SecretBox
 
 
@@ -37,17 +40,41 @@ def ssl_context(ca_bundle: Path | None, certificate: Certificate | None = None,
     return context
 
 
-def load_client_certificate(context: ssl.SSLContext, certificate: Certificate, box: SecretBox) -> None:
+def _private_key(certificate: Certificate, box: SecretBox) -> Any:
+    """The key, opened. Stored opened since upload: no key derivation here. A record stored
+    before that keeps the key as uploaded and its passphrase: opened with them, once its
+    derivation's cost is checked as an upload's is (a costlier one fails, never runs)."""
+    pem = box.open(certificate.key_sealed)
     passphrase = box.open(certificate.passphrase_sealed) if certificate.passphrase_sealed else None
+    if passphrase is not None:
+        try:
+            refuse_costly_key(pem)
+        except RequestInvalid:
+            raise JobFailed(ErrorCode.CERTIFICATE_INVALID, "The stored private key's encryption is far costlier to "
+                            "open than OpenSSL's defaults; upload the certificate again.", "certificate_id") from None
+    return serialization.load_pem_private_key(pem.encode(), password=passphrase.encode() if passphrase else None)
+
+
+def _one_time_pem(key: Any, password: bytes) -> bytes:
+    """The key under a random one-time password, for ``ssl`` to read back at once. OpenSSL's
+    traditional form (one MD5 round: nothing to derive; the password is 256 random bits);
+    PKCS#8 for key types that form cannot hold (Ed25519, Ed448)."""
     try:
-        key = serialization.load_pem_private_key(box.open(certificate.key_sealed).encode(),
-                                                 password=passphrase.encode() if passphrase else None)
+        return bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                       serialization.BestAvailableEncryption(password)))
+    except ValueError:
+        return bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.BestAvailableEncryption(password)))
+
+
+def load_client_certificate(context: ssl.SSLContext, certificate: Certificate, box: SecretBox) -> None:
+    try:
+        key = _private_key(certificate, box)
     except (ValueError, TypeError):
         raise JobFailed(ErrorCode.CERTIFICATE_INVALID, "The stored private key no longer opens; upload the certificate "
                         "again.", "certificate_id") from None
     one_time = secrets.token_urlsafe(32).encode()
-    sealed_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                   serialization.BestAvailableEncryption(one_time))
+    sealed_pem = _one_time_pem(key, one_time)
     with tempfile.TemporaryDirectory(prefix="authq-tls-") as private_dir:  # mode 0700, this process only
         cert_file, key_file = Path(private_dir) / "cert.pem", Path(private_dir) / "key.pem"
         _write_private(cert_file, certificate.certificate_pem.encode())

@@ -1,6 +1,6 @@
 """The start-up check of ``AUTHQ_SECRET_KEY`` against the data already in Redis.
 
-``authq:key-check`` holds a known text sealed under the newest key by the first process
+The key check (``schema.KEY_CHECK``) holds a known text sealed under the newest key by the first process
 that started on this Redis (``authq secrets rotate`` re-seals it with everything else).
 The API, every worker and ``authq up`` open it before doing anything else: keys that do
 not open it would write secrets nobody else can read, and fail to read the ones stored,

@@ -1,11 +1,11 @@
 """``authq secrets rotate``: re-seal every secret at rest under the newest key.
 
-What holds ciphertext, and how (see ``keys.py`` for the key shapes):
+What holds ciphertext, and how (``tasks/storage/schema.py`` has the key shapes):
 
 - connectors, certificates and authorization states are JSON records whose secrets are the
   string fields named ``*_sealed``, at any depth (a state's ``candidate`` is a connector,
   with its own ``variables[].value_sealed`` and ``credentials_sealed``);
-- a job's submission, and the key check (``keycheck.py``), are one sealed string each.
+- a job's submission, and the key check (``key_check.py``), are one sealed string each.
 
 Keys are found with ``SCAN`` (a ``MATCH`` per kind, in batches, never ``KEYS``) and read a
 batch at a time; a record with something to re-seal is then rewritten on its own, under
@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from cryptography.fernet import InvalidToken
 
 from tasks.security.sealing import SecretBox
-from tasks.storage.schema import KEY_CHECK, PREFIX
+from tasks.storage import schema
 
 SEALED_SUFFIX = "_sealed"
 SCAN_BATCH = 500          # SCAN COUNT hint, and so the size of each MGET
@@ -41,20 +40,28 @@ MAX_LISTED = 50           # unopenable values listed by name (all of them are co
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of record holding ciphertext: how to find its keys, and how it holds it."""
+    """One kind of record holding ciphertext: its keys' shape (or its one key), and how it holds it."""
 
     name: str
-    match: str                  # SCAN MATCH glob
-    shape: re.Pattern[str]      # the exact key shape (the glob also matches neighbouring keys)
+    shape: schema.Shape | str   # a key shape, or the name of the one key of its kind
     whole: bool                 # the value is one sealed string (else JSON with *_sealed fields)
+
+    @property
+    def match(self) -> str:
+        """SCAN MATCH glob (or the one key)."""
+        return self.shape if isinstance(self.shape, str) else self.shape.pattern()
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is of this kind (the glob also matches neighbouring keys)."""
+        return key == self.shape if isinstance(self.shape, str) else self.shape.parse(key) is not None
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("connector", f"{PREFIX}:t:*:connector:*", re.compile(rf"^{PREFIX}:t:.+:connector:[^:]+$"), False),
-    Kind("certificate", f"{PREFIX}:t:*:certificate:*", re.compile(rf"^{PREFIX}:t:.+:certificate:[^:]+$"), False),
-    Kind("submission", f"{PREFIX}:t:*:job:*:submission", re.compile(rf"^{PREFIX}:t:.+:job:[^:]+:submission$"), True),
-    Kind("state", f"{PREFIX}:state:*", re.compile(rf"^{PREFIX}:state:[0-9a-f]{{64}}$"), False),
-    Kind("key-check", KEY_CHECK, re.compile(rf"^{re.escape(KEY_CHECK)}$"), True),
+    Kind("connector", schema.connector, False),
+    Kind("certificate", schema.certificate, False),
+    Kind("submission", schema.submission, True),
+    Kind("state", schema.auth_state, False),
+    Kind("key-check", schema.KEY_CHECK, True),
 )
 
 
@@ -117,7 +124,7 @@ def sealed_at(token: str) -> datetime | None:
         return None
     if len(raw) < 9 or raw[0] != 0x80:
         return None
-    return datetime.fromtimestamp(int.from_bytes(raw[1:9], "big"), timezone.utc)
+    return datetime.fromtimestamp(int.from_bytes(raw[1:9], "big"), UTC)
 
 
 def sealed_fields(node: Any, path: str = "") -> Iterator[tuple[Any, str | int, str]]:
@@ -214,7 +221,7 @@ def _rewrite(client: redis.Redis, kind: Kind, key: str, box: SecretBox) -> _Plan
     for _ in range(WRITE_ATTEMPTS):
         with client.pipeline() as pipe:
             try:
-                pipe.watch(key)
+                pipe.watch(key)  # type: ignore[no-untyped-call]
                 raw = pipe.get(key)
                 if raw is None:
                     return _Plan(gone=True)
@@ -232,14 +239,14 @@ def _rewrite(client: redis.Redis, kind: Kind, key: str, box: SecretBox) -> _Plan
 
 def scan_keys(client: redis.Redis, kind: Kind, batch: int = SCAN_BATCH) -> Iterator[list[str]]:
     """The keys of one kind, a SCAN batch at a time (string keys of the exact shape only)."""
-    if not any(c in kind.match for c in "*?["):   # one known key: no need to scan for it
-        if client.type(kind.match) in (b"string", "string"):
-            yield [kind.match]
+    if isinstance(kind.shape, str):   # one known key: no need to scan for it
+        if client.type(kind.shape) in (b"string", "string"):
+            yield [kind.shape]
         return
     cursor = 0
     while True:
         cursor, names = client.scan(cursor, match=kind.match, count=batch, _type="STRING")
-        found = [name for name in map(_text, names) if kind.shape.match(name)]
+        found = [name for name in map(_text, names) if kind.holds(name)]
         if found:
             yield found
         if int(cursor) == 0:
@@ -264,7 +271,7 @@ def rotate_secrets(client: redis.Redis, box: SecretBox,
     for kind in KINDS:
         report.scanned_by_kind.setdefault(kind.name, 0)
         for names in scan_keys(client, kind, batch):
-            for key, raw in zip(names, client.mget(names)):
+            for key, raw in zip(names, client.mget(names), strict=True):
                 report.records_scanned += 1
                 report.scanned_by_kind[kind.name] += 1
                 plan = _Plan(gone=True) if raw is None else _plan(kind, key, raw, box)

@@ -1,1 +1,1 @@
-"""Redis: the key schema, the stores, atomic batches, leases, states, API keys, job counters."""
+"""Redis: the key schema, the store's operations and sync adapter, batches, leases, states, keys, counters."""

@@ -9,7 +9,7 @@ import redis
 
 from tasks.errors import ConfigError, NotFound
 from tasks.model.records import ApiKey, new_id, utcnow
-from tasks.storage import schema as keys
+from tasks.storage import schema
 
 TENANT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -20,23 +20,23 @@ def create_key(client: redis.Redis, tenant: str) -> tuple[ApiKey, str]:
         raise ConfigError("A tenant name is 1-64 characters of letters, digits, '_', '.' or '-'.")
     raw = f"aq_{secrets.token_urlsafe(32)}"
     record = ApiKey(id=new_id("key"), tenant=tenant, created_at=utcnow())
-    digest = keys.hash_api_key(raw)
+    digest = schema.hash_api_key(raw)
     with client.pipeline() as pipe:
-        pipe.set(keys.api_key(digest), record.model_dump_json())
-        pipe.hset(keys.API_KEYS, record.id, digest)
+        pipe.set(schema.api_key(digest), record.model_dump_json())
+        pipe.hset(schema.API_KEYS, record.id, digest)
         pipe.execute()
     return record, raw
 
 
 def revoke_key(client: redis.Redis, key_id: str) -> None:
-    digest = client.hget(keys.API_KEYS, key_id)
+    digest = client.hget(schema.API_KEYS, key_id)
     if digest is None:
         raise NotFound("API key")
     with client.pipeline() as pipe:
-        pipe.delete(keys.api_key(digest.decode()))
-        pipe.hdel(keys.API_KEYS, key_id)
+        pipe.delete(schema.api_key(digest.decode() if isinstance(digest, bytes) else digest))
+        pipe.hdel(schema.API_KEYS, key_id)
         pipe.execute()
 
 
 def count_keys(client: redis.Redis) -> int:
-    return int(client.hlen(keys.API_KEYS))
+    return int(client.hlen(schema.API_KEYS))

@@ -6,7 +6,8 @@ worker spends longer reading those replies than Redis spends running the command
 script runs the same commands, as atomically, and answers once.
 
 ``Batch`` offers the few pipeline methods the worker's writes use, with redis-py's
-signatures, so code that queues writes (``Store.write_connector``) takes either. Every
+signatures, so code that queues writes (``commands.write_connector``) takes a batch or a
+transaction (``steps.Transaction``). Sent as an operation (``Batch.op``, ``steps.py``). Every
 command's first argument is its key, declared to Redis as a key (``KEYS``), as scripts
 should. Three commands are not Redis's own: ``release_lease``, the compare-and-delete that
 gives a run lease back only if it is still this run's (``leases.py``), and the guards
@@ -18,14 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import redis
-from redis.commands.core import Script
+from tasks.storage.steps import Lua, Op, Script
 
 # ARGV: for each command, its name, its argument count, then its arguments; the first
 # argument (the key) is given as its index in KEYS. The guards (``expect``,
 # ``expect_absent``) come first (``Batch`` puts them there): if one fails, nothing is
 # written and the script answers 0.
-_RUN = """
+_RUN = Lua("""
 local n, i = #ARGV, 1
 while i <= n do
   local name = ARGV[i]
@@ -48,19 +48,13 @@ while i <= n do
   i = i + 2 + count
 end
 return 1
-"""
-
-
-def batch_script(client: redis.Redis) -> Script:
-    """The script a ``Batch`` runs, registered on ``client`` (EVALSHA; the text only after NOSCRIPT)."""
-    return client.register_script(_RUN)
+""")
 
 
 class Batch:
-    """Queue writes, then ``execute()`` them atomically in one call."""
+    """Queue writes, then send ``op()`` to run them atomically in one call."""
 
-    def __init__(self, script: Script) -> None:
-        self.script = script
+    def __init__(self) -> None:
         self._keys: dict[str, int] = {}
         self._guards: list[str | bytes | float] = []
         self._argv: list[str | bytes | float] = []
@@ -115,10 +109,11 @@ class Batch:
         """Delete ``key`` only if it still holds ``token``."""
         self._add("release_lease", key, token)
 
-    def execute(self) -> bool:
-        """Run the batch; False if a guard failed (then nothing was written)."""
-        written = True
-        if self._argv or self._guards:
-            written = bool(self.script(keys=list(self._keys), args=self._guards + self._argv))
+    def op(self) -> Op[bool]:
+        """The batch, as one round trip (none when empty): False if a guard failed (then
+        nothing was written). The batch is empty again once it is sent."""
+        if not (self._argv or self._guards):
+            return True
+        step = Script(_RUN, list(self._keys), self._guards + self._argv)
         self._keys, self._guards, self._argv = {}, [], []
-        return written
+        return bool((yield step))

@@ -11,16 +11,13 @@ from dataclasses import dataclass, field
 
 import redis
 
+from tasks.storage import schema
 from tasks.storage.batch import Batch
-from tasks.storage.schema import PREFIX
 
-JOBS = f"{PREFIX}:metrics:jobs"                  # "type|outcome" -> count
-# Each job adds 1 to the one bucket its duration falls in (not to every bucket above it, as
-# Prometheus's cumulative buckets would need: 12 writes a job instead of 3); the reader adds
-# them up. ("-v2": the cumulative layout of earlier versions lived under the old name.)
-DURATION = f"{PREFIX}:metrics:job-duration-v2"   # "type|le" -> count in (previous le, le], "type|sum", "type|count"
-RETRIES = f"{PREFIX}:metrics:retries"            # "type" -> count
-WAITS = f"{PREFIX}:metrics:rate-limit-waits"     # "reason" -> count (rate_limit, connection_pool, …)
+# The four hashes, in the order ``parse`` takes them. Each job adds 1 to the one duration
+# bucket its duration falls in (not to every bucket above it, as Prometheus's cumulative
+# buckets would need: 12 writes a job instead of 3); the reader adds them up.
+HASHES = (schema.JOB_OUTCOMES, schema.JOB_DURATIONS, schema.JOB_RETRIES, schema.RATE_LIMIT_WAITS)
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -31,18 +28,18 @@ class JobMetrics:
     @staticmethod
     def count_finished(pipe: Batch, job_type: str, outcome: str, seconds: float) -> None:
         """Queue the counts of one ended job on the batch that stores its end."""
-        pipe.hincrby(JOBS, f"{job_type}|{outcome}", 1)
+        pipe.hincrby(schema.JOB_OUTCOMES, f"{job_type}|{outcome}", 1)
         bucket = next((bound for bound in BUCKETS if seconds <= bound), None)
         if bucket is not None:  # above the last bound: counted only in count (the +Inf bucket)
-            pipe.hincrby(DURATION, f"{job_type}|{bucket}", 1)
-        pipe.hincrbyfloat(DURATION, f"{job_type}|sum", seconds)
-        pipe.hincrby(DURATION, f"{job_type}|count", 1)
+            pipe.hincrby(schema.JOB_DURATIONS, f"{job_type}|{bucket}", 1)
+        pipe.hincrbyfloat(schema.JOB_DURATIONS, f"{job_type}|sum", seconds)
+        pipe.hincrby(schema.JOB_DURATIONS, f"{job_type}|count", 1)
 
     def retried(self, job_type: str) -> None:
-        self.redis.hincrby(RETRIES, job_type, 1)
+        self.redis.hincrby(schema.JOB_RETRIES, job_type, 1)
 
     def waited(self, reason: str) -> None:
-        self.redis.hincrby(WAITS, reason, 1)
+        self.redis.hincrby(schema.RATE_LIMIT_WAITS, reason, 1)
 
 
 # --- reading (the API's /metrics) -----------------------------------------------------------

@@ -7,7 +7,7 @@ broker then redelivers. ``run_job`` is safe to call twice in a row (a finished j
 alone); the lease makes it safe to call twice *at once*.
 
 A run takes the job's lease (``SET NX PX`` with a random token) in the script that reads
-the job and counts the start (``Store.start_job``: the read runs after the ``SET``, so it
+the job and counts the start (``commands.start_job``: the read runs after the ``SET``, so it
 sees what the holder may act on); it gives the lease back in the batch that stores the
 job's end, or when it returns. The process's heartbeat thread renews the leases it holds
 every few seconds, so a lease outlives its run only when the worker dies, and then by at
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tasks.storage.batch import Batch
 
 log = logging.getLogger("authq.jobs")
@@ -36,10 +36,6 @@ LEASE_SECONDS = 30.0
 # Compare-and-delete / compare-and-extend: only the holder's token touches the lease.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-
-
-def lease_key(tenant: str, job_id: str) -> str:
-    return f"{keys.job(tenant, job_id)}:lease"
 
 
 @dataclass
@@ -73,8 +69,8 @@ class RunLeases:
         self._renew = client.register_script(_RENEW)
 
     def new(self, tenant: str, job_id: str) -> Lease:
-        """A lease to take (``SET NX PX`` of ``token`` at ``key``, by ``Store.start_job``)."""
-        return Lease(tenant, job_id, lease_key(tenant, job_id), secrets.token_hex(16))
+        """A lease to take (``SET NX PX`` of ``token`` at ``key``, by ``commands.start_job``)."""
+        return Lease(tenant, job_id, schema.job_lease(tenant, job_id), secrets.token_hex(16))
 
     @contextmanager
     def holding(self, lease: Lease) -> Iterator[Lease]:

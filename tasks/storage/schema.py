@@ -1,97 +1,248 @@
-"""Every Redis key authq uses, in one place.
+"""Every Redis key authq uses: its name, the SCAN pattern of its kind, and how a key reads back.
 
-Tenant records live under ``authq:t:{tenant}:``, so a lookup with another tenant's key
-simply finds nothing: cross-tenant reads are impossible by construction, not by check.
+    authq:workers                                zset    worker name -> last heartbeat (unix time)
+    authq:apikeys                                hash    API key id -> sha256 of the key
+    authq:apikey:{sha256}                        string  the API key's record
+    authq:api-rate:{sha256}                      zset    the API key's rate-limit log
+    authq:expiring                               zset    "tenant/connector" -> token expiry (unix time)
+    authq:refresh-scan, authq:orphan-sweep       string  one scan, one sweep per period fleet-wide
+    authq:orphan-suspects                        hash    "tenant/job" -> how the job looked
+    authq:key-check                              string  a known text sealed under AUTHQ_SECRET_KEY
+    authq:metrics:{jobs,job-duration-v2,retries,rate-limit-waits}   hash   the fleet's job counters
+    authq:state:{sha256}[:claim|:exchange]       string  a single-use authorization state
+    authq:t:{tenant}:job:{id}                    string  the job (its public view, as polled)
+        ...:submission | :starts | :lease        string  its sealed request, start count, run lease
+        ...:events                               channel its changes (pub/sub)
+    authq:t:{tenant}:active-jobs                 set     the tenant's queued and running jobs
+    authq:t:{tenant}:connector:{id}              string  the connector; its index: ...:connectors (zset)
+        ...:refresh-lock | :refresh-queued:{version}     its refresh's lock, a scheduled refresh's marker
+    authq:t:{tenant}:rate:{connector}[:blocked]  zset    the connector's rate-limit log; a provider's 429
+    authq:t:{tenant}:pool:{id}, :pool-slots:{id} string, zset   a connection pool, its taken slots
+        ...:pools (zset), :pool-seq (counter)    its index, its next id
+    authq:t:{tenant}:certificate:{id}            string  a certificate; its index: ...:certificates
+    authq:t:{tenant}:session:{id}                string  an end-user session
+    authq:t:{tenant}:idempotency:{sha256}        string  an Idempotency-Key's first answer
+
+Tenant records live under ``authq:t:{tenant}:``, so a lookup with another tenant's key simply
+finds nothing: cross-tenant reads are impossible by construction, not by check. Neither a
+tenant name nor an id holds a ``:`` (tenants are made by ``authq keys create`` or named in
+``AUTHQ_API_KEYS`` before the first ``:``; ids are generated), so every segment of a key is
+one field and a key reads back without guessing (``parse``); an id given from outside that
+holds one names no record (``is_id``).
+
+Each kind of key is one ``Shape``: called, it builds a key (``schema.job(tenant, job_id)``);
+``pattern()`` is its ``SCAN``/``PSUBSCRIBE`` glob; ``parse(key)`` reads a key of exactly that
+shape back into its parts, or None.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import dataclass
 
 PREFIX = "authq"
-WORKERS = f"{PREFIX}:workers"            # zset: worker name -> last heartbeat (unix time)
-API_KEYS = f"{PREFIX}:apikeys"           # hash: key id -> sha256 of the key
-EXPIRING = f"{PREFIX}:expiring"          # zset: "tenant/connector" -> token expiry (unix time)
+EVERY_KEY = f"{PREFIX}:*"                     # SCAN MATCH of everything authq keeps
+
+WORKERS = f"{PREFIX}:workers"
+API_KEYS = f"{PREFIX}:apikeys"
+EXPIRING = f"{PREFIX}:expiring"               # the refresh scheduler reads it (tasks/jobs/scheduling.py)
 REFRESH_SCAN_LOCK = f"{PREFIX}:refresh-scan"
-KEY_CHECK = f"{PREFIX}:key-check"       # a known text sealed under AUTHQ_SECRET_KEY (tasks/security/key_check.py)
+ORPHAN_SWEEP_LOCK = f"{PREFIX}:orphan-sweep"
+ORPHAN_SUSPECTS = f"{PREFIX}:orphan-suspects"
+KEY_CHECK = f"{PREFIX}:key-check"             # tasks/security/key_check.py
+JOB_OUTCOMES = f"{PREFIX}:metrics:jobs"       # "type|outcome" -> count (tasks/storage/job_counters.py)
+# ("-v2": the cumulative layout of earlier versions lived under the old name.)
+# "type|le" -> count in (previous le, le], "type|sum", "type|count"
+JOB_DURATIONS = f"{PREFIX}:metrics:job-duration-v2"
+JOB_RETRIES = f"{PREFIX}:metrics:retries"             # "type" -> count
+RATE_LIMIT_WAITS = f"{PREFIX}:metrics:rate-limit-waits"   # "reason" -> count
+
+_FLEET_KEYS = {WORKERS: "workers", API_KEYS: "api_keys", EXPIRING: "expiring", REFRESH_SCAN_LOCK: "refresh_scan_lock",
+               ORPHAN_SWEEP_LOCK: "orphan_sweep_lock", ORPHAN_SUSPECTS: "orphan_suspects", KEY_CHECK: "key_check",
+               JOB_OUTCOMES: "job_outcomes", JOB_DURATIONS: "job_durations", JOB_RETRIES: "job_retries",
+               RATE_LIMIT_WAITS: "rate_limit_waits"}
+_TENANT, _ID, _N = "{tenant}", "{id}", "{n}"   # the fields of a shape; every other segment is literal
+_FIELDS = (_TENANT, _ID, _N)
+_GLOB = str.maketrans({c: f"\\{c}" for c in "*?[]\\"})
 
 
-def expiring_member(t: str, connector_id: str) -> str:
-    return f"{t}/{connector_id}"
-
-
-def tenant(t: str) -> str:
-    return f"{PREFIX}:t:{t}"
-
-
-def job(t: str, job_id: str) -> str:
-    return f"{tenant(t)}:job:{job_id}"
-
-
-def job_events(t: str, job_id: str) -> str:
-    """Pub/sub channel: the job's status, published after every save (the API's event stream)."""
-    return f"{job(t, job_id)}:events"
-
-
-def submission(t: str, job_id: str) -> str:
-    return f"{tenant(t)}:job:{job_id}:submission"
-
-
-def job_starts(t: str, job_id: str) -> str:
-    """How many times a run of the job started (INCR at each start, kept apart from the job's
-    record so that a start is counted before anything else is written: ``Store.start_job``)."""
-    return f"{tenant(t)}:job:{job_id}:starts"
-
-
-def active_jobs(t: str) -> str:
-    """Set of the tenant's jobs that are queued or running (added at accept, removed at end)."""
-    return f"{tenant(t)}:active-jobs"
-
-
-def connector(t: str, connector_id: str) -> str:
-    return f"{tenant(t)}:connector:{connector_id}"
-
-
-def connectors(t: str) -> str:
-    return f"{tenant(t)}:connectors"
-
-
-def pool(t: str, pool_id: int | str) -> str:
-    return f"{tenant(t)}:pool:{pool_id}"
-
-
-def pools(t: str) -> str:
-    return f"{tenant(t)}:pools"
-
-
-def pool_seq(t: str) -> str:
-    return f"{tenant(t)}:pool-seq"
-
-
-def certificate(t: str, certificate_id: str) -> str:
-    return f"{tenant(t)}:certificate:{certificate_id}"
-
-
-def certificates(t: str) -> str:
-    return f"{tenant(t)}:certificates"
-
-
-def session(t: str, session_id: str) -> str:
-    return f"{tenant(t)}:session:{session_id}"
-
-
-def sessions(t: str) -> str:
-    return f"{tenant(t)}:sessions"
-
-
-def api_key(key_hash: str) -> str:
-    return f"{PREFIX}:apikey:{key_hash}"
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def hash_api_key(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
+    """What an API key is stored and looked up by (never the key itself)."""
+    return sha256(raw)
 
 
-def oauth_state(state: str) -> str:
-    """A single-use authorization state (not tenant-scoped: providers call back without a key)."""
-    return f"{PREFIX}:state:{hashlib.sha256(state.encode()).hexdigest()}"
+def is_id(value: str) -> bool:
+    """Whether ``value`` can be a record's id: one key segment. An id from a URL that is not
+    one (``job_1:submission``) names no record, rather than another key of the tenant's."""
+    return bool(value) and ":" not in value
+
+
+@dataclass(frozen=True)
+class Key:
+    """A key read back: its kind (the shape's name in this module), tenant and id (None where
+    the kind has none; for a hashed kind, the SHA-256)."""
+
+    kind: str
+    tenant: str | None = None
+    id: str | None = None
+
+
+class Shape:
+    """One kind of key: ``authq:`` then ``segments``, where ``{tenant}``, ``{id}`` and ``{n}`` are fields."""
+
+    def __init__(self, kind: str, *segments: str, hashed: bool = False) -> None:
+        self.kind = kind
+        self.segments = (PREFIX, *segments)
+        self.hashed = hashed  # the id is the SHA-256 of what the caller names the record by
+        # The literal text around the fields, for building a key by concatenation (the fastest way).
+        chunks = re.split(r"\{tenant\}|\{id\}|\{n\}", ":".join(self.segments))
+        self._a, self._b, self._c, self._d = (*chunks, "", "", "")[:4]
+        SHAPES.append(self)
+
+    def pattern(self, tenant: str = "*") -> str:
+        """The glob matching every key of this shape (of one tenant, when given).
+
+        A glob's ``*`` also matches ``:``, so it may match keys of neighbouring shapes
+        (``...:connector:*`` matches each connector's lock): check what it finds with ``parse``."""
+        glob = {_TENANT: tenant if tenant == "*" else tenant.translate(_GLOB), _ID: "*", _N: "*"}
+        return ":".join(glob.get(s, s) for s in self.segments)
+
+    def parse(self, key: str | bytes) -> Key | None:
+        """The parts of ``key`` if it has exactly this shape, else None."""
+        parts = (key.decode() if isinstance(key, bytes) else key).split(":")
+        if len(parts) != len(self.segments):
+            return None
+        found: dict[str, str] = {}
+        for part, segment in zip(parts, self.segments, strict=True):
+            if segment in _FIELDS:
+                if not part:
+                    return None
+                found[segment] = part
+            elif part != segment:
+                return None
+        if self.hashed and not _is_sha256(found[_ID]):
+            return None
+        return Key(self.kind, found.get(_TENANT), found.get(_ID))
+
+
+class TenantKey(Shape):
+    """``authq:t:{tenant}:<name>``: one per tenant (an index, a set, a counter)."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(kind, "t", _TENANT, name)
+
+    def __call__(self, tenant: str) -> str:
+        return f"{self._a}{tenant}{self._b}"
+
+
+class Record(Shape):
+    """``authq:t:{tenant}:<record>:{id}[:<part>]``: a tenant's record, or what hangs off it."""
+
+    def __init__(self, kind: str, record: str, *part: str, hashed: bool = False) -> None:
+        super().__init__(kind, "t", _TENANT, record, _ID, *part, hashed=hashed)
+
+    def __call__(self, tenant: str, record_id: str | int) -> str:
+        if self.hashed:
+            record_id = sha256(str(record_id))
+        return f"{self._a}{tenant}{self._b}{record_id}{self._c}"
+
+
+class Versioned(Shape):
+    """``authq:t:{tenant}:<record>:{id}:<part>:{n}``: one of a record's markers per number."""
+
+    def __init__(self, kind: str, record: str, part: str) -> None:
+        super().__init__(kind, "t", _TENANT, record, _ID, part, _N)
+
+    def __call__(self, tenant: str, record_id: str, n: int) -> str:
+        return f"{self._a}{tenant}{self._b}{record_id}{self._c}{n}{self._d}"
+
+
+class FleetRecord(Shape):
+    """``authq:<record>:{id}[:<part>]``: a record not under a tenant (looked up before one is known)."""
+
+    def __init__(self, kind: str, record: str, *part: str, hashed: bool = False) -> None:
+        super().__init__(kind, record, _ID, *part, hashed=hashed)
+
+    def __call__(self, record_id: str) -> str:
+        return f"{self._a}{sha256(record_id) if self.hashed else record_id}{self._b}"
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+SHAPES: list[Shape] = []
+
+# jobs
+job = Record("job", "job")
+submission = Record("submission", "job", "submission")                  # the job's sealed request
+# How many times a run of the job started (INCR at each start, apart from the job's record,
+# so that a start is counted before anything else is written: ``commands.start_job``).
+job_starts = Record("job_starts", "job", "starts")
+job_lease = Record("job_lease", "job", "lease")                         # tasks/storage/leases.py
+job_events = Record("job_events", "job", "events")                      # pub/sub: the status, after every save
+active_jobs = TenantKey("active_jobs", "active-jobs")                   # added at accept, removed at the end
+
+# connectors, and what governs their outbound requests
+connector = Record("connector", "connector")
+connectors = TenantKey("connectors", "connectors")
+refresh_lock = Record("refresh_lock", "connector", "refresh-lock")      # tasks/flows/refresh.py
+refresh_queued = Versioned("refresh_queued", "connector", "refresh-queued")  # per credential version
+rate_log = Record("rate_log", "rate")                                   # by connector id (tasks/provider/gate.py)
+rate_blocked = Record("rate_blocked", "rate", "blocked")                # the provider said 429 + Retry-After
+pool = Record("pool", "pool")
+pools = TenantKey("pools", "pools")
+pool_seq = TenantKey("pool_seq", "pool-seq")
+pool_slots = Record("pool_slots", "pool-slots")
+
+certificate = Record("certificate", "certificate")
+certificates = TenantKey("certificates", "certificates")
+session = Record("session", "session")
+idempotency = Record("idempotency", "idempotency", hashed=True)         # by the Idempotency-Key header
+
+# not tenant-scoped: looked up by what a caller presents (an API key, a provider's callback)
+api_key = FleetRecord("api_key", "apikey")                              # by hash_api_key(key)
+api_rate_log = FleetRecord("api_rate_log", "api-rate")                  # by hash_api_key(key)
+auth_state = FleetRecord("auth_state", "state", hashed=True)            # by the state itself (tasks/storage/states.py)
+auth_state_claim = FleetRecord("auth_state_claim", "state", "claim", hashed=True)
+# Set (NX) before a code is sent to the token endpoint: a code is spent at most once.
+auth_state_exchange = FleetRecord("auth_state_exchange", "state", "exchange", hashed=True)
+
+
+def tenant_keys(tenant: str) -> str:
+    """The glob matching every key of ``tenant``."""
+    return f"{PREFIX}:t:{tenant.translate(_GLOB)}:*"
+
+
+def parse(key: str | bytes) -> Key | None:
+    """Any authq key read back (its shape's kind, tenant and id), or None if it is not one."""
+    text = key.decode() if isinstance(key, bytes) else key
+    if text in _FLEET_KEYS:
+        return Key(_FLEET_KEYS[text])
+    for shape in SHAPES:
+        found = shape.parse(text)
+        if found is not None:
+            return found
+    return None
+
+
+# Members and fields that name a tenant's record inside a fleet-wide key ("tenant/id").
+def expiring_member(tenant: str, connector_id: str) -> str:
+    """The connector's member of ``EXPIRING``."""
+    return f"{tenant}/{connector_id}"
+
+
+def orphan_suspect(tenant: str, job_id: str) -> str:
+    """The job's field of ``ORPHAN_SUSPECTS``."""
+    return f"{tenant}/{job_id}"
+
+
+def member_parts(member: object) -> tuple[str, str]:
+    """(tenant, id) of an ``expiring_member`` or an ``orphan_suspect`` (str or bytes, as Redis answers)."""
+    tenant, _, record_id = (member.decode() if isinstance(member, bytes) else str(member)).partition("/")
+    return tenant, record_id

@@ -8,7 +8,6 @@ replayed callback finds it used, and a redelivered job still recognises its own 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -16,10 +15,13 @@ from typing import Any, Literal
 import redis
 
 from tasks.model.records import Record, utcnow
-from tasks.storage.schema import PREFIX
+from tasks.storage import schema
+from tasks.storage.steps import Op
+from tasks.storage.store import run
 
 OAUTH_STATE_TTL = 600
 WOO_STATE_TTL = 1800   # a store owner may first have to log in to WordPress
+CLAIM_KEPT_SECONDS = 86400   # past the state's life: a replayed callback still finds it used
 
 
 class AuthState(Record):
@@ -41,19 +43,6 @@ class AuthState(Record):
     expires_at: datetime
 
 
-def state_key(raw: str) -> str:
-    return f"{PREFIX}:state:{hashlib.sha256(raw.encode()).hexdigest()}"
-
-
-def claim_key(raw: str) -> str:
-    return state_key(raw) + ":claim"
-
-
-def exchange_key(raw: str) -> str:
-    """Set (NX) before a code is sent to the token endpoint: a code is spent at most once."""
-    return state_key(raw) + ":exchange"
-
-
 def new_state() -> str:
     return secrets.token_urlsafe(32)
 
@@ -68,22 +57,49 @@ def ttl_of(state: AuthState) -> int:
     return OAUTH_STATE_TTL if state.kind == "oauth" else WOO_STATE_TTL
 
 
-def issue(client: redis.Redis, raw: str, state: AuthState) -> None:
-    client.set(state_key(raw), state.model_dump_json(), ex=ttl_of(state))
+def exchange_key(raw: str) -> str:
+    """Set (NX) before a code is sent to the token endpoint: a code is spent at most once."""
+    return schema.auth_state_exchange(raw)
 
 
-def load(client: redis.Redis, raw: str) -> AuthState | None:
-    data = client.get(state_key(raw))
+# --- the operations (steps.py): the API sends them (api/store.py), the flows through the functions below
+
+def issue_state(raw: str, state: AuthState) -> Op[None]:
+    yield ("SET", schema.auth_state(raw), state.model_dump_json(), "EX", ttl_of(state))
+
+
+def auth_state(raw: str) -> Op[AuthState | None]:
+    """The state, unless it expired (or never was)."""
+    data = yield ("GET", schema.auth_state(raw))
     if data is None:
         return None
     state = AuthState.model_validate_json(data)
     return None if state.expires_at <= utcnow() else state
 
 
+def claim_state(raw: str, state: AuthState, job_id: str) -> Op[bool]:
+    """Atomically make ``job_id`` the one user of the state; False when it was used."""
+    return bool((yield ("SET", schema.auth_state_claim(raw), job_id, "NX", "EX", ttl_of(state) + CLAIM_KEPT_SECONDS)))
+
+
+def state_claimed_by(raw: str) -> Op[str | None]:
+    """The job that claimed the state, if one did."""
+    value = yield ("GET", schema.auth_state_claim(raw))
+    return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
+
+
+def release_state_claim(raw: str) -> Op[None]:
+    yield ("DEL", schema.auth_state_claim(raw))
+
+
+# What the flows call, with the worker's client (sync).
+def issue(client: redis.Redis, raw: str, state: AuthState) -> None:
+    run(client, issue_state(raw, state))
+
+
+def load(client: redis.Redis, raw: str) -> AuthState | None:
+    return run(client, auth_state(raw))
+
+
 def claimed_by(client: redis.Redis, raw: str) -> str | None:
-    value = client.get(claim_key(raw))
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def claim(client: redis.Redis, raw: str, job_id: str, ttl: int) -> bool:
-    return bool(client.set(claim_key(raw), job_id, nx=True, ex=ttl + 86400))
+    return run(client, state_claimed_by(raw))

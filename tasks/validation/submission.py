@@ -76,5 +76,6 @@ def validate_reauthorise(data: Any, connector: Connector, catalog: Catalog,
     if body.type is not None and body.type != impl.type:
         raise RequestInvalid({"type": [f"The type must be {impl.type!r}, the implementation's auth type."]})
     platform_app = (body.platform_app_key or connector.platform_app_key) is not None
-    merge_variables(connector.variables, body.variables or [], impl, _checking(box), platform_app)
+    merge_variables(connector.variables, body.variables or [], impl, _checking(box), platform_app,
+                    given_for=catalog.implementation(connector.authentication_implementation_id))
     return body, impl

@@ -7,13 +7,15 @@ so the two can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from tasks.errors import RequestInvalid
 from tasks.model.bodies import ReauthoriseVariableIn, VariableIn
 from tasks.model.catalog import Implementation
 from tasks.model.records import Pivot, Variable, new_id
 from tasks.security.sealing import SecretBox
+from tasks.validation.destinations import destination_errors
+from tasks.validation.field_errors import merge
 
 # Client credentials a platform app supplies in place of the connector's own variables.
 PLATFORM_APP_SUPPLIES = frozenset({"client_id", "client_secret"})
@@ -39,7 +41,8 @@ def _from_item(item: VariableIn, impl: Implementation, box: SecretBox, var_id: s
     pivot_in = item.pivot
     pivot = Pivot(
         alias=(pivot_in.alias if pivot_in and pivot_in.alias is not None else (spec.alias if spec else None)),
-        configurable=(pivot_in.configurable if pivot_in and pivot_in.configurable is not None else bool(spec and spec.configurable)),
+        configurable=(pivot_in.configurable if pivot_in and pivot_in.configurable is not None
+                      else bool(spec and spec.configurable)),
         required=(pivot_in.required if pivot_in and pivot_in.required is not None else bool(spec and spec.required)),
         advanced=(pivot_in.advanced if pivot_in and pivot_in.advanced is not None else bool(spec and spec.advanced)),
     )
@@ -64,19 +67,38 @@ def _defaults(impl: Implementation, present: set[str], box: SecretBox) -> list[V
     return [_from_item(VariableIn(key=spec.key), impl, box) for spec in impl.variables if spec.key not in present]
 
 
+def _sent_empty(items: Sequence[VariableIn], existing: Sequence[Variable] = ()) -> dict[str, int]:
+    """The keys the request sends with an empty value, each with its (last) index in the request."""
+    by_id = {v.id: v.key for v in existing}
+    found: dict[str, int] = {}
+    for i, item in enumerate(items):
+        key = item.key or by_id.get(getattr(item, "id", None) or "")
+        if key and item.value == "":
+            found[key] = i
+    return found
+
+
 def _required_errors(variables: Sequence[Variable], impl: Implementation, platform_app: bool,
-                     value_of: Callable[[Variable], str | None]) -> dict[str, list[str]]:
+                     sent_empty: dict[str, int]) -> dict[str, list[str]]:
+    """Required variables without a value: at ``variables.<i>.value`` when the request sent
+    the variable empty (``sent_empty``: key -> the request's index), else at ``variables``."""
+    errors: dict[str, list[str]] = {}
     missing = []
     by_key = {v.key: v for v in variables}
     for spec in impl.variables:
         if not spec.required or (platform_app and spec.key in PLATFORM_APP_SUPPLIES):
             continue
         var = by_key.get(spec.key)
-        if var is None or not value_of(var):
+        if var is not None and var.has_value:
+            continue
+        if spec.key in sent_empty:
+            errors[f"variables.{sent_empty[spec.key]}.value"] = [
+                f"The {spec.key} variable is required; its value must not be empty."]
+        else:
             missing.append(spec.key)
-    if not missing:
-        return {}
-    return {"variables": [f"The {key} variable is required and must have a value." for key in missing]}
+    if missing:
+        errors["variables"] = [f"The {key} variable is required and must have a value." for key in missing]
+    return errors
 
 
 def build_variables(items: Sequence[VariableIn], impl: Implementation, box: SecretBox,
@@ -87,15 +109,16 @@ def build_variables(items: Sequence[VariableIn], impl: Implementation, box: Secr
         raise RequestInvalid(errors)
     built = [_from_item(item, impl, box) for item in items]
     built += _defaults(impl, {v.key for v in built}, box)
-    errors = _required_errors(built, impl, platform_app, lambda v: "x" if v.has_value else None)
+    errors = _required_errors(built, impl, platform_app, _sent_empty(items))
     if errors:
         raise RequestInvalid(errors)
     return built
 
 
 def merge_variables(current: Sequence[Variable], items: Sequence[ReauthoriseVariableIn], impl: Implementation,
-                    box: SecretBox, platform_app: bool) -> list[Variable]:
-    """Apply a reauthorise's variables: by ``id`` update, by ``key`` add or replace."""
+                    box: SecretBox, platform_app: bool, *, given_for: Implementation | None) -> list[Variable]:
+    """Apply a reauthorise's variables: by ``id`` update, by ``key`` add or replace. ``given_for``:
+    the implementation ``current`` was given for (a move to other hosts needs the secrets again)."""
     errors = _duplicate_errors(items, current)
     merged = {v.key: v for v in current}
     ids = {v.id: v for v in current}
@@ -143,9 +166,10 @@ def merge_variables(current: Sequence[Variable], items: Sequence[ReauthoriseVari
     if errors:
         raise RequestInvalid(errors)
     result = list(merged.values())
-    missing = _required_errors(result, impl, platform_app, lambda v: "x" if v.has_value else None)
-    if missing:
-        raise RequestInvalid(missing)
+    errors = merge(_required_errors(result, impl, platform_app, _sent_empty(items, current)),
+                   destination_errors(current, result, items, impl, given_for, box))
+    if errors:
+        raise RequestInvalid(errors)
     return result
 
 

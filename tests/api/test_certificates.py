@@ -13,16 +13,21 @@ directly (expired certificates, encrypted keys, keys that do not match):
   201 + ``Location``, show the description with ISO-8601 ``Z`` times, never the key (nor
   any base64 slice of it) nor the passphrase, page the list, delete (204, then 404), and
   answer 404 to another tenant.
-- The record in Redis holds the key and the passphrase only sealed (Fernet): neither is
-  readable there, and the sealed key opens, with the service's secret key, to the key.
+- The record in Redis holds the key only sealed (Fernet), as opened at upload: the sealed key
+  opens, with the service's secret key, to the key itself; the passphrase is not kept.
+- Opening an encrypted key costs what its key derivation says: a cost far above OpenSSL's
+  defaults is refused at ``passphrase`` from the key's parameters, before any derivation;
+  an accepted slow one is parsed in a child process while ``/healthz`` keeps answering.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta, timezone
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import trustme
@@ -34,8 +39,9 @@ from cryptography.x509.oid import NameOID
 
 from tasks.errors import RequestInvalid
 from tasks.provider.certificates import parse_certificate
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tests.support.leakcheck import remember_pem, remember_secret
+from tests.support.pkcs8 import pbes1_key_pem, pbkdf2_key_pem, scrypt_key_pem
 
 URL = "/api/v1/certificates"
 PASSPHRASE = "correct-horse-battery-staple-7Qz"
@@ -110,7 +116,7 @@ def _self_signed(not_before: datetime, not_after: datetime, common_name: str) ->
 
 @pytest.fixture(scope="module")
 def expired_leaf() -> Issued:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return _self_signed(now - timedelta(days=400), now - timedelta(days=35), "expired.example.test")
 
 
@@ -120,7 +126,8 @@ def other_rsa_key():
 
 
 def _base64_body(pem: str) -> str:
-    return "".join(line for line in pem.splitlines() if line and not line.startswith(("-----", "Proc-Type", "DEK-Info")))
+    return "".join(line for line in pem.splitlines()
+                   if line and not line.startswith(("-----", "Proc-Type", "DEK-Info")))
 
 
 def assert_no_key_material(text: str, key_pem: str, passphrase: str | None = None) -> None:
@@ -235,7 +242,7 @@ class TestParseCertificate:
 
     def test_expired_certificate_is_accepted(self, expired_leaf: Issued) -> None:
         parsed = parse_certificate(expired_leaf.bundle(), None)
-        assert parsed.not_after < datetime.now(timezone.utc)
+        assert parsed.not_after < datetime.now(UTC)
         assert parsed.subject == parsed.issuer == "CN=expired.example.test"
 
 
@@ -313,22 +320,29 @@ async def test_encrypted_key_with_its_passphrase(client, tenant, rsa_leaf: Issue
         assert_no_key_material(await again.text(), key_pem, PASSPHRASE)
 
     # In Redis: the key and the passphrase only sealed; the sealed values open to them.
-    raw = redis_client.get(keys.certificate(tenant.name, data["id"]))
+    raw = redis_client.get(schema.certificate(tenant.name, data["id"]))
     assert raw is not None
     stored = json.loads(raw)
     assert PASSPHRASE not in raw.decode()
     public = {k: v for k, v in stored.items() if k != "certificate_pem"}  # the certificate itself is public
     assert_no_key_material(json.dumps(public), key_pem, PASSPHRASE)
     assert "PRIVATE KEY" not in stored["certificate_pem"]
+    # The key was opened once, at upload, and is kept sealed as opened: no passphrase is stored
+    # and none is needed again (a worker's TLS set-up derives nothing).
     box = Fernet(secret_key.encode())
-    assert box.decrypt(stored["key_sealed"].encode()).decode().strip() == key_pem.strip()
-    assert box.decrypt(stored["passphrase_sealed"].encode()).decode() == PASSPHRASE
+    opened = box.decrypt(stored["key_sealed"].encode()).decode()
+    remember_pem(opened)
+    assert opened.startswith("-----BEGIN PRIVATE KEY-----")
+    key = serialization.load_pem_private_key(opened.encode(), password=None)
+    assert key.private_numbers() == rsa_leaf.key.private_numbers()
+    assert stored["passphrase_sealed"] is None and stored["key_was_encrypted"] is True
+    assert data["has_passphrase"] is True
 
 
 async def test_stored_plain_key_is_sealed(client, tenant, ec_leaf: Issued, redis_client, secret_key) -> None:
     key_pem = ec_leaf.key_pem()
     data = await _create(client, tenant, ec_leaf.cert_pem + key_pem)
-    raw = redis_client.get(keys.certificate(tenant.name, data["id"])).decode()
+    raw = redis_client.get(schema.certificate(tenant.name, data["id"])).decode()
     stored = json.loads(raw)
     assert key_pem.strip() not in raw
     assert_no_key_material(json.dumps({k: v for k, v in stored.items() if k != "certificate_pem"}), key_pem)
@@ -384,7 +398,7 @@ async def test_passphrase_of_1000_chars_is_allowed(client, tenant, ec_leaf: Issu
 async def test_expired_certificate_is_stored(client, tenant, expired_leaf: Issued) -> None:
     data = await _create(client, tenant, expired_leaf.bundle())
     not_after = datetime.fromisoformat(data["not_after"].replace("Z", "+00:00"))
-    assert not_after < datetime.now(timezone.utc)
+    assert not_after < datetime.now(UTC)
     assert not_after == expired_leaf.cert.not_valid_after_utc
     shown = await client.get(f"{URL}/{data['id']}", headers=tenant.headers)
     assert shown.status == 200
@@ -426,7 +440,7 @@ async def test_delete_then_gone(client, tenant, ec_leaf: Issued, redis_client) -
     assert (await client.delete(f"{URL}/{data['id']}", headers=tenant.headers)).status == 404
     listed = await (await client.get(URL, headers=tenant.headers)).json()
     assert listed["data"] == [] and listed["meta"]["total"] == 0
-    assert redis_client.get(keys.certificate(tenant.name, data["id"])) is None
+    assert redis_client.get(schema.certificate(tenant.name, data["id"])) is None
 
 
 async def test_another_tenant_sees_404(client, tenants, rsa_leaf: Issued) -> None:
@@ -459,3 +473,96 @@ async def test_passphrase_for_a_plain_key_is_not_kept(client, tenant, ec_leaf: I
     """A passphrase the key did not need is neither stored nor reported as present."""
     shown = await _create(client, tenant, ec_leaf.bundle(), passphrase="not-needed")
     assert shown["has_passphrase"] is False
+
+
+# --- what opening an encrypted key costs ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def costly_key(ec_leaf: Issued) -> tuple[str, float]:
+    """The leaf's key under PASSPHRASE with 2,000,000 PBKDF2 iterations (twice the most
+    accepted), and the seconds one derivation took here (making the key costs one)."""
+    started = time.perf_counter()
+    pem = pbkdf2_key_pem(ec_leaf.key, PASSPHRASE, 2_000_000)
+    return pem, time.perf_counter() - started
+
+
+@pytest.fixture(scope="module")
+def slow_allowed_key(ec_leaf: Issued) -> str:
+    """1,000,000 iterations: the most accepted, and slow to open."""
+    return pbkdf2_key_pem(ec_leaf.key, PASSPHRASE, 1_000_000)
+
+
+@pytest.mark.parametrize("passphrase", [PASSPHRASE, "not-the-passphrase"], ids=["right", "wrong"])
+async def test_a_key_derivation_far_above_openssls_defaults_is_refused_fast(client, tenant, ec_leaf: Issued,
+                                                                           costly_key, passphrase) -> None:
+    """422 at ``passphrase``, decided from the key's parameters before any derivation: the
+    refusal takes a small part of what deriving once does (with the right passphrase it
+    would otherwise be accepted)."""
+    key_pem, derive_seconds = costly_key
+    started = time.perf_counter()
+    errors = await _rejected(client, tenant, {"certificate": ec_leaf.cert_pem + key_pem, "passphrase": passphrase})
+    took = time.perf_counter() - started
+    assert list(errors) == ["passphrase"] and "2,000,000" in errors["passphrase"][0]
+    assert took < derive_seconds / 4, (took, derive_seconds)
+
+
+@pytest.mark.parametrize("make", [
+    lambda key: scrypt_key_pem(key, PASSPHRASE, 2**20, 8, 1, real=False),    # 1 GiB of memory
+    lambda key: scrypt_key_pem(key, PASSPHRASE, 2**14, 8, 64, real=False),   # 64 times the work
+    lambda key: pbes1_key_pem(200_000_000),
+], ids=["scrypt-memory", "scrypt-work", "pkcs12-pbe"])
+async def test_other_costly_derivations_are_refused_at_passphrase(client, tenant, ec_leaf: Issued, make) -> None:
+    started = time.perf_counter()
+    errors = await _rejected(client, tenant, {"certificate": ec_leaf.cert_pem + make(ec_leaf.key),
+                                              "passphrase": PASSPHRASE})
+    assert list(errors) == ["passphrase"]
+    assert time.perf_counter() - started < 1.0
+
+
+async def test_openssls_own_costs_are_accepted(client, tenant, ec_leaf: Issued) -> None:
+    for key_pem in (scrypt_key_pem(ec_leaf.key, PASSPHRASE, 2**14, 8, 1),
+                    pbkdf2_key_pem(ec_leaf.key, PASSPHRASE, 2048)):
+        data = await _create(client, tenant, ec_leaf.cert_pem + key_pem, passphrase=PASSPHRASE)
+        assert data["fingerprint_sha256"].replace(":", "").lower() == ec_leaf.sha256
+
+
+async def test_healthz_answers_within_100_ms_while_a_slow_allowed_parse_runs(client, tenant, ec_leaf: Issued,
+                                                                            slow_allowed_key: str) -> None:
+    """The parse runs in a child process: the event loop (and its interpreter) stay free."""
+    upload = asyncio.ensure_future(client.post(URL, json={"certificate": ec_leaf.cert_pem + slow_allowed_key,
+                                                          "passphrase": PASSPHRASE}, headers=tenant.headers))
+    during = []  # every /healthz asked while the upload was in flight, from its first moment on
+    while not upload.done():
+        started = time.perf_counter()
+        answer = await client.get("/healthz")
+        assert answer.status == 200
+        during.append(time.perf_counter() - started)
+        await asyncio.sleep(0.01)
+    answer = await upload
+    assert answer.status == 201, await answer.text()
+    assert max(during) < 0.1, during
+    assert len(during) >= 5, during  # the parse took a while: the loop was asked throughout
+
+
+async def test_the_stored_key_opens_without_a_passphrase(client, tenant, ec_leaf: Issued, slow_allowed_key: str,
+                                                         redis_client, secret_key) -> None:
+    """Paid once: what is stored is the key as opened, and it opens, here and in TLS, with no
+    passphrase and no key derivation."""
+    data = await _create(client, tenant, ec_leaf.cert_pem + slow_allowed_key, passphrase=PASSPHRASE)
+    stored = json.loads(redis_client.get(schema.certificate(tenant.name, data["id"])))
+    assert stored["passphrase_sealed"] is None
+    opened = Fernet(secret_key.encode()).decrypt(stored["key_sealed"].encode())
+    remember_pem(opened.decode())
+    started = time.perf_counter()
+    key = serialization.load_pem_private_key(opened, password=None)
+    assert time.perf_counter() - started < 0.05
+    assert key.private_numbers() == ec_leaf.key.private_numbers()
+    assert data["has_passphrase"] is True
+
+
+async def test_the_pem_markers_are_read_in_linear_time(client, tenant, ec_leaf: Issued) -> None:
+    """Thousands of unclosed ``BEGIN`` lines (a regular expression's worst case) answer at once."""
+    bundle = ("-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n" * 3000)[:199_000]
+    started = time.perf_counter()
+    errors = await _rejected(client, tenant, {"certificate": bundle})
+    assert list(errors) == ["certificate"] and time.perf_counter() - started < 1.0

@@ -8,6 +8,12 @@ and generates requests for every operation it describes, both ones that fit the 
 Every answer must be: not a 5xx; for a 4xx, a JSON object with a string ``message`` (the
 contract's error shape); a status code the document declares for that operation.
 
+Hostile inputs schemathesis does not make are sent to every operation of the document too:
+malformed ids in every path parameter (a valid id with a Redis key's suffix, other prefixes,
+lengths, characters), bodies nested deeper than 32 levels (up to 200,000), two media types
+in ``Content-Type``, and repeated ``Content-Type`` header lines (which aiohttp's own parser
+answers, 400 in plain text, before the app: not a 5xx, and no traceback logged).
+
 Bounded and reproducible: ``derandomize`` (the same examples every run), a fixed number of
 examples per operation and mode, no example database. Jobs the fuzzer creates stay queued
 (no workers run here), so no generated ``base_url`` is ever called.
@@ -16,12 +22,16 @@ examples per operation and mode, no example database. Jobs the fuzzer creates st
 from __future__ import annotations
 
 import asyncio
+import http.client
+import logging
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pytest
 import redis
@@ -35,7 +45,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import status_code_conformance
 
 from tasks.settings import Settings
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tests.support.helpers import Tenant
 
 EXAMPLES_PER_MODE = 20
@@ -88,11 +98,11 @@ def worker_heartbeat(redis_client: redis.Redis) -> Iterator[None]:
     """``GET /readyz`` answers 503 when no worker was seen in 30 s, by design. No worker runs
     here (it would call the generated ``base_url``s), so one heartbeat is written as a worker
     writes it (``Store.heartbeat``) and removed after: the test keeps "no 5xx" unconditional."""
-    redis_client.zadd(keys.WORKERS, {FAKE_WORKER: time.time() + 120})
+    redis_client.zadd(schema.WORKERS, {FAKE_WORKER: time.time() + 120})
     try:
         yield
     finally:
-        redis_client.zrem(keys.WORKERS, FAKE_WORKER)
+        redis_client.zrem(schema.WORKERS, FAKE_WORKER)
 
 
 @dataclass
@@ -191,3 +201,103 @@ def test_fuzz_every_operation(api_url: str, tenant: Tenant, worker_heartbeat: No
     # Schemathesis leaves out the document's own operation (it has just been fetched, above).
     assert set(stats.per_operation) == described - {"GET /api/openapi.json"}, "every operation was fuzzed"
     assert not stats.problems, f"{len(stats.problems)} problem(s):\n" + "\n".join(stats.problems[:40])
+
+
+# -- hostile inputs, sent to every operation of the document -------------------------------
+
+HEX = "0123456789abcdef" * 2
+MALFORMED_IDS = [f"job_{HEX}:submission", f"con_{HEX}:refresh-lock", f"crt_{HEX}:x", f"ses_{HEX}0", f"pmt_{HEX[:31]}",
+                 f"whk_{HEX.upper()}", HEX, "1:starts", "01", "-1", "1e3", "²", "*", "..%2F..", "%00", "%0d%0aX-A: b",
+                 "a" * 5000, "\u0661", "con_" + "g" * 32, " "]
+DEPTHS = [33, 100, 5000, 200_000]
+
+
+def _nested(depth: int) -> bytes:
+    half = depth // 2
+    return b'{"a":' * half + b"[" * (depth - half) + b"1" + b"]" * (depth - half) + b"}" * half
+
+
+def _declared(document: dict[str, Any], path: str, method: str, status: int) -> dict[str, Any] | None:
+    responses = document["paths"][path][method.lower()].get("responses", {})
+    return responses.get(str(status), responses.get("default"))  # type: ignore[no-any-return]
+
+
+def _judge(document: dict[str, Any], path: str, method: str, response: requests.Response, sent: str) -> list[str]:
+    status = response.status_code
+    where = f"{method} {path} ({sent}): {status}"
+    declared = _declared(document, path, method, status)
+    if status >= 500:
+        return [f"{where} server error: {response.text[:200]}"]
+    if declared is None:
+        return [f"{where} is not a status the document declares"]
+    if status >= 400 and "text/html" not in declared.get("content", {}):
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not (isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"]):
+            return [f"{where} without a JSON message: {response.text[:200]!r}"]
+    return []
+
+
+def _raw_request(base_url: str, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> int:
+    """A request with repeated header lines (requests and aiohttp's client join or refuse them)."""
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in [*headers, ("Content-Length", str(len(body)))]:
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def _concrete(path: str, value: str = "1") -> str:
+    return re.sub(r"\{[^}]+\}", value, path)
+
+
+def test_fuzz_hostile_inputs(api_url: str, tenant: Tenant, worker_heartbeat: None, caplog) -> None:
+    document = requests.get(f"{api_url}/api/openapi.json", timeout=REQUEST_TIMEOUT).json()
+    operations = [(path, method.upper()) for path, methods in document["paths"].items() for method in methods]
+    problems: list[str] = []
+    sent = 0
+    with requests.Session() as session, caplog.at_level(logging.INFO):
+        for path, method in operations:
+            has_body = "requestBody" in document["paths"][path][method.lower()]
+            body = b"{}" if has_body else None
+            json_headers = {**tenant.headers, "Content-Type": "application/json"}
+            for raw_id in MALFORMED_IDS if "{" in path else []:
+                url = api_url + _concrete(path, quote(raw_id, safe="%:*"))
+                answer = session.request(method, url, data=body, headers=json_headers, timeout=REQUEST_TIMEOUT)
+                sent += 1
+                if answer.status_code not in (404, 401, 405) or answer.status_code >= 500:
+                    problems.append(f"{method} {path} with id {raw_id!r}: {answer.status_code}, not 404")
+                problems += _judge(document, path, method, answer, f"id {raw_id[:30]!r}")
+            if not has_body:
+                continue
+            url = api_url + _concrete(path, f"con_{HEX}")
+            for depth in DEPTHS:
+                answer = session.request(method, url, data=_nested(depth), headers=json_headers,
+                                         timeout=REQUEST_TIMEOUT)
+                sent += 1
+                if answer.status_code not in (400, 404):  # 404: the connector of the path does not exist
+                    problems.append(f"{method} {path} nested {depth} deep: {answer.status_code}")
+                problems += _judge(document, path, method, answer, f"nested {depth}")
+            joined = {**tenant.headers, "Content-Type": "application/json, text/plain"}
+            answer = session.request(method, url, data=b"{}", headers=joined, timeout=REQUEST_TIMEOUT)
+            sent += 1
+            if answer.status_code not in (400, 404):
+                problems.append(f"{method} {path} with two media types: {answer.status_code}")
+            problems += _judge(document, path, method, answer, "two media types")
+        for path, method in operations:  # repeated header lines: refused by aiohttp's parser, before any route
+            lines = [*tenant.headers.items(), ("Content-Type", "application/json"), ("Content-Type", "text/plain")]
+            status = _raw_request(api_url, method, _concrete(path), lines, b"{}")
+            sent += 1
+            if status != 400:
+                problems.append(f"{method} {path} with two Content-Type lines: {status}, not 400")
+    tracebacks = [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    print(f"\nsent {sent} hostile requests to {len(operations)} operations")
+    assert not tracebacks, tracebacks[:5]
+    assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:40])

@@ -8,11 +8,14 @@ missing one) and the ``page``/``per_page`` bounds of list endpoints.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
 import trustme
+from multidict import CIMultiDict
 
+from tasks.storage import schema
 from tests.support.helpers import Tenant, authorise_body, save_connector
 
 AUTHORISE = "/api/v1/oauth/authorise"
@@ -33,7 +36,8 @@ async def assert_json_error(answer, status: int) -> dict[str, Any]:  # type: ign
 @pytest.mark.parametrize("authorization", [None, "", "key-that-nobody-issued", "Bearer key-that-nobody-issued",
                                            "Bearer ", "Basic dXNlcjpwYXNz"])
 @pytest.mark.parametrize(("method", "path"), [("GET", "/api/v1/connectors"), ("POST", AUTHORISE),
-                                              ("GET", "/api/v1/jobs/job_x"), ("PATCH", "/api/v1/oauth/con_x/reauthorise")])
+                                              ("GET", "/api/v1/jobs/job_x"),
+                                              ("PATCH", "/api/v1/oauth/con_x/reauthorise")])
 async def test_a_missing_or_unknown_key_is_401_unauthenticated(client, tenant, authorization, method, path):
     headers = {} if authorization is None else {"Authorization": authorization}
     answer = await client.request(method, path, json=authorise_body(), headers=headers)
@@ -78,7 +82,7 @@ async def test_a_body_that_is_not_declared_json_is_415(client, tenant, redis_cli
     answer = await client.request(method, path, data=json.dumps(authorise_body()),
                                   headers={**tenant.headers, "Content-Type": content_type})
     await assert_json_error(answer, 415)
-    assert list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:*")) == []
+    assert list(redis_client.scan_iter(match=schema.tenant_keys(tenant.name))) == []
 
 
 async def test_a_json_subtype_content_type_is_accepted(client, tenant):
@@ -109,13 +113,105 @@ async def test_a_body_over_one_mib_is_413(client, tenant, redis_client, chunked)
     answer = await client.post(AUTHORISE, data=chunks() if chunked else raw,
                                headers={**tenant.headers, "Content-Type": "application/json"})
     await assert_json_error(answer, 413)
-    assert list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:job:*")) == []
+    assert list(redis_client.scan_iter(match=schema.job.pattern(tenant.name))) == []
 
 
 async def test_a_body_of_exactly_one_mib_is_accepted(client, tenant):
     answer = await client.post(AUTHORISE, data=padded_body(MIB),
                                headers={**tenant.headers, "Content-Type": "application/json"})
     assert answer.status == 202, await answer.text()
+
+
+# -- nesting and duplicate headers ----------------------------------------------------------------
+
+# Every endpoint that reads a JSON body (the connector ones get a real connector's id).
+JSON_ENDPOINTS = [("POST", AUTHORISE), ("PATCH", "/api/v1/oauth/{connector}/reauthorise"),
+                  ("POST", "/api/v1/oauth/authenticate"), ("POST", "/api/v1/oauth/woo-app-auth"),
+                  ("POST", "/api/v1/connection-pools"), ("POST", "/api/v1/certificates"),
+                  ("POST", "/api/v1/sessions"), ("POST", "/api/v1/connectors/{connector}/refresh")]
+
+
+def nested(depth: int, inner: str = "1") -> bytes:
+    """A JSON object whose ``name`` is ``depth`` levels deep in all (the object itself is one),
+    mixing arrays and objects, with brackets inside strings that must not count."""
+    value = inner
+    for level in range(depth - 1):
+        value = f'[{value}, "]]]{{"]' if level % 2 else f'{{"k{level}": {value}, "s": "[[[{{"}}'
+    return f'{{"name": {value}}}'.encode()
+
+
+@pytest.fixture
+def json_endpoint_url(redis_client, secret_key, tenant):  # type: ignore[no-untyped-def]
+    connector = save_connector(redis_client, secret_key, tenant)
+    return lambda template: template.format(connector=connector.id)
+
+
+@pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS, ids=[p for _, p in JSON_ENDPOINTS])
+@pytest.mark.parametrize("depth", [33, 1000, 200_000])
+async def test_json_nested_deeper_than_32_levels_is_400(client, tenant, redis_client, json_endpoint_url,
+                                                        method, path, depth):
+    """§3: deeper than 32 levels is a 400 on every JSON endpoint (200,000 once raised RecursionError: a 500)."""
+    raw = nested(depth) if depth < 1000 else b"[" * depth + b"]" * depth
+    answer = await client.request(method, json_endpoint_url(path), data=raw,
+                                  headers={**tenant.headers, "Content-Type": "application/json"})
+    payload = await assert_json_error(answer, 400)
+    assert "32" in payload["message"], payload
+    assert list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:job:*")) == []
+
+
+@pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS, ids=[p for _, p in JSON_ENDPOINTS])
+async def test_json_nested_32_levels_is_read(client, tenant, json_endpoint_url, method, path):
+    """32 levels are allowed: the body is read and judged by the endpoint's own rules (never a 400)."""
+    answer = await client.request(method, json_endpoint_url(path), data=nested(32),
+                                  headers={**tenant.headers, "Content-Type": "application/json"})
+    assert answer.status != 400 and answer.status < 500, await answer.text()
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"name": "' + b"[" * 5000 + b'"}',                         # brackets in a string are text
+    b'{"name": "\\\"' + b"{" * 100 + b'", "x": []}',          # escaped quotes and backslashes
+    json.dumps({"variables": [{"key": f"k{i}", "pivot": {}} for i in range(100)]}).encode(),  # wide, shallow
+])
+async def test_brackets_that_do_not_nest_are_not_depth(client, tenant, raw):
+    answer = await client.post("/api/v1/connection-pools", data=raw,
+                               headers={**tenant.headers, "Content-Type": "application/json"})
+    assert answer.status == 422, await answer.text()  # read, then judged: name/limit are wrong
+
+
+@pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS, ids=[p for _, p in JSON_ENDPOINTS])
+@pytest.mark.parametrize("second", ["text/plain", "application/xml", "application/json; charset=latin-1"])
+async def test_two_different_content_types_are_400(client, tenant, redis_client, json_endpoint_url,
+                                                   method, path, second):
+    """Two media types joined in one header (as a proxy joins repeated lines): 400, nothing queued."""
+    answer = await client.request(method, json_endpoint_url(path), data=json.dumps(authorise_body()),
+                                  headers={**tenant.headers, "Content-Type": f"application/json, {second}"})
+    payload = await assert_json_error(answer, 400)
+    assert "Content-Type" in payload["message"]
+    assert list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:job:*")) == []
+
+
+async def test_a_comma_inside_a_quoted_parameter_is_one_content_type(client, tenant):
+    answer = await client.post(AUTHORISE, data=json.dumps(authorise_body()),
+                               headers={**tenant.headers, "Content-Type": 'application/json; profile="a,b"'})
+    assert answer.status == 202, await answer.text()
+
+
+@pytest.mark.parametrize(("method", "path"), [*JSON_ENDPOINTS, ("GET", "/api/v1/connectors"), ("GET", "/healthz")],
+                         ids=[p for _, p in JSON_ENDPOINTS] + ["GET connectors", "GET healthz"])
+async def test_two_content_type_lines_are_400_and_no_traceback(client, tenant, redis_client, json_endpoint_url,
+                                                               caplog, method, path):
+    """aiohttp's parser refuses a repeated Content-Type line itself (before any handler); it is
+    the client's error: logged as one warning, never as a traceback."""
+    headers = CIMultiDict(tenant.headers)
+    headers.add("Content-Type", "application/json")
+    headers.add("Content-Type", "text/plain")
+    with caplog.at_level(logging.INFO):
+        answer = await client.request(method, json_endpoint_url(path), data=json.dumps(authorise_body()),
+                                      headers=headers)
+        assert answer.status == 400, await answer.text()
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+    assert any("malformed HTTP request" in r.getMessage() for r in caplog.records)
+    assert list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:job:*")) == []
 
 
 # -- routes -------------------------------------------------------------------------------------
@@ -151,7 +247,8 @@ async def records_of_a(client, tenants, redis_client, secret_key) -> dict[str, s
     a = tenants[0]
     return {
         "/api/v1/jobs": await create(client, a, AUTHORISE, authorise_body()),
-        "/api/v1/connection-pools": await create(client, a, "/api/v1/connection-pools", {"name": "NetSuite", "limit": 4}),
+        "/api/v1/connection-pools": await create(client, a, "/api/v1/connection-pools",
+                                                 {"name": "NetSuite", "limit": 4}),
         "/api/v1/certificates": await create(client, a, "/api/v1/certificates", {"certificate": certificate_pem()}),
         "/api/v1/sessions": await create(client, a, "/api/v1/sessions", {}),
         "/api/v1/connectors": save_connector(redis_client, secret_key, a).id,
@@ -185,7 +282,7 @@ async def test_another_tenant_cannot_act_on_a_connector(client, tenants, records
     answer = await client.request(method, template.format(id=connector_id), json={}, headers=b.headers)
     await assert_json_error(answer, 404)
     assert (await client.get(f"/api/v1/connectors/{connector_id}", headers=a.headers)).status == 200
-    assert list(redis_client.scan_iter(match=f"authq:t:{b.name}:job:*")) == []
+    assert list(redis_client.scan_iter(match=schema.job.pattern(b.name))) == []
 
 
 @pytest.mark.parametrize("collection", ["/api/v1/connection-pools", "/api/v1/certificates"])

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from tasks.storage import schema
 from tests.support.helpers import authorise_body, job_keys
 
 AUTHORISE = "/api/v1/oauth/authorise"
@@ -50,7 +51,7 @@ async def test_a_retry_while_the_first_is_being_accepted_is_409(client, tenant, 
     from api import idempotency
 
     body = authorise_body()
-    key = idempotency._record_key(tenant.name, "in-flight")
+    key = schema.idempotency(tenant.name, "in-flight")
     from aiohttp.test_utils import make_mocked_request
 
     printed = idempotency.fingerprint(make_mocked_request("POST", AUTHORISE), body)

@@ -16,7 +16,7 @@ Proven here, over the real app on the test session's Redis:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -43,11 +43,11 @@ async def _post(client, tenant, url: str, body: dict, status: int = 201) -> dict
 # --- connection pools ----------------------------------------------------------------
 
 async def test_pool_create_answers_201_with_an_integer_id(client, tenant) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     data = (await _post(client, tenant, POOLS, {"name": "Shopify pool", "limit": 5, "timeout": 30}))["data"]
     assert data["id"] == 1 and isinstance(data["id"], int)
     assert data["name"] == "Shopify pool" and data["limit"] == 5 and data["timeout"] == 30
-    assert before - timedelta(seconds=1) <= _utc(data["created_at"]) <= datetime.now(timezone.utc)
+    assert before - timedelta(seconds=1) <= _utc(data["created_at"]) <= datetime.now(UTC)
 
 
 async def test_pool_ids_count_per_tenant(client, tenants) -> None:
@@ -185,9 +185,9 @@ async def test_pools_need_an_api_key(client) -> None:
 # --- sessions ------------------------------------------------------------------------
 
 async def test_session_create_with_defaults(client, tenant) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     data = (await _post(client, tenant, SESSIONS, {}))["data"]
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert isinstance(data["id"], str) and data["id"]
     assert data["end_user_id"] is None and data["return_url"] is None
     assert data["allowed_implementations"] is None

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tasks.model.records import Connector
+from tasks.storage import schema
 from tests.support.helpers import Tenant, authorise_body, save_connector
 
 AUTHORISE = "/api/v1/oauth/authorise"
@@ -22,7 +23,7 @@ TOO_LONG = "x" * 256
 
 
 def jobs_of(redis_client, tenant: Tenant) -> list[bytes]:  # type: ignore[no-untyped-def]
-    return list(redis_client.scan_iter(match=f"authq:t:{tenant.name}:job:*"))
+    return list(redis_client.scan_iter(match=schema.job.pattern(tenant.name)))
 
 
 def changed(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -82,7 +83,8 @@ TOP_LEVEL_BREAKS = [
 
 
 @pytest.mark.parametrize(("field", "value"), TOP_LEVEL_BREAKS,
-                         ids=[f"{f}={str(v)[:20]}" if v is not MISSING else f"{f}-missing" for f, v in TOP_LEVEL_BREAKS])
+                         ids=[f"{f}={str(v)[:20]}" if v is not MISSING else f"{f}-missing"
+                              for f, v in TOP_LEVEL_BREAKS])
 async def test_a_broken_top_level_field_is_422_at_its_name(client, tenant, redis_client, field, value):
     """Each §5 rule on a top-level field: 422 at exactly that field, nothing queued."""
     answer = await client.post(AUTHORISE, json=changed(authorise_body(), **{field: value}), headers=tenant.headers)
@@ -98,15 +100,18 @@ VARIABLE_BREAKS = [
     (2, "secret", "true", "variables.2.secret"), (1, "secret", 1, "variables.1.secret"),
     (1, "locked", "yes", "variables.1.locked"), (1, "locked", 0, "variables.1.locked"),
     (0, "pivot", "alias", "variables.0.pivot"), (0, "pivot", [True], "variables.0.pivot"),
-    (0, "pivot", {"alias": "a" * 256}, "variables.0.pivot.alias"), (0, "pivot", {"alias": 9}, "variables.0.pivot.alias"),
+    (0, "pivot", {"alias": "a" * 256}, "variables.0.pivot.alias"),
+    (0, "pivot", {"alias": 9}, "variables.0.pivot.alias"),
     (1, "pivot", {"configurable": "true"}, "variables.1.pivot.configurable"),
     (1, "pivot", {"required": 1}, "variables.1.pivot.required"),
     (2, "pivot", {"advanced": "no"}, "variables.2.pivot.advanced"),
 ]
 
 
-@pytest.mark.parametrize(("index", "field", "value", "path"), VARIABLE_BREAKS, ids=[b[3] + f"={str(b[2])[:12]}" for b in VARIABLE_BREAKS])
-async def test_a_broken_variable_field_is_422_at_its_dotted_path(client, tenant, redis_client, index, field, value, path):
+@pytest.mark.parametrize(("index", "field", "value", "path"), VARIABLE_BREAKS,
+                         ids=[b[3] + f"={str(b[2])[:12]}" for b in VARIABLE_BREAKS])
+async def test_a_broken_variable_field_is_422_at_its_dotted_path(client, tenant, redis_client, index, field, value,
+                                                                  path):
     """Rules on ``variables.<i>.*`` are reported with the item's index and nested path."""
     answer = await client.post(AUTHORISE, json=with_variable(index, **{field: value}), headers=tenant.headers)
     await assert_rejected(answer, redis_client, tenant, path)
@@ -130,21 +135,82 @@ async def test_a_duplicate_key_is_reported_at_each_later_duplicate(client, tenan
     assert ("variables.4.key" in payload["errors"]) == (repeats == 2)
 
 
-@pytest.mark.parametrize(("drop", "blank", "named"), [
+@pytest.mark.parametrize(("drop", "unset", "named"), [
     (["consumer_key"], [], ["consumer_key"]),
     ([], ["consumer_secret"], ["consumer_secret"]),
     (["base_url", "consumer_key"], [], ["base_url", "consumer_key"]),
-    ([], ["base_url", "consumer_key", "consumer_secret"], ["base_url", "consumer_key", "consumer_secret"]),
+    (["base_url"], ["consumer_key", "consumer_secret"], ["base_url", "consumer_key", "consumer_secret"]),
 ])
-async def test_a_required_variable_missing_or_empty_is_422_at_variables(client, tenant, redis_client, drop, blank, named):
-    """§6: reported at ``variables``, each message naming the missing key."""
+async def test_a_required_variable_missing_is_422_at_variables(client, tenant, redis_client, drop, unset, named):
+    """§6: left out (or sent without a value), reported at ``variables``, each message naming the key."""
     body = authorise_body()
     body["variables"] = [v for v in body["variables"] if v["key"] not in drop]  # type: ignore[attr-defined]
     for var in body["variables"]:  # type: ignore[attr-defined]
-        if var["key"] in blank:
-            var["value"] = "" if var["key"] != "consumer_secret" else None
+        if var["key"] in unset:
+            var["value"] = None
     answer = await client.post(AUTHORISE, json=body, headers=tenant.headers)
-    await assert_rejected(answer, redis_client, tenant, "variables", *named)
+    payload = await assert_rejected(answer, redis_client, tenant, "variables", *named)
+    assert list(payload["errors"]) == ["variables"]
+
+
+@pytest.mark.parametrize(("blank", "paths"), [
+    (["consumer_key"], ["variables.1.value"]),
+    (["consumer_secret"], ["variables.2.value"]),
+    (["base_url", "consumer_key", "consumer_secret"], ["variables.0.value", "variables.1.value", "variables.2.value"]),
+])
+async def test_a_required_variable_sent_empty_is_422_at_its_value(client, tenant, redis_client, blank, paths):
+    """§6: a required variable sent with an empty value is reported at ``variables.<i>.value``."""
+    body = authorise_body()
+    for var in body["variables"]:  # type: ignore[attr-defined]
+        if var["key"] in blank:
+            var["value"] = ""
+    answer = await client.post(AUTHORISE, json=body, headers=tenant.headers)
+    payload = await assert_rejected(answer, redis_client, tenant, paths[0], blank[0])
+    assert sorted(payload["errors"]) == paths
+    for path, key in zip(paths, blank, strict=True):
+        assert any(key in message for message in payload["errors"][path])
+
+
+async def test_empty_and_missing_required_variables_are_reported_together(client, tenant, redis_client):
+    body = authorise_body()
+    body["variables"] = [{"key": "consumer_key", "value": ""}, {"key": "base_url", "value": "http://127.0.0.1:9"}]
+    answer = await client.post(AUTHORISE, json=body, headers=tenant.headers)
+    payload = await assert_rejected(answer, redis_client, tenant, "variables.0.value", "consumer_key")
+    assert sorted(payload["errors"]) == ["variables", "variables.0.value"]
+    assert any("consumer_secret" in m for m in payload["errors"]["variables"])
+
+
+KIB = 1024
+
+
+@pytest.mark.parametrize("sizes", [[8192] * 8 + [1], [4000] * 17, [8192] * 7 + [7000, 1200]],
+                         ids=["64KiB+1", "68000", "over-by-a-few"])
+async def test_variables_over_64_kib_of_values_in_all_are_422_at_variables(client, tenant, redis_client, sizes):
+    """§5: the variables of one request hold at most 64 KiB of values in all (each may hold 8192)."""
+    body = authorise_body()
+    body["variables"] += [{"key": f"extra_{i}", "value": "v" * size}  # type: ignore[operator]
+                          for i, size in enumerate(sizes)]
+    answer = await client.post(AUTHORISE, json=body, headers=tenant.headers)
+    payload = await assert_rejected(answer, redis_client, tenant, "variables", "64 KiB")
+    assert list(payload["errors"]) == ["variables"]
+
+
+async def test_variables_of_64_kib_in_all_are_accepted(client, tenant):
+    body = authorise_body()
+    given = sum(len(v["value"].encode()) for v in body["variables"])  # type: ignore[attr-defined,index]
+    body["variables"] += [{"key": f"extra_{i}", "value": "v" * 8192} for i in range(7)]  # type: ignore[operator]
+    body["variables"].append({"key": "last", "value": "é" * ((8192 - given) // 2)})  # type: ignore[attr-defined]
+    total = sum(len(v["value"].encode()) for v in body["variables"])  # type: ignore[attr-defined,index]
+    assert 64 * KIB - 1 <= total <= 64 * KIB
+    answer = await client.post(AUTHORISE, json=body, headers=tenant.headers)
+    assert answer.status == 202, await answer.text()
+
+
+async def test_the_64_kib_counts_bytes_not_characters(client, tenant, redis_client):
+    body = authorise_body()
+    body["variables"] += [{"key": f"extra_{i}", "value": "€" * 3000} for i in range(8)]  # type: ignore[operator]
+    answer = await client.post(AUTHORISE, json=body, headers=tenant.headers)  # 24,000 characters, 72,000 bytes
+    await assert_rejected(answer, redis_client, tenant, "variables", "64 KiB")
 
 
 def oauth_body(**overrides: Any) -> dict[str, Any]:
@@ -164,7 +230,8 @@ async def test_a_platform_app_supplies_the_client_credentials(client, tenant):
 
 
 async def test_a_platform_app_does_not_excuse_other_required_variables(client, tenant, redis_client):
-    answer = await client.post(AUTHORISE, json=oauth_body(platform_app_key="test-app", variables=[]), headers=tenant.headers)
+    answer = await client.post(AUTHORISE, json=oauth_body(platform_app_key="test-app", variables=[]),
+                               headers=tenant.headers)
     payload = await assert_rejected(answer, redis_client, tenant, "variables", "base_url")
     assert not any("client_id" in m for m in payload["errors"]["variables"])
 
@@ -277,7 +344,8 @@ async def test_changing_a_locked_value_is_422_at_its_value(client, tenant, conne
 
 @pytest.mark.parametrize(("change", "path"), [({"key": "area"}, "variables.0.key"),
                                               ({"locked": False}, "variables.0.locked")])
-async def test_a_locked_variable_can_be_neither_renamed_nor_unlocked(client, tenant, connector, redis_client, change, path):
+async def test_a_locked_variable_can_be_neither_renamed_nor_unlocked(client, tenant, connector, redis_client, change,
+                                                                     path):
     """Renaming would remove the variable the platform needs; unlocking would free its value next time."""
     body = {"variables": [{"id": var_id(connector, "region"), **change}]}
     answer = await client.patch(reauthorise_url(connector.id), json=body, headers=tenant.headers)
@@ -291,15 +359,26 @@ async def test_a_locked_variable_sent_with_its_same_value_is_accepted(client, te
 
 
 async def test_a_duplicate_by_id_and_key_is_422_at_the_later_one(client, tenant, connector, redis_client):
-    body = {"variables": [{"key": "consumer_key", "value": "a"}, {"id": var_id(connector, "consumer_key"), "value": "b"}]}
+    body = {"variables": [{"key": "consumer_key", "value": "a"},
+                          {"id": var_id(connector, "consumer_key"), "value": "b"}]}
     answer = await client.patch(reauthorise_url(connector.id), json=body, headers=tenant.headers)
     await assert_rejected(answer, redis_client, tenant, "variables.1.key", "consumer_key")
 
 
-async def test_emptying_a_required_variable_is_422_at_variables(client, tenant, connector, redis_client):
-    body = {"variables": [{"id": var_id(connector, "consumer_key"), "value": ""}]}
+@pytest.mark.parametrize("by", ["id", "key"])
+async def test_emptying_a_required_variable_is_422_at_its_value(client, tenant, connector, redis_client, by):
+    """§6: the request's index, whether the variable is named by ``id`` or by ``key``."""
+    target = {"id": var_id(connector, "consumer_key")} if by == "id" else {"key": "consumer_key"}
+    body = {"variables": [{"key": "webhook_topic", "value": "orders"}, {**target, "value": ""}]}
     answer = await client.patch(reauthorise_url(connector.id), json=body, headers=tenant.headers)
-    await assert_rejected(answer, redis_client, tenant, "variables", "consumer_key")
+    payload = await assert_rejected(answer, redis_client, tenant, "variables.1.value", "consumer_key")
+    assert list(payload["errors"]) == ["variables.1.value"]
+
+
+async def test_reauthorise_variables_over_64_kib_in_all_are_422(client, tenant, connector, redis_client):
+    body = {"variables": [{"key": f"extra_{i}", "value": "v" * 8192} for i in range(8)] + [{"key": "x", "value": "y"}]}
+    answer = await client.patch(reauthorise_url(connector.id), json=body, headers=tenant.headers)
+    await assert_rejected(answer, redis_client, tenant, "variables", "64 KiB")
 
 
 REAUTHORISE_BREAKS = [

@@ -41,7 +41,7 @@ from aiohttp.test_utils import TestClient
 
 from authq.redis_server import RedisServer, start_redis
 from tasks.settings import Settings
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tests.support.helpers import PUBLIC_URL, ROOT, TEST_CATALOG, Tenant, authorise_body, base_env
 from tests.support.provider import Provider, start_provider
 
@@ -94,7 +94,7 @@ class Fleet:
         """Ready = its first heartbeat is in Redis (sent from Celery's worker_ready)."""
         deadline = time.monotonic() + timeout
         with self.client() as client:
-            while not any(m.decode().startswith(f"{node}@") for m in client.zrange(keys.WORKERS, 0, -1)):
+            while not any(m.decode().startswith(f"{node}@") for m in client.zrange(schema.WORKERS, 0, -1)):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"worker {name} did not start:\n{self.log(name)[-3000:]}")
                 time.sleep(0.1)
@@ -134,7 +134,7 @@ class Ends:
 
     def __init__(self, fleet: Fleet, tenant: str) -> None:
         self.fleet = fleet
-        self.pattern = f"{keys.tenant(tenant)}:job:*:events"
+        self.pattern = schema.job_events.pattern(tenant)
         self.ends: Counter[str] = Counter()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
@@ -154,7 +154,7 @@ class Ends:
                         if message["type"] == "psubscribe":
                             self._subscribed.set()
                         elif message["type"] == "pmessage" and message["data"] in (b"succeeded", b"failed"):
-                            job_id = message["channel"].decode().split(":job:")[1].rsplit(":events", 1)[0]
+                            job_id = schema.job_events.parse(message["channel"]).id
                             self.ends[job_id] += 1
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 time.sleep(0.2)
@@ -240,7 +240,7 @@ def broker_is_empty(client: redis.Redis) -> bool:
 
 
 def tenant_connectors(client: redis.Redis, tenant: Tenant) -> list[str]:
-    return [c.decode() for c in client.zrange(keys.connectors(tenant.name), 0, -1)]
+    return [c.decode() for c in client.zrange(schema.connectors(tenant.name), 0, -1)]
 
 
 # --- a. SIGKILL in the middle of a job ---------------------------------------------------------
@@ -381,7 +381,7 @@ async def test_redis_restart_mid_load_loses_no_accepted_job(
     deadline = time.monotonic() + 150
     while True:
         with fleet.client() as client:
-            raw = client.mget([keys.job(tenant.name, j) for j in accepted])
+            raw = client.mget([schema.job(tenant.name, j) for j in accepted])
         missing = [j for j, r in zip(accepted, raw) if r is None]
         assert not missing, f"accepted jobs whose record is gone: {missing[:5]}"
         statuses = {j: (await get_job(api, tenant, j))["status"] for j in accepted}
@@ -402,7 +402,7 @@ async def test_redis_restart_mid_load_loses_no_accepted_job(
         assert set(accepted.values()) <= connectors
         assert all(fleet.workers[name].poll() is None for name in ("c1", "c2")), "a worker did not survive"
         # Both reconnected by themselves: their heartbeats reach the new Redis.
-        beats = [score for _, score in client.zrange(keys.WORKERS, 0, -1, withscores=True)]
+        beats = [score for _, score in client.zrange(schema.WORKERS, 0, -1, withscores=True)]
         assert sum(score > restarted_at for score in beats) == 2, beats
 
 

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from tasks.model.records import Job, ProgressStep, new_id, utcnow
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tasks.storage.store import Store
 from tests.support.helpers import authorise_body, poll_job
 
@@ -153,7 +153,7 @@ async def test_another_tenants_job_and_an_unknown_job_are_404(client, tenants, r
 
 async def test_a_client_that_leaves_ends_the_stream_and_its_subscription(client, tenant, redis_client):
     job = stored_job(Store(redis_client, 3600), tenant.name)  # stays queued: the stream would go on
-    channel = keys.job_events(tenant.name, job.id)
+    channel = schema.job_events(tenant.name, job.id)
     response = await open_stream(client, tenant, job.id)
     await response.content.readuntil(b"\n\n")
     assert redis_client.pubsub_numsub(channel) == [(channel.encode(), 1)]

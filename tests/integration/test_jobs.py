@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tasks.storage import schema
 from tests.support.helpers import authorise_body, basic_body, pem_bundle, poll_job
 from tests.support.provider import GOOD_KEY, GOOD_SECRET, GOOD_TOKEN
 
@@ -246,7 +247,7 @@ async def test_unknown_session(client, tenants, workers, fresh_provider):
 
 async def test_expired_session(client, tenant, workers, fresh_provider, redis_client):
     session = await create(client, tenant, "/api/v1/sessions", {"end_user_id": "u1", "ttl_seconds": 60})
-    key = f"authq:t:{tenant.name}:session:{session['id']}"
+    key = schema.session(tenant.name, session["id"])
     record = json.loads(redis_client.get(key))
     record["expires_at"] = (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat()
     redis_client.set(key, json.dumps(record), keepttl=True)
@@ -380,6 +381,6 @@ async def test_the_request_id_follows_the_job_into_the_worker_log(client, tenant
     assert finished, "no 'job finished' line for the job in the worker logs"
     assert finished[0]["request_id"] == request_id and finished[0]["tenant"] == tenant.name
     assert finished[0]["status"] == "succeeded" and finished[0]["attempts"] == 1 and finished[0]["seconds"] >= 0
-    # One line for the job's end: Celery's own per-task lines stay at DEBUG (worker/background.py).
+    # One line for the job's end: Celery's own per-task lines stay at DEBUG (worker/lifecycle.py).
     task_lines = [line for line in lines if "authq.run_job[" in line and ("received" in line or "succeeded in" in line)]
     assert task_lines == []

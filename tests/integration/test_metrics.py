@@ -174,15 +174,13 @@ def test_a_metrics_failure_never_fails_the_job(redis_client, tenant, fresh_provi
 
 def test_a_job_end_and_its_counts_are_one_write(redis_client, tenant, fresh_provider):
     """The duration lands in exactly one bucket per job; the reader makes them cumulative."""
-    before = fleet.parse(("authorise",), *(redis_client.hgetall(k) for k in (fleet.JOBS, fleet.DURATION,
-                                                                               fleet.RETRIES, fleet.WAITS)))
+    before = fleet.parse(("authorise",), *(redis_client.hgetall(k) for k in fleet.HASHES))
     ctx = make_context(redis_client)
     ctx.metrics = JobMetrics(redis_client)
     job = queue_job(ctx, tenant.name, fresh_provider.base_url)
     ended = run_job(ctx, tenant.name, job.id)
     assert ended is not None and ended.status == "succeeded"
-    after = fleet.parse(("authorise",), *(redis_client.hgetall(k) for k in (fleet.JOBS, fleet.DURATION,
-                                                                              fleet.RETRIES, fleet.WAITS)))
+    after = fleet.parse(("authorise",), *(redis_client.hgetall(k) for k in fleet.HASHES))
     assert after.jobs[("authorise", "succeeded")] - before.jobs[("authorise", "succeeded")] == 1
     grown = {bound: after.durations["authorise"].buckets[bound] - before.durations["authorise"].buckets[bound]
              for bound in fleet.BUCKETS}

@@ -25,7 +25,7 @@ import hashlib
 import json
 
 from tasks.security.sealing import SecretBox
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tests.support.helpers import PLATFORM_APP_SECRET, REDIRECT_URI
 from tests.support.oauth_helpers import (
     CALLBACK,
@@ -93,7 +93,7 @@ async def test_authorization_code_via_get_callback(client, tenant, workers, fres
     await assert_no_leak(client, tenant, redis_client, secrets_=[*tokens, CLIENT_SECRET],
                          job_ids=[job["id"], auth_job["id"]], connector_id=job["connector_id"])
     # ... and yet they are kept: sealed on the connector, they open to the server's own values.
-    stored = json.loads(redis_client.get(keys.connector(tenant.name, job["connector_id"])))
+    stored = json.loads(redis_client.get(schema.connector(tenant.name, job["connector_id"])))
     sealed = SecretBox(secret_key).open_json(stored["credentials_sealed"])
     assert sorted([sealed["access_token"], sealed["refresh_token"]]) == sorted(tokens)
 

@@ -19,7 +19,7 @@ import json
 
 import pytest
 
-from tasks.storage import states
+from tasks.storage import schema, states
 from tests.support.helpers import REDIRECT_URI
 from tests.support.oauth_helpers import (
     CALLBACK,
@@ -84,19 +84,19 @@ async def test_expired_state_is_unknown(client, tenant, workers, fresh_oauth, te
     # Expired by Redis (the key's TTL ran out): the GET answers 400.
     job = await start(client, tenant, oauth_body(fresh_oauth.https_url, client_id=cid))
     params = consent(job["result"]["next_action"]["url"], test_ca)
-    key = states.state_key(params["state"])
+    key = schema.auth_state(params["state"])
     assert redis_client.exists(key) and 0 < redis_client.ttl(key) <= states.OAUTH_STATE_TTL
     redis_client.pexpire(key, 1)
     await asyncio.sleep(0.05)
     assert not redis_client.exists(key)
     answer = await client.get(CALLBACK, params=params, allow_redirects=False)
     assert answer.status == 400 and "text/html" in answer.headers["Content-Type"]
-    assert redis_client.get(states.claim_key(params["state"])) is None
+    assert redis_client.get(schema.auth_state_claim(params["state"])) is None
 
     # Expired by its own expires_at while the key lingers: the POST gives state_invalid.
     job2 = await start(client, tenant, oauth_body(fresh_oauth.https_url, client_id=cid))
     params2 = consent(job2["result"]["next_action"]["url"], test_ca)
-    key2 = states.state_key(params2["state"])
+    key2 = schema.auth_state(params2["state"])
     record = json.loads(redis_client.get(key2))
     record["expires_at"] = "2020-01-01T00:00:00Z"
     redis_client.set(key2, json.dumps(record), keepttl=True)
@@ -162,7 +162,7 @@ async def test_a_code_is_never_sent_twice(client, tenant, workers, fresh_oauth, 
     cid = pkce_client(fresh_oauth)
     job = await start(client, tenant, oauth_body(fresh_oauth.https_url, client_id=cid))
     params = consent(job["result"]["next_action"]["url"], test_ca)
-    redis_client.set(states.exchange_key(params["state"]), "job_of_an_earlier_run", ex=600)
+    redis_client.set(schema.auth_state_exchange(params["state"]), "job_of_an_earlier_run", ex=600)
     done = await post_callback(client, tenant, {"code": params["code"], "state": params["state"]})
     assert done["status"] == "failed" and done["error"]["code"] == "state_invalid", done
     assert "already spent" in done["error"]["message"]

@@ -22,7 +22,7 @@ import aiohttp
 
 from tasks.model.records import Connector, Job
 from tasks.security.sealing import SecretBox
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tests.support.helpers import REDIRECT_URI, authorise_body, job_keys, poll_job
 from tests.support.provider import GOOD_KEY, GOOD_SECRET
 
@@ -64,7 +64,7 @@ async def authorised_connector(client, tenant, oauth, test_ca, client_id: str) -
 
 
 def stored(redis_client, tenant, connector_id: str) -> Connector:  # type: ignore[no-untyped-def]
-    raw = redis_client.get(keys.connector(tenant.name, connector_id))
+    raw = redis_client.get(schema.connector(tenant.name, connector_id))
     assert raw is not None
     return Connector.model_validate_json(raw)
 
@@ -208,7 +208,7 @@ async def test_invalid_grant_expires_the_connector(client, tenant, workers, fres
     shown = await connector_view(client, tenant, connector_id)
     assert shown["status"] == "expired"
     # An expired connector is no longer on the refresh schedule.
-    assert redis_client.zscore(keys.EXPIRING, keys.expiring_member(tenant.name, connector_id)) is None
+    assert redis_client.zscore(schema.EXPIRING, schema.expiring_member(tenant.name, connector_id)) is None
 
 
 async def test_scheduled_refresh_before_expiry(client, tenant, workers, fresh_oauth, test_ca, redis_client,

@@ -19,7 +19,7 @@ import redis
 
 from tasks.model.records import Connector, Job
 from tasks.security.sealing import SecretBox
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tests.support.helpers import PUBLIC_URL, authorise_body, job_keys, poll_job
 from tests.support.leakcheck import remember_secret
 from tests.support.provider import GOOD_KEY, GOOD_SECRET
@@ -141,7 +141,7 @@ async def test_woo_callback_stores_keys_then_the_job_authorises(client, tenant, 
     assert len(stored) == 1, stored
     woo_job = stored[0]
     assert woo_job.connector_id == connector_id
-    sealed = redis_client.get(keys.submission(tenant.name, woo_job.id))
+    sealed = redis_client.get(schema.submission(tenant.name, woo_job.id))
     assert sealed is not None
     assert GOOD_SECRET.encode() not in sealed
     opened = SecretBox(secret_key).open_json(sealed.decode())
@@ -165,7 +165,7 @@ async def test_woo_callback_stores_keys_then_the_job_authorises(client, tenant, 
     assert connector["authorised_at"] is not None
     assert connector["credentials"]["token_type"] == "basic"
     assert connector["credentials"]["scopes"] == ["read_write"]
-    record = Connector.model_validate_json(redis_client.get(keys.connector(tenant.name, connector_id)))
+    record = Connector.model_validate_json(redis_client.get(schema.connector(tenant.name, connector_id)))
     assert record.credentials_sealed and GOOD_SECRET not in record.credentials_sealed
 
     # The consumer secret is in no API answer, nor in clear anywhere in Redis afterwards.
@@ -264,7 +264,7 @@ async def test_woo_reauthorise_keeps_the_connector_working_until_new_keys_arrive
     connector_id = job["connector_id"]
     assert (await client.post(CALLBACK, data=callback(query["user_id"]), headers=WOO_HEADERS)).status == 200
     await wait_status(client, tenant, connector_id, "authorised")
-    version = Connector.model_validate_json(redis_client.get(keys.connector(tenant.name, connector_id))).credential_version
+    version = Connector.model_validate_json(redis_client.get(schema.connector(tenant.name, connector_id))).credential_version
 
     for secret, outcome in (("cs_wrong_secret", "failed"), (GOOD_SECRET, "succeeded")):
         answer = await client.patch(f"/api/v1/oauth/{connector_id}/reauthorise", json={"name": "Woo shop 2"},
@@ -283,7 +283,7 @@ async def test_woo_reauthorise_keeps_the_connector_working_until_new_keys_arrive
         assert finished["status"] == outcome, finished
         shown = await connector_view(client, tenant, connector_id)
         assert shown["status"] == "authorised"     # bad new keys leave the old ones in place
-        record = Connector.model_validate_json(redis_client.get(keys.connector(tenant.name, connector_id)))
+        record = Connector.model_validate_json(redis_client.get(schema.connector(tenant.name, connector_id)))
         if outcome == "failed":
             assert finished["error"]["code"] == "credentials_rejected"
             assert shown["name"] == "Woo shop" and record.credential_version == version

@@ -21,6 +21,7 @@ from tasks.model.bodies import VariableIn
 from tasks.model.catalog import load_catalog
 from tasks.model.records import Connector, RateLimit, new_id, utcnow
 from tasks.security.sealing import SecretBox
+from tasks.storage import schema
 from tasks.storage.store import Store
 from tasks.validation.variables import build_variables
 
@@ -123,8 +124,8 @@ def save_connector(redis_client: redis.Redis, secret_key: str, owner: Tenant, **
 
 def job_keys(redis_client: redis.Redis, tenant_name: str) -> list[bytes]:
     """The tenant's job records (not their submissions, leases or other per-job keys)."""
-    return [key for key in redis_client.scan_iter(match=f"authq:t:{tenant_name}:job:*", count=1000)
-            if b":" not in key.split(b":job:", 1)[1]]
+    return [key for key in redis_client.scan_iter(match=schema.job.pattern(tenant_name), count=1000)
+            if schema.job.parse(key) is not None]
 
 
 def basic_body(provider, **overrides):  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ from tasks.model.catalog import load_catalog
 from tasks.model.records import Job, new_id, utcnow
 from tasks.provider.transport import Outbound
 from tasks.security.sealing import SecretBox, generate_key
-from tasks.storage import schema as keys
+from tasks.storage import schema
 from tasks.storage.store import Store
 from tasks.validation.submission import validate_authorise
 from tests.support.helpers import TEST_CATALOG, authorise_body
@@ -28,6 +28,6 @@ def queue_job(ctx: JobContext, tenant: str, base_url: str, **job_fields: object)
     validated = validate_authorise(body, ctx.catalog, ctx.box).model_dump(exclude_unset=True)
     job = Job(id=new_id("job"), tenant=tenant, type="authorise", connector_id=new_id("con"), created_at=utcnow(),
               **job_fields)  # type: ignore[arg-type]
-    ctx.store.redis.set(keys.job(tenant, job.id), job.model_dump_json())
-    ctx.store.redis.set(keys.submission(tenant, job.id), ctx.box.seal_json(validated))
+    ctx.store.redis.set(schema.job(tenant, job.id), job.model_dump_json())
+    ctx.store.redis.set(schema.submission(tenant, job.id), ctx.box.seal_json(validated))
     return job

@@ -21,7 +21,7 @@ import redis
 import trustme
 from aiohttp.test_utils import TestClient
 
-from tasks.storage import states
+from tasks.storage import schema
 from tests.support.helpers import REDIRECT_URI, Tenant, authorise_body, poll_job
 from tests.support.leakcheck import remember_secret
 from tests.support.oauth_server import OAuthServer
@@ -110,7 +110,7 @@ async def post_callback(client: TestClient, tenant: Tenant, params: dict[str, st
 
 def callback_job_id(redis_client: redis.Redis, raw_state: str) -> str:
     """The job that claimed a state (the GET callback does not tell a browser without a session)."""
-    claimed = redis_client.get(states.claim_key(raw_state))
+    claimed = redis_client.get(schema.auth_state_claim(raw_state))
     assert claimed is not None, "nobody claimed the state"
     return claimed.decode()
 
@@ -164,7 +164,7 @@ async def api_answers(client: TestClient, tenant: Tenant, job_ids: list[str], co
 def redis_values(redis_client: redis.Redis) -> list[tuple[str, bytes]]:
     """(key, value) for every value in the session's Redis under ``authq:*`` (all types)."""
     found: list[tuple[str, bytes]] = []
-    for raw_key in redis_client.scan_iter(match="authq:*", count=500):
+    for raw_key in redis_client.scan_iter(match=schema.EVERY_KEY, count=500):
         key = raw_key.decode()
         kind = redis_client.type(raw_key).decode()
         if kind == "string":

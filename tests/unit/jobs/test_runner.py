@@ -36,8 +36,8 @@ from tasks.model.catalog import load_catalog
 from tasks.model.records import Job, new_id, utcnow
 from tasks.security.sealing import SecretBox, generate_key
 from tasks.settings import Settings
-from tasks.storage import schema as keys
-from tasks.storage.leases import RunLeases, lease_key
+from tasks.storage import schema
+from tasks.storage.leases import RunLeases
 from tasks.validation.submission import validate_authorise
 from tests.support.helpers import TEST_CATALOG, authorise_body
 from tests.support.jobs import CHECK_PATH, make_context, queue_job
@@ -54,7 +54,7 @@ def checks(provider) -> int:  # type: ignore[no-untyped-def]
 
 
 def connector_ids(ctx: JobContext, tenant: str) -> list[str]:
-    return [i.decode() for i in ctx.store.redis.zrange(keys.connectors(tenant), 0, -1)]
+    return [i.decode() for i in ctx.store.redis.zrange(schema.connectors(tenant), 0, -1)]
 
 
 def test_redelivered_job_ends_once_with_one_connector(ctx, tenant, fresh_provider):
@@ -156,7 +156,7 @@ def test_missing_job_record_is_skipped(ctx, tenant):
 def test_no_secret_is_stored_in_the_clear(ctx, tenant, fresh_provider):
     job = queue_job(ctx, tenant.name, fresh_provider.base_url)
     assert run_job(ctx, tenant.name, job.id).status == "succeeded"  # type: ignore[union-attr]
-    for key in ctx.store.redis.scan_iter(match=f"{keys.tenant(tenant.name)}:*"):
+    for key in ctx.store.redis.scan_iter(match=schema.tenant_keys(tenant.name)):
         raw = ctx.store.redis.get(key) if ctx.store.redis.type(key) == b"string" else b""
         assert GOOD_SECRET.encode() not in raw, key
 
@@ -176,15 +176,15 @@ def queue_with_copy(ctx: JobContext, tenant: str, body: dict[str, object]) -> tu
     validated = validate_authorise(body, ctx.catalog, ctx.box).model_dump(exclude_unset=True)
     job = Job(id=new_id("job"), tenant=tenant, type="authorise", connector_id=new_id("con"), created_at=utcnow())
     copy = JobCopy(job.stored_json(), ctx.box.seal_json(validated))
-    ctx.store.redis.set(keys.job(tenant, job.id), copy.job)
-    ctx.store.redis.set(keys.submission(tenant, job.id), copy.sealed)
+    ctx.store.redis.set(schema.job(tenant, job.id), copy.job)
+    ctx.store.redis.set(schema.submission(tenant, job.id), copy.sealed)
     return job, copy
 
 
 def published(ctx: JobContext, tenant: str, job: Job, run) -> list[str]:  # type: ignore[no-untyped-def]
     """The statuses published on the job's event channel while ``run()`` runs."""
     pubsub = ctx.store.redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(keys.job_events(tenant, job.id))
+    pubsub.subscribe(schema.job_events(tenant, job.id))
     try:
         run()
         seen = []
@@ -222,23 +222,23 @@ def test_a_start_counts_before_anything_is_written(redis_client, tenant, fresh_p
     assert ended.error["code"] == "attempts_exhausted" and ended.attempts == 2
     assert checks(fresh_provider) == 0
     # The count expires with the job it counts.
-    assert 0 < redis_client.ttl(keys.job_starts(tenant.name, job.id)) <= 3600
+    assert 0 < redis_client.ttl(schema.job_starts(tenant.name, job.id)) <= 3600
 
 
 def test_a_held_lease_turns_a_second_run_away_without_counting_it(redis_client, tenant, fresh_provider):
     ctx = make_context(redis_client)
     leases = RunLeases(redis_client, ttl=20)
     job = queue_local_job(ctx, tenant.name)
-    redis_client.set(lease_key(tenant.name, job.id), "another run", px=12_000)
+    redis_client.set(schema.job_lease(tenant.name, job.id), "another run", px=12_000)
     with pytest.raises(Taken) as taken:
         run_job(ctx, tenant.name, job.id, leases)
     assert 11 < taken.value.delay <= 12
-    assert redis_client.get(keys.job_starts(tenant.name, job.id)) is None  # not a start
+    assert redis_client.get(schema.job_starts(tenant.name, job.id)) is None  # not a start
 
-    redis_client.delete(lease_key(tenant.name, job.id))
+    redis_client.delete(schema.job_lease(tenant.name, job.id))
     ended = run_job(ctx, tenant.name, job.id, leases)
     assert ended is not None and ended.status == "succeeded" and ended.attempts == 1
-    assert redis_client.exists(lease_key(tenant.name, job.id)) == 0  # given back with the job's end
+    assert redis_client.exists(schema.job_lease(tenant.name, job.id)) == 0  # given back with the job's end
     assert leases.held() == 0
 
 
@@ -259,9 +259,9 @@ def test_a_first_delivery_that_needs_nobody_else_ends_in_one_round_trip(ctx, ten
     assert stored.started_at is not None and [p.step for p in stored.progress] == ["apply_settings", "store_connector"]
     connector = ctx.store.connector(tenant.name, job.connector_id)
     assert connector is not None and connector.status == "authorised"
-    assert redis.get(keys.job_starts(tenant.name, job.id)) == b"1"  # the start is counted
-    assert 0 < redis.ttl(keys.job_starts(tenant.name, job.id)) <= 3600
-    assert not redis.sismember(keys.active_jobs(tenant.name), job.id)
+    assert redis.get(schema.job_starts(tenant.name, job.id)) == b"1"  # the start is counted
+    assert 0 < redis.ttl(schema.job_starts(tenant.name, job.id)) <= 3600
+    assert not redis.sismember(schema.active_jobs(tenant.name), job.id)
     # A redelivery (same message) finds the stored job changed: nothing is written from the
     # copy, and the run from the store finds the job finished and leaves it as it is.
     again: list[Job | None] = []
@@ -275,7 +275,7 @@ def test_a_stale_copy_runs_the_usual_way(ctx, tenant, fresh_provider):
     job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
     retried = job.model_copy(update={"status": "retrying", "attempts": 1, "started_at": utcnow()})
     ctx.store.save_job(retried)  # the first attempt was retried: the message's copy is stale
-    ctx.store.redis.set(keys.job_starts(tenant.name, job.id), 1)
+    ctx.store.redis.set(schema.job_starts(tenant.name, job.id), 1)
     ended = run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
     # Run from the store: the copy's end (attempt 1, a new started_at) was not written.
     assert ended is not None and ended.status == "succeeded" and ended.attempts == 2
@@ -296,7 +296,7 @@ def test_a_job_that_needs_a_provider_is_not_run_from_its_copy(ctx, tenant, fresh
     assert scripts_run(ctx.store.redis) - before == 4
     ended = ctx.store.job(tenant.name, checked.id)
     assert ended is not None and ended.attempts == 1
-    assert ctx.store.redis.get(keys.job_starts(tenant.name, checked.id)) == b"1"
+    assert ctx.store.redis.get(schema.job_starts(tenant.name, checked.id)) == b"1"
 
 
 def test_a_copy_is_not_used_once_a_run_has_started_the_job(ctx, tenant):
@@ -318,7 +318,7 @@ def test_a_copy_sealed_under_a_retired_key_runs_from_the_stored_request(redis_cl
     ctx = make_context(redis_client)
     ctx.box = SecretBox(new_key)  # `authq secrets rotate` re-sealed the store; the message kept the old text
     validated = validate_authorise(LOCAL_BODY, ctx.catalog, ctx.box).model_dump(exclude_unset=True)
-    redis_client.set(keys.submission(tenant.name, job.id), ctx.box.seal_json(validated))
+    redis_client.set(schema.submission(tenant.name, job.id), ctx.box.seal_json(validated))
     before = scripts_run(redis_client)
     ended = run_job(ctx, tenant.name, job.id, None, copy)
     assert ended is not None and ended.status == "succeeded" and ended.attempts == 1
@@ -327,14 +327,14 @@ def test_a_copy_sealed_under_a_retired_key_runs_from_the_stored_request(redis_cl
 
 def test_a_copy_is_not_run_beside_a_run_that_holds_the_lease(ctx, tenant):
     job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
-    ctx.store.redis.set(lease_key(tenant.name, job.id), "another run", px=5_000)
+    ctx.store.redis.set(schema.job_lease(tenant.name, job.id), "another run", px=5_000)
     with pytest.raises(Taken):
         run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
     stored = ctx.store.job(tenant.name, job.id)
     assert stored is not None and stored.model_dump() == job.model_dump()  # as accepted: nothing was written
     assert ctx.store.connector(tenant.name, job.connector_id) is None
-    assert ctx.store.redis.get(keys.job_starts(tenant.name, job.id)) is None
-    assert ctx.store.redis.get(lease_key(tenant.name, job.id)) == b"another run"
+    assert ctx.store.redis.get(schema.job_starts(tenant.name, job.id)) is None
+    assert ctx.store.redis.get(schema.job_lease(tenant.name, job.id)) == b"another run"
 
 
 def test_a_local_failure_ends_in_one_round_trip_too(ctx, tenant):
@@ -348,7 +348,7 @@ def test_a_local_failure_ends_in_one_round_trip_too(ctx, tenant):
     assert ended is not None and ended.status == "failed" and ended.error is not None
     assert ended.error["code"] == "implementation_not_found" and ended.attempts == 1
     assert ctx.store.job(tenant.name, job.id) == ended
-    assert ctx.store.redis.get(keys.job_starts(tenant.name, job.id)) == b"1"
+    assert ctx.store.redis.get(schema.job_starts(tenant.name, job.id)) == b"1"
     assert ctx.store.connector(tenant.name, job.connector_id) is None
 
 

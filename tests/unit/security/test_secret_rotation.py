@@ -41,8 +41,7 @@ from tasks.security.key_check import KEY_CHECK_TEXT, ensure_key_check, verify_ke
 from tasks.security.rotation import rotate_secrets
 from tasks.security.sealing import SecretBox, generate_key
 from tasks.settings import Settings
-from tasks.storage import schema as keys
-from tasks.storage import states
+from tasks.storage import schema, states
 from tests.support.helpers import PUBLIC_URL, ROOT, TEST_CATALOG, Tenant, authorise_body, save_connector
 
 OLD = generate_key()
@@ -126,29 +125,29 @@ class Stored:
         answer = await api.post("/api/v1/certificates", json={"certificate": cert_pem + key_pem,
                                                                "passphrase": PASSPHRASE}, headers=self.tenant.headers)
         assert answer.status == 201, await answer.text()
-        self.certificate = keys.certificate(self.tenant.name, (await answer.json())["data"]["id"])
+        self.certificate = schema.certificate(self.tenant.name, (await answer.json())["data"]["id"])
         body = authorise_body()
         answer = await api.post("/api/v1/oauth/authorise", json=body, headers=self.tenant.headers)
         assert answer.status in (200, 202), await answer.text()
-        self.submission = keys.submission(self.tenant.name, (await answer.json())["data"]["id"])
+        self.submission = schema.submission(self.tenant.name, (await answer.json())["data"]["id"])
         self.plain["submission_secret"] = "cs_good_secret_5678"
         self.client.expire(self.submission, 5000)   # as a finished job's submission has
         await api.close()
 
         tokens = {"access_token": "at-rotation-1", "refresh_token": "rt-rotation-1"}
         connector = save_connector(self.client, OLD, self.tenant, credentials_sealed=old.seal_json(tokens))
-        self.connector = keys.connector(self.tenant.name, connector.id)
+        self.connector = schema.connector(self.tenant.name, connector.id)
         self.plain["tokens"] = tokens
         self.raw_state = states.new_state()
         state = states.make_state("oauth", tenant=self.tenant.name, connector_id=connector.id, job_id="job_x",
                                   implementation_id="test-basic", code_verifier_sealed=old.seal("verifier-123"),
                                   candidate=connector.model_dump(mode="json"))
         states.issue(self.client, self.raw_state, state)
-        self.state = states.state_key(self.raw_state)
+        self.state = schema.auth_state(self.raw_state)
         return self
 
     def all_keys(self) -> list[str]:
-        return [self.connector, self.certificate, self.submission, self.state, keys.KEY_CHECK]
+        return [self.connector, self.certificate, self.submission, self.state, schema.KEY_CHECK]
 
     def assert_opened_by(self, box: SecretBox) -> None:
         """Every secret opens with ``box``, to what was stored."""
@@ -158,8 +157,8 @@ class Stored:
         assert box.open(secret.value_sealed) == "cs_good_secret_5678"
         assert box.open_json(connector.credentials_sealed or "") == self.plain["tokens"]
         certificate = Certificate.model_validate_json(raw(self.client, self.certificate))
-        assert "PRIVATE KEY" in box.open(certificate.key_sealed)
-        assert box.open(certificate.passphrase_sealed or "") == PASSPHRASE
+        assert "BEGIN PRIVATE KEY" in box.open(certificate.key_sealed)  # opened at upload: no passphrase kept
+        assert certificate.passphrase_sealed is None and certificate.key_was_encrypted
         submission = box.open_json(raw(self.client, self.submission).decode())
         assert any(v.get("value") == self.plain["submission_secret"] for v in submission["variables"])
         state = states.load(self.client, self.raw_state)
@@ -168,7 +167,7 @@ class Stored:
         candidate = Connector.model_validate(state.candidate)
         assert box.open(candidate.variable("consumer_secret").value_sealed or "") == "cs_good_secret_5678"  # type: ignore[union-attr]
         assert box.open_json(candidate.credentials_sealed or "") == self.plain["tokens"]
-        verify_key_check(box, raw(self.client, keys.KEY_CHECK))
+        verify_key_check(box, raw(self.client, schema.KEY_CHECK))
 
 
 # --- rotate_secrets ---------------------------------------------------------------------
@@ -185,9 +184,9 @@ async def test_rotation_reseals_every_kind_under_the_new_key(aiohttp_client, own
 
     assert report.ok and report.fields_failed == 0 and not report.failures
     assert report.records_rotated == 5 and report.records_unchanged == 0
-    # connector: consumer_secret + credentials; certificate: key + passphrase; the submission;
+    # connector: consumer_secret + credentials; certificate: its key; the submission;
     # the state: its verifier + the candidate's consumer_secret + credentials; the key check.
-    assert report.fields_rotated == 2 + 2 + 1 + 3 + 1
+    assert report.fields_rotated == 2 + 1 + 1 + 3 + 1
     assert report.scanned_by_kind == {"connector": 1, "certificate": 1, "submission": 1, "state": 1, "key-check": 1}
     assert seen and seen == sorted(seen) and seen[-1] <= report.records_scanned   # progress came, and grew
     stored.assert_opened_by(SecretBox(NEW))                # after: the new key alone opens everything
@@ -207,7 +206,7 @@ async def test_a_value_no_key_opens_is_reported_and_left_as_it_is(db, tenant) ->
     unknown = SecretBox(UNKNOWN)
     lost = save_connector(db, UNKNOWN, tenant)                                    # wholly under a lost key
     mixed = save_connector(db, OLD, tenant, credentials_sealed=unknown.seal_json({"access_token": "x"}))
-    lost_key, mixed_key = keys.connector(tenant.name, lost.id), keys.connector(tenant.name, mixed.id)
+    lost_key, mixed_key = schema.connector(tenant.name, lost.id), schema.connector(tenant.name, mixed.id)
     lost_before = raw(db, lost_key)
     mixed_before = Connector.model_validate_json(raw(db, mixed_key))
 
@@ -241,7 +240,7 @@ def test_writes_racing_the_rotation_are_not_lost(own_redis, db, tenant) -> None:
         client = own_redis.client()
         while not stop.is_set():
             for record in connectors:
-                key = keys.connector(tenant.name, record.id)
+                key = schema.connector(tenant.name, record.id)
                 current = Connector.model_validate_json(raw(client, key)).name
                 if current != last[record.id]:
                     lost.append(f"{record.id}: {last[record.id]} became {current}")
@@ -265,7 +264,7 @@ def test_writes_racing_the_rotation_are_not_lost(own_redis, db, tenant) -> None:
     final = rotate_secrets(db, SecretBox(BOTH))
     assert final.ok
     for record in connectors:
-        stored = Connector.model_validate_json(raw(db, keys.connector(tenant.name, record.id)))
+        stored = Connector.model_validate_json(raw(db, schema.connector(tenant.name, record.id)))
         assert stored.name == last[record.id]
         assert SecretBox(NEW).open(stored.variable("consumer_secret").value_sealed or "")  # type: ignore[union-attr]
 
@@ -290,7 +289,7 @@ def test_cli_fails_naming_the_value_no_key_opens(own_redis, db, tenant) -> None:
     lost = save_connector(db, UNKNOWN, tenant)
     done = authq("secrets", "rotate", env=env_for(own_redis, BOTH))
     assert done.returncode == 1, done.stdout + done.stderr
-    assert keys.connector(tenant.name, lost.id) in done.stderr and "variables[2].value_sealed" in done.stderr
+    assert schema.connector(tenant.name, lost.id) in done.stderr and "variables[2].value_sealed" in done.stderr
     assert "AUTHQ_SECRET_KEY" in done.stderr and "Add that key back" in done.stderr
     assert "records checked" in done.stdout
 
@@ -300,7 +299,7 @@ def test_cli_refuses_keys_that_open_nothing_stored(own_redis, db) -> None:
     done = authq("secrets", "rotate", env=env_for(own_redis, NEW))   # the old key forgotten
     assert done.returncode == 2
     assert done.stderr.startswith("authq: error:") and "AUTHQ_SECRET_KEY=NEW,OLD" in done.stderr
-    verify_key_check(SecretBox(OLD), raw(db, keys.KEY_CHECK))       # nothing was rewritten
+    verify_key_check(SecretBox(OLD), raw(db, schema.KEY_CHECK))       # nothing was rewritten
 
 
 # --- the start-up check ---------------------------------------------------------------------
@@ -322,18 +321,18 @@ def test_worker_context_refuses_a_key_that_does_not_open_the_data(own_redis, db)
         build_context(settings_for(own_redis, UNKNOWN))
     with pytest.raises(ConfigError, match="AUTHQ_SECRET_KEY is not set"):
         build_context(settings_for(own_redis, None))
-    assert build_context(settings_for(own_redis, OLD)).box.open(raw(db, keys.KEY_CHECK).decode()) == KEY_CHECK_TEXT
+    assert build_context(settings_for(own_redis, OLD)).box.open(raw(db, schema.KEY_CHECK).decode()) == KEY_CHECK_TEXT
 
 
 def test_data_from_before_the_key_check_is_probed(own_redis, db, tenant) -> None:
     from worker.bootstrap import build_context
 
     record = save_connector(db, OLD, tenant)                      # stored data, no key check yet
-    with pytest.raises(ConfigError, match=keys.connector(tenant.name, record.id)):
+    with pytest.raises(ConfigError, match=schema.connector(tenant.name, record.id)):
         build_context(settings_for(own_redis, UNKNOWN))
-    assert db.get(keys.KEY_CHECK) is None                         # not made under the wrong key
+    assert db.get(schema.KEY_CHECK) is None                         # not made under the wrong key
     build_context(settings_for(own_redis, OLD))
-    verify_key_check(SecretBox(OLD), raw(db, keys.KEY_CHECK))
+    verify_key_check(SecretBox(OLD), raw(db, schema.KEY_CHECK))
 
 
 def test_celery_worker_process_exits_with_a_clear_message(own_redis, db) -> None:

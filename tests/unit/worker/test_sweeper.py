@@ -22,8 +22,7 @@ import redis
 
 from authq.redis_server import RedisServer, start_redis
 from tasks.model.records import Job, new_id, utcnow
-from tasks.storage import schema as keys
-from tasks.storage.leases import lease_key
+from tasks.storage import schema
 from tasks.storage.store import Store
 from worker.inline_queue import RedisInlineQueue
 from worker.sweeper import MIN_AGE, SUSPECTS, sweep
@@ -68,7 +67,7 @@ def test_only_a_job_without_any_message_is_published_again_at_the_second_look(
     _, payload = inline.inline_message(tenant, delivered.id, "authorise")
     own_redis.hset(UNACKED, "tag-1", json.dumps([json.loads(payload), "", "authq.interactive"]))
     leased = stored_job(own_redis, tenant, status="running")
-    own_redis.set(lease_key(tenant, leased.id), "token", px=30_000)
+    own_redis.set(schema.job_lease(tenant, leased.id), "token", px=30_000)
     stored_job(own_redis, tenant, age=1)  # too young to be a suspect
     finished = stored_job(own_redis, tenant)
     Store(own_redis, 3600).save_job(finished.model_copy(update={"status": "succeeded", "finished_at": utcnow()}))
@@ -101,7 +100,7 @@ def test_a_job_that_changed_between_sweeps_is_not_published(own_redis: redis.Red
 def test_a_job_missing_from_its_tenant_set_or_expired_is_ignored(own_redis: redis.Redis) -> None:
     tenant = f"t{secrets.token_hex(3)}"
     job = stored_job(own_redis, tenant)
-    own_redis.delete(keys.job(tenant, job.id))  # the record is gone (expired, discarded)
+    own_redis.delete(schema.job(tenant, job.id))  # the record is gone (expired, discarded)
     published: list[tuple[str, str, str]] = []
     for _ in range(2):
         sweep(own_redis, lambda *a: published.append(a), now=time.time())

@@ -1,0 +1,183 @@
+"""The records' public views (contract §6, §7): the one definition of each shape.
+
+A record's ``view()`` (``records.py``) builds its view as one of these, and the API sends
+it as it is; the API description publishes the same definitions as JSON schemas
+(``api/openapi.py``, through pydantic). So the type checker holds every ``view()`` to its
+definition, and the tests hold real answers to the published schema: every key always
+present (except the two marked ``NotRequired``), nothing extra (``extra="forbid"``).
+
+They are ``TypedDict``\\ s, not models: a view is a plain dict at run time, so a job's stored
+JSON (what a poll serves unparsed) costs one ``json.dumps``. Building a model and dumping it
+cost about twice as much on the accept path.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, NotRequired
+
+from pydantic import BeforeValidator, ConfigDict, Field, with_config
+from typing_extensions import TypedDict  # pydantic describes typing's TypedDict on Python 3.12+ only
+
+from tasks.errors import ErrorCode
+
+JobType = Literal["authorise", "reauthorise", "authenticate", "woo_app_auth", "refresh"]
+JobStatus = Literal["queued", "running", "retrying", "succeeded", "failed"]
+ConnectorStatus = Literal["pending", "authorised", "failed", "expired"]
+RateLimitUnit = Literal["second", "minute", "hour", "day"]
+
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+Timestamp = Annotated[str, Field(pattern=TIMESTAMP_PATTERN, json_schema_extra={"format": "date-time"},
+                                 description="UTC, ISO 8601 with `Z`.")]
+EXACT = ConfigDict(extra="forbid")
+
+
+# -- the connector (§7) ------------------------------------------------------------------
+
+@with_config(EXACT)
+class PivotView(TypedDict):
+    alias: str | None
+    configurable: bool
+    required: bool
+    advanced: bool
+
+
+@with_config(EXACT)
+class VariableView(TypedDict):
+    id: str
+    key: str
+    value: Annotated[str | None, Field(description="Always null for a secret variable; see `has_value`.")]
+    has_value: bool
+    label: str | None
+    secret: bool
+    locked: bool
+    pivot: PivotView
+
+
+@with_config(EXACT)
+class RateLimitView(TypedDict):
+    unit: RateLimitUnit
+    duration: Annotated[int, Field(description="Requests allowed per `unit`.")]
+
+
+@with_config(EXACT)
+class CredentialsView(TypedDict):
+    token_type: str | None
+    scopes: list[str]
+    expires_at: Timestamp | None
+
+
+@with_config(EXACT)
+class ConnectorView(TypedDict):
+    id: str
+    name: str
+    authentication_implementation_id: str
+    type: str
+    system: str
+    status: ConnectorStatus
+    timezone: str
+    date_format: str
+    rate_limit: RateLimitView
+    connection_pool_id: int | None
+    certificate_id: str | None
+    session_id: str | None
+    variables: list[VariableView]
+    credentials: CredentialsView
+    authorised_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+# -- the job (§6) ------------------------------------------------------------------------
+
+@with_config(EXACT)
+class ProgressView(TypedDict):
+    step: str
+    at: Timestamp
+
+
+@with_config(EXACT)
+class ProviderErrorView(TypedDict):
+    error: str | None
+    error_description: str | None
+
+
+@with_config(EXACT)
+class JobErrorView(TypedDict):
+    # A job read back from its stored JSON holds the code as text: checked against the enum.
+    code: Annotated[ErrorCode, BeforeValidator(ErrorCode),
+                    Field(description="Why the job failed (the codes are listed in `ErrorCode`).")]
+    message: str
+    field: Annotated[str | None, Field(description="The request field the error is about, as a dotted path.")]
+    retryable: bool
+    provider: NotRequired[Annotated[ProviderErrorView, Field(
+        description="The provider's own `error` and `error_description` (`provider_error` only).")]]
+
+
+@with_config(EXACT)
+class NextActionView(TypedDict):
+    type: Literal["redirect"]
+    url: Annotated[str, Field(description="Where to send the end user's browser.")]
+
+
+@with_config(EXACT)
+class JobResultView(TypedDict):
+    connector: ConnectorView
+    next_action: NextActionView | None
+
+
+@with_config(EXACT)
+class JobLinksView(TypedDict):
+    self: str
+    connector: NotRequired[Annotated[str, Field(description="Present when the job has a connector.")]]
+
+
+@with_config(EXACT)
+class JobView(TypedDict):
+    id: str
+    type: JobType
+    status: JobStatus
+    connector_id: str | None
+    attempts: int
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    progress: list[ProgressView]
+    result: JobResultView | None
+    error: JobErrorView | None
+    links: JobLinksView
+
+
+# -- the records the lookups need --------------------------------------------------------
+
+@with_config(EXACT)
+class PoolView(TypedDict):
+    id: int
+    name: str
+    limit: int
+    timeout: int | None
+    created_at: Timestamp
+
+
+@with_config(EXACT)
+class CertificateView(TypedDict):
+    id: str
+    name: str | None
+    connector_id: str | None
+    subject: str
+    issuer: str
+    fingerprint_sha256: str
+    not_before: Timestamp
+    not_after: Timestamp
+    has_passphrase: bool
+    created_at: Timestamp
+
+
+@with_config(EXACT)
+class SessionView(TypedDict):
+    id: str
+    end_user_id: str | None
+    return_url: str | None
+    allowed_implementations: list[str] | None
+    expires_at: Timestamp
+    expired: bool
+    created_at: Timestamp

@@ -1,0 +1,312 @@
+"""What authq asks of Redis, each operation defined once: its keys, its commands, its scripts.
+
+Operations are generators of round trips (``steps.py``); the workers send them with the sync
+adapter (``store.py``), the API with the asyncio one (``api/store.py``). Both adapters call
+the same definition, so a job is created the same way whoever creates it: the tenant's cap,
+the record, its sealed request, the active set and (when the broker is the store) its message,
+in one script.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tasks.model.records import ApiKey, Certificate, ConnectionPool, Connector, Job, Record, Session
+from tasks.storage import schema
+from tasks.storage.batch import Batch
+from tasks.storage.steps import CheckAndSet, Lua, Op, Script, Transaction
+
+R = TypeVar("R", bound=Record)
+READY_WINDOW_SECONDS = 30       # a worker is counted as up this long after its last heartbeat
+SESSION_KEPT_SECONDS = 86400    # past its expiry, so a job can tell "expired" from "never existed"
+
+# KEYS: job, submission, the tenant's active set[, the broker list]; ARGV: job JSON, sealed
+# request, job id, cap (0 = none)[, Celery message]. The cap check and the writes are one step.
+ACCEPT = Lua("""
+if tonumber(ARGV[4]) > 0 and redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+if #KEYS == 4 then
+  redis.call('LPUSH', KEYS[4], ARGV[5])
+end
+return 1
+""")
+
+# KEYS: the job, its sealed request, its start count[, its lease]
+# ARGV: the lease's token ('' for no lease), the lease's life (ms), the count's life (s)
+START = Lua("""
+if ARGV[1] ~= '' and not redis.call('set', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {0, redis.call('pttl', KEYS[4])}
+end
+local job = redis.call('get', KEYS[1])
+if not job then return {1, false, false, 0} end
+local starts = redis.call('incr', KEYS[3])
+if starts == 1 then redis.call('expire', KEYS[3], ARGV[3]) end
+return {1, job, redis.call('get', KEYS[2]), starts}
+""")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def read(model: type[R], key: str) -> Op[R | None]:
+    raw = yield ("GET", key)
+    return None if raw is None else model.model_validate_json(raw)
+
+
+def page(model: type[R], index: str, record_key: Callable[[str], str], number: int,
+         per_page: int) -> Op[tuple[list[R], int]]:
+    """Page ``number`` (from 1) of an index (a zset of ids), and the index's size."""
+    total = int((yield ("ZCARD", index)))
+    start = (number - 1) * per_page
+    if start >= total:  # past the end (and never an index Redis cannot take: page has no upper bound)
+        return [], total
+    ids = yield ("ZRANGE", index, start, start + per_page - 1)
+    if not ids:
+        return [], total
+    raws = yield ("MGET", *[record_key(_text(i)) for i in ids])
+    return [model.model_validate_json(r) for r in raws if r is not None], total
+
+
+def _deleted(tx: Transaction) -> Op[bool]:
+    """Run ``tx``, whose first command deletes the record: whether there was one."""
+    replies = yield tx
+    return bool(replies[0])
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+def create_job(job: Job, job_json: str, sealed_request: str, message: tuple[str, str] | None = None,
+               cap: int = 0) -> Op[bool]:
+    """Store the job and its sealed request, and with ``message`` (broker list, payload) queue it,
+    atomically (one script, one round trip). False, and nothing written, when the tenant already
+    has ``cap`` jobs queued or running (0: no cap). ``job_json``: ``job.stored_json()``."""
+    keys = [schema.job(job.tenant, job.id), schema.submission(job.tenant, job.id), schema.active_jobs(job.tenant)]
+    args: list[str | int] = [job_json, sealed_request, job.id, cap]
+    if message is not None:
+        keys.append(message[0])
+        args.append(message[1])
+    return bool((yield Script(ACCEPT, keys, args)))
+
+
+def job_json(tenant: str, job_id: str) -> Op[bytes | None]:
+    """The job's public view as stored: served as it is, without parsing."""
+    if not schema.is_id(job_id):
+        return None
+    raw: bytes | None = yield ("GET", schema.job(tenant, job_id))
+    return raw
+
+
+def job(tenant: str, job_id: str) -> Op[Job | None]:
+    raw = yield from job_json(tenant, job_id)
+    return None if raw is None else Job.from_stored(raw, tenant)
+
+
+@dataclass
+class Start:
+    """What ``start_job`` found: another run's lease (its ``PTTL``), or the job to run."""
+
+    taken_ms: int | None = None
+    job: Job | None = None
+    sealed: str | None = None   # the job's sealed request
+    starts: int = 0             # this start included
+
+
+def start_job(tenant: str, job_id: str, lease_key: str | None, token: str, lease_ms: int,
+              job_ttl: int) -> Op[Start]:
+    """Start a run: take the lease (if given), read the job and its sealed request, and count
+    the start, in one atomic round trip. A start is counted before the job runs, so a run that
+    kills its worker still counts (``max_attempts`` ends a poison job)."""
+    keys = [schema.job(tenant, job_id), schema.submission(tenant, job_id), schema.job_starts(tenant, job_id)]
+    reply = yield Script(START, keys + ([lease_key] if lease_key else []),
+                         [token if lease_key else "", lease_ms, job_ttl])
+    if not reply[0]:
+        return Start(taken_ms=int(reply[1]))
+    _, raw_job, sealed, starts = reply
+    return Start(job=None if raw_job is None else Job.from_stored(raw_job, tenant),
+                 sealed=None if sealed is None else _text(sealed), starts=int(starts))
+
+
+def save_job(job: Job, job_ttl: int, also: Callable[[Batch], None] | None = None) -> Op[bool]:
+    """Store the job and tell its watchers, in one atomic batch; ``also`` adds writes (metrics,
+    a connector, the lease's release) that land with the job's new state or not at all, and
+    perhaps guards (``Batch.expect``): False if one failed and nothing was written."""
+    # A finished job (and what hangs off it) is kept for job_ttl, then expires.
+    ttl = job_ttl if job.finished else None
+    batch = Batch()
+    if also is not None:
+        also(batch)
+    batch.set(schema.job(job.tenant, job.id), job.stored_json(), ex=ttl)
+    if ttl:
+        batch.expire(schema.submission(job.tenant, job.id), ttl)
+        batch.expire(schema.job_starts(job.tenant, job.id), ttl)
+        batch.srem(schema.active_jobs(job.tenant), job.id)  # idempotent: a re-save changes nothing
+    batch.publish(schema.job_events(job.tenant, job.id), job.status)
+    return (yield from batch.op())
+
+
+def discard_job(tenant: str, job_id: str) -> Op[None]:
+    """Remove a job that was never queued (its broker refused it)."""
+    tx = Transaction()
+    tx.delete(schema.job(tenant, job_id), schema.submission(tenant, job_id), schema.job_starts(tenant, job_id))
+    tx.srem(schema.active_jobs(tenant), job_id)
+    yield tx
+
+
+# --- connectors ---------------------------------------------------------------------------------
+
+def connector(tenant: str, connector_id: str) -> Op[Connector | None]:
+    if not schema.is_id(connector_id):
+        return None
+    return (yield from read(Connector, schema.connector(tenant, connector_id)))
+
+
+def connectors(tenant: str, number: int, per_page: int) -> Op[tuple[list[Connector], int]]:
+    return (yield from page(Connector, schema.connectors(tenant), lambda i: schema.connector(tenant, i),
+                            number, per_page))
+
+
+def write_connector(into: Batch | Transaction, connector: Connector) -> None:
+    """Queue the connector's writes (its record, the tenant's index, the refresh schedule)."""
+    into.set(schema.connector(connector.tenant, connector.id), connector.model_dump_json())
+    into.zadd(schema.connectors(connector.tenant), {connector.id: connector.created_at.timestamp()}, nx=True)
+    member = schema.expiring_member(connector.tenant, connector.id)
+    expires = connector.credentials.expires_at
+    if connector.status == "authorised" and expires is not None:
+        into.zadd(schema.EXPIRING, {member: expires.timestamp()})  # the refresh scheduler reads this
+    else:
+        into.zrem(schema.EXPIRING, member)
+
+
+def save_connector(connector: Connector) -> Op[bool]:
+    batch = Batch()
+    write_connector(batch, connector)
+    return (yield from batch.op())
+
+
+def _replacing(connector: Connector) -> Transaction:
+    tx = Transaction()
+    write_connector(tx, connector)
+    return tx
+
+
+def replace_connector_if(connector: Connector, expected_version: int) -> Op[bool]:
+    """Write ``connector`` only if the stored one still has ``expected_version`` (CAS)."""
+    def decide(raw: bytes | str | None) -> Transaction | None:
+        if raw is None or Connector.model_validate_json(raw).credential_version != expected_version:
+            return None
+        return _replacing(connector)
+
+    return bool((yield CheckAndSet(schema.connector(connector.tenant, connector.id), decide)))
+
+
+def replace_connector_if_exists(connector: Connector) -> Op[bool]:
+    """Write ``connector`` over the stored one; False, writing nothing, if it was deleted."""
+    key = schema.connector(connector.tenant, connector.id)
+    while True:
+        written = yield CheckAndSet(key, lambda raw: None if raw is None else _replacing(connector))
+        if written is not None:
+            return bool(written)
+        # changed meanwhile (a refresh, or a delete): look again
+
+
+def delete_connector(tenant: str, connector_id: str) -> Op[bool]:
+    if not schema.is_id(connector_id):
+        return False
+    tx = Transaction()
+    tx.delete(schema.connector(tenant, connector_id))
+    tx.zrem(schema.connectors(tenant), connector_id)
+    tx.zrem(schema.EXPIRING, schema.expiring_member(tenant, connector_id))
+    return (yield from _deleted(tx))
+
+
+# --- connection pools (integer ids, per tenant) -------------------------------------------------
+
+def next_pool_id(tenant: str) -> Op[int]:
+    return int((yield ("INCR", schema.pool_seq(tenant))))
+
+
+def save_pool(pool: ConnectionPool) -> Op[None]:
+    tx = Transaction()
+    tx.set(schema.pool(pool.tenant, pool.id), pool.model_dump_json())
+    tx.zadd(schema.pools(pool.tenant), {str(pool.id): pool.id})
+    yield tx
+
+
+def pool(tenant: str, pool_id: int) -> Op[ConnectionPool | None]:
+    return (yield from read(ConnectionPool, schema.pool(tenant, pool_id)))
+
+
+def pools(tenant: str, number: int, per_page: int) -> Op[tuple[list[ConnectionPool], int]]:
+    return (yield from page(ConnectionPool, schema.pools(tenant), lambda i: schema.pool(tenant, i),
+                            number, per_page))
+
+
+def delete_pool(tenant: str, pool_id: int) -> Op[bool]:
+    tx = Transaction()
+    tx.delete(schema.pool(tenant, pool_id))
+    tx.zrem(schema.pools(tenant), str(pool_id))
+    return (yield from _deleted(tx))
+
+
+# --- certificates, sessions, API keys -----------------------------------------------------------
+
+def save_certificate(cert: Certificate) -> Op[None]:
+    tx = Transaction()
+    tx.set(schema.certificate(cert.tenant, cert.id), cert.model_dump_json())
+    tx.zadd(schema.certificates(cert.tenant), {cert.id: cert.created_at.timestamp()})
+    yield tx
+
+
+def certificate(tenant: str, cert_id: str) -> Op[Certificate | None]:
+    if not schema.is_id(cert_id):
+        return None
+    return (yield from read(Certificate, schema.certificate(tenant, cert_id)))
+
+
+def certificates(tenant: str, number: int, per_page: int) -> Op[tuple[list[Certificate], int]]:
+    return (yield from page(Certificate, schema.certificates(tenant), lambda i: schema.certificate(tenant, i),
+                            number, per_page))
+
+
+def delete_certificate(tenant: str, cert_id: str) -> Op[bool]:
+    if not schema.is_id(cert_id):
+        return False
+    tx = Transaction()
+    tx.delete(schema.certificate(tenant, cert_id))
+    tx.zrem(schema.certificates(tenant), cert_id)
+    return (yield from _deleted(tx))
+
+
+def save_session(session: Session, ttl_seconds: int) -> Op[None]:
+    yield ("SET", schema.session(session.tenant, session.id), session.model_dump_json(),
+           "EX", ttl_seconds + SESSION_KEPT_SECONDS)
+
+
+def session(tenant: str, session_id: str) -> Op[Session | None]:
+    if not schema.is_id(session_id):
+        return None
+    return (yield from read(Session, schema.session(tenant, session_id)))
+
+
+def api_key(key_hash: str) -> Op[ApiKey | None]:
+    """An API key made with ``authq keys create`` (stored by its SHA-256, never the key)."""
+    return (yield from read(ApiKey, schema.api_key(key_hash)))
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+def heartbeat(worker_name: str) -> Op[None]:
+    yield ("ZADD", schema.WORKERS, time.time(), worker_name)
+
+
+def workers_seen() -> Op[int]:
+    """Workers that sent a heartbeat in the last ``READY_WINDOW_SECONDS``."""
+    return int((yield ("ZCOUNT", schema.WORKERS, time.time() - READY_WINDOW_SECONDS, "+inf")))
