@@ -49,7 +49,8 @@ class HttpMetrics:
         self.requests = Counter("authq_http_requests", "HTTP requests answered, by route template, method and status.",
                                 ["route", "method", "status"], registry=self.registry)
         self.duration = Histogram("authq_http_request_duration_seconds",
-                                  "Time to answer an HTTP request (an event stream: its whole life), by route template.",
+                                  "Time to answer an HTTP request (an event stream: its whole life), "
+                                  "by route template.",
                                   ["route", "method"], registry=self.registry)
         # Label children by (route, method, status), looked up once: ``labels()`` validates
         # and locks on every call. As bounded as the labels themselves.
@@ -123,7 +124,8 @@ async def fleet_families(request: web.Request) -> list[Metric]:
     data = fleet.parse(JOB_TYPES, *replies[:4])
     lengths = iter(replies[4:])
 
-    jobs = CounterMetricFamily("authq_jobs", "Jobs ended, by type and outcome (all workers).", labels=["type", "outcome"])
+    jobs = CounterMetricFamily("authq_jobs", "Jobs ended, by type and outcome (all workers).",
+                               labels=["type", "outcome"])
     for (job_type, outcome), value in sorted(data.jobs.items()):
         jobs.add_metric([job_type, outcome], value)
     durations = HistogramMetricFamily("authq_job_duration_seconds",
@@ -136,7 +138,8 @@ async def fleet_families(request: web.Request) -> list[Metric]:
     for job_type, value in sorted(data.retries.items()):
         retries.add_metric([job_type], value)
     waits = CounterMetricFamily("authq_rate_limit_waits",
-                                "Jobs deferred to wait for a permit (rate limit, pool slot, provider 429, refresh lock).",
+                                "Jobs deferred to wait for a permit "
+                                "(rate limit, pool slot, provider 429, refresh lock).",
                                 labels=["reason"])
     for reason, value in sorted(data.waits.items()):
         waits.add_metric([reason], value)

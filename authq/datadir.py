@@ -63,7 +63,7 @@ class DataDir:
 
     def lock(self) -> IO[str]:
         """Hold this for the life of ``up``: two ``up`` on one data dir would share one Redis."""
-        handle = open(self.path / "up.lock", "w")
+        handle = open(self.path / "up.lock", "w")  # noqa: SIM115 (held, and closed, by the caller)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

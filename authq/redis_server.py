@@ -108,7 +108,8 @@ def start_redis(data_dir: Path, password: str, port: int | None = None, *, appen
     while True:
         if process.poll() is not None:
             err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            log = (data_dir / "redis.log").read_text(errors="replace")[-2000:] if (data_dir / "redis.log").exists() else ""
+            redis_log = data_dir / "redis.log"
+            log = redis_log.read_text(errors="replace")[-2000:] if redis_log.exists() else ""
             raise ConfigError(f"redis-server exited at start (code {process.returncode}): {err or log}".strip())
         try:
             with server.client() as client:
@@ -121,5 +122,6 @@ def start_redis(data_dir: Path, password: str, port: int | None = None, *, appen
             pass
         if time.monotonic() > deadline:
             server.stop()
-            raise ConfigError(f"redis-server did not answer on port {port} within {timeout:.0f}s; see {data_dir / 'redis.log'}.")
+            raise ConfigError(f"redis-server did not answer on port {port} within {timeout:.0f}s; "
+                              f"see {data_dir / 'redis.log'}.")
         time.sleep(0.05)

@@ -46,7 +46,7 @@ class Child:
     restarts: list[float] = field(default_factory=list)
 
     def start(self) -> None:
-        self.log = open(self.log_path, "ab")
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 (the child's output for its whole life)
         self.process = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True,
                                         preexec_fn=_die_with_parent)
@@ -86,7 +86,8 @@ class Supervisor:
         while not self.stopping.is_set():
             for child in self.children:
                 if not child.alive():
-                    raise ConfigError(f"{child.name} exited at start (code {child.process.returncode if child.process else '?'}). "
+                    code = child.process.returncode if child.process else "?"
+                    raise ConfigError(f"{child.name} exited at start (code {code}). "
                                       f"Last lines of {child.log_path}:\n{child.tail()}")
             try:
                 with urllib.request.urlopen(self.ready_url, timeout=2) as answer:
@@ -112,7 +113,8 @@ class Supervisor:
                     continue
                 code = child.process.returncode if child.process else None
                 if child.name == "api":
-                    say(f"authq: the API exited (code {code}); stopping. Last lines of {child.log_path}:\n{child.tail()}")
+                    say(f"authq: the API exited (code {code}); stopping. "
+                        f"Last lines of {child.log_path}:\n{child.tail()}")
                     return 1
                 now = time.monotonic()
                 child.restarts = [t for t in child.restarts if now - t < 60] + [now]

@@ -57,9 +57,9 @@ import redis  # noqa: E402
 import yaml  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from authq.redis_server import RedisServer, free_port, start_redis
-from tasks.security.sealing import generate_key
-from tasks.storage import schema
+from authq.redis_server import RedisServer, free_port, start_redis  # noqa: E402
+from tasks.security.sealing import generate_key  # noqa: E402
+from tasks.storage import schema  # noqa: E402
 
 RESULTS = ROOT / "bench" / "chaos-results.json"
 TENANT = "chaos"
@@ -201,7 +201,8 @@ class Processes:
                 raise RuntimeError(f"authq api exited:\n{(self.logs / 'api.log').read_text()[-3000:]}")
             dead = [i for i, w in enumerate(self.workers) if w is not None and w.poll() is not None]
             if dead:
-                raise RuntimeError(f"worker {dead[0]} exited:\n{(self.logs / f'worker{dead[0]}.log').read_text()[-3000:]}")
+                log = (self.logs / f"worker{dead[0]}.log").read_text()
+                raise RuntimeError(f"worker {dead[0]} exited:\n{log[-3000:]}")
             fresh = client.zrangebyscore(schema.WORKERS, time.time() - 15, "+inf")
             try:
                 import urllib.request
@@ -302,7 +303,7 @@ class Run:
                             self.accepted[data["id"]] = (index, data["connector_id"])
                             return
                         await answer.read()
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     self.answers[type(exc).__name__] += 1
             await asyncio.sleep(min(4.0, 0.5 * 2 ** attempt))
         self.refused += 1
@@ -321,7 +322,7 @@ class Run:
         with self.procs.client() as client:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                for job_id, raw in zip(chunk, client.mget([schema.job(TENANT, j) for j in chunk])):
+                for job_id, raw in zip(chunk, client.mget([schema.job(TENANT, j) for j in chunk]), strict=True):
                     out[job_id] = None if raw is None else json.loads(raw)
         return out
 
@@ -486,8 +487,8 @@ async def main_async(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="authq-chaos-"))
     provider = Provider(args.provider_delay)
     provider.start()
-    say(f"chaos: {args.jobs} jobs, {args.workers} workers, {args.kills} SIGKILLs, {args.redis_restarts} Redis restart(s); "
-        f"work dir {work}")
+    say(f"chaos: {args.jobs} jobs, {args.workers} workers, {args.kills} SIGKILLs, "
+        f"{args.redis_restarts} Redis restart(s); work dir {work}")
     procs = Processes(work, args.workers, catalog_with_local(work) if args.local_every else None)
     started = time.monotonic()
     try:
@@ -518,7 +519,8 @@ async def main_async(args: argparse.Namespace) -> int:
     say(f"written {RESULTS.relative_to(ROOT)}; logs in {procs.logs}")
     if not args.keep:
         shutil.rmtree(work / "redis", ignore_errors=True)
-    bad = result["lost"] or result["duplicated_connectors"] or result["ended_more_than_once"] or result["runs_beyond_starts"]
+    bad = (result["lost"] or result["duplicated_connectors"] or result["ended_more_than_once"]
+           or result["runs_beyond_starts"])
     return 1 if bad else 0
 
 

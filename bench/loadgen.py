@@ -114,7 +114,7 @@ async def _wait_jobs(client: Any, key_of: Any, ids: list[str], deadline: float) 
     while pending and time.monotonic() < deadline:
         batch = [pending[i] for i in range(min(PENDING_BATCH, len(pending)))]
         raws = await client.mget([key_of(i) for i in batch])
-        unfinished = {i for i, raw in zip(batch, raws) if raw is None or b'"finished_at":null' in raw}
+        unfinished = {i for i, raw in zip(batch, raws, strict=True) if raw is None or b'"finished_at":null' in raw}
         for _ in range(len(batch)):
             job_id = pending.popleft()
             if job_id in unfinished:
@@ -227,10 +227,7 @@ def _jobs_result(sent: dict[str, float], records: list[dict[str, Any]], statuses
             accept.append(created - t_submit)   # client send -> the API stamps the job
             queue_wait.append(start - created)  # stamped -> a worker starts it
             run.append(end - start)             # started -> succeeded (the worker's run_job)
-    if released is not None:
-        first = released
-    else:
-        first = min(sent.values()) if sent else None
+    first = released if released is not None else (min(sent.values()) if sent else None)
     last = max(finished) if finished else None
     span = (last - first) if first is not None and last is not None else None
     return {

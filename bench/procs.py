@@ -72,7 +72,7 @@ class Proc:
 
 def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
     log_path = log_dir / f"{name}.log"
-    log = open(log_path, "ab")
+    log = open(log_path, "ab")  # noqa: SIM115 (closed by Proc.stop)
     popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                              stderr=subprocess.STDOUT)
     return Proc(name, popen, log_path, log)
@@ -212,7 +212,7 @@ class CpuMeter:
         live = sum(_ticks(pid) for pid in self.pids) / self.hz
         return live + children.ru_utime + children.ru_stime + me.ru_utime + me.ru_stime
 
-    def __enter__(self) -> "CpuMeter":
+    def __enter__(self) -> CpuMeter:
         self.t0 = time.monotonic()
         self.machine0 = _machine()
         self.ours0 = self._ours()

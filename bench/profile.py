@@ -66,7 +66,7 @@ def is_authq(frame: str) -> bool:
 @dataclass
 class Node:
     count: int = 0
-    children: dict[str, "Node"] = field(default_factory=dict)
+    children: dict[str, Node] = field(default_factory=dict)
 
 
 @dataclass

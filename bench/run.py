@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -102,7 +102,7 @@ class Bench:
         self.plan = QUICK if args.quick else FULL
         self.started = time.monotonic()
         self.deadline = self.started + args.max_minutes * 60
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.out = ROOT / "bench" / "out" / stamp  # logs, scripts, profiles (git-ignored)
         self.out.mkdir(parents=True, exist_ok=True)
         self.api_key = "benchkey-" + secrets.token_urlsafe(12)
@@ -249,7 +249,7 @@ class Bench:
         argv = ["wrk", "-t1", f"-c{self.plan.http_concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script),
                 url if not ids else f"{parts.scheme}://{parts.netloc}/"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-        line = next((l for l in done.stdout.splitlines() if l.startswith("BENCHJSON ")), None)
+        line = next((out for out in done.stdout.splitlines() if out.startswith("BENCHJSON ")), None)
         if line is None:
             raise RuntimeError(f"wrk gave no result for {label}:\n{done.stdout}\n{done.stderr}")
         raw = json.loads(line[len("BENCHJSON "):])
@@ -311,15 +311,15 @@ class Bench:
                 self.client.flushdb()
                 res = self.http(self._accept_url(who), "POST", AUTHORISE_BODY, [], p.http_seconds, f"accept-{who}-{r}")
                 self._record("accept_rate", who, res["rate_2xx"], res)
-                say(f"   round {r + 1} accept {who:9s} {res['rate_2xx']:8.0f} req/s  (p50 {res['latency_ms']['p50']:.1f} ms"
-                    f"{self._noise(res)})")
+                say(f"   round {r + 1} accept {who:9s} {res['rate_2xx']:8.0f} req/s  "
+                    f"(p50 {res['latency_ms']['p50']:.1f} ms{self._noise(res)})")
             self.client.flushdb()
             ids = self._poll_ids()
             for who in order:
                 res = self.http(self._poll_url(who), "GET", "", ids, p.http_seconds, f"poll-{who}-{r}")
                 self._record("poll_rate", who, res["rate_2xx"], res)
-                say(f"   round {r + 1} poll   {who:9s} {res['rate_2xx']:8.0f} req/s  (p50 {res['latency_ms']['p50']:.1f} ms"
-                    f"{self._noise(res)})")
+                say(f"   round {r + 1} poll   {who:9s} {res['rate_2xx']:8.0f} req/s  "
+                    f"(p50 {res['latency_ms']['p50']:.1f} ms{self._noise(res)})")
 
     def jobs(self, who: str, label: str, *, count: int | None = None, rate: float | None = None,
              seconds: float = 0.0, drain: bool = False) -> dict[str, Any]:
@@ -377,7 +377,8 @@ class Bench:
                     + ("" if drain else f", submitted in {res['submit_seconds'] or 0:.2f}s")
                     + f"; {res['redis_calls_per_job'] or 0:.1f} Redis commands/job{self._noise(res)})")
                 if r == 0 and drain:
-                    top = ", ".join(f"{c} {n / max(1, res['succeeded']):.1f}" for c, n in list(res["redis_calls"].items())[:10])
+                    top = ", ".join(f"{c} {n / max(1, res['succeeded']):.1f}"
+                                    for c, n in list(res["redis_calls"].items())[:10])
                     say(f"         Redis commands per job, by command: {top}")
 
     def phase_latency(self) -> None:
@@ -485,11 +486,12 @@ class Bench:
 
         info = self.client.info("server") if self.redis_server and self.redis_server.process.poll() is None else {}
         if self.noise and median(self.noise) and (median(self.noise) or 0) >= 0.2:
-            self.warnings.append(f"other processes used a median {median(self.noise):.2f} cores (max {max(self.noise):.2f}) "
-                                 "during the runs: the absolute figures are low and noisy; compare the ratios")
+            self.warnings.append(f"other processes used a median {median(self.noise):.2f} cores "
+                                 f"(max {max(self.noise):.2f}) during the runs: the absolute figures are low "
+                                 "and noisy; compare the ratios")
         return {
             "meta": {
-                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "mode": "quick" if self.args.quick else "full", "plan": self.plan.__dict__,
                 "git": git_state(), "cpus": os.cpu_count(),
                 "loadavg_at_start": getattr(self, "loadavg_at_start", None), "loadavg_at_end": os.getloadavg(),
@@ -497,7 +499,8 @@ class Bench:
                 "celery": celery.__version__, "redis_server": info.get("redis_version"),
                 "load_generator": self.loadgen, "redis_appendonly": self.args.appendonly,
                 "log_level": self.args.log_level, "implementation": "test-bearer-nocheck",
-                "accept_write_sizes_bytes": getattr(self, "sizes", None), "latency_rate_jobs_per_s": getattr(self, "latency_rate", None),
+                "accept_write_sizes_bytes": getattr(self, "sizes", None),
+                "latency_rate_jobs_per_s": getattr(self, "latency_rate", None),
                 "seconds": round(time.monotonic() - self.started, 1),
             },
             "figures": {k: f.as_dict() for k, f in self.figures.items()},

@@ -182,12 +182,12 @@ def workers(redis_server: RedisServer, secret_key: str, ca_bundle: Path,
     logs = tmp_path_factory.mktemp("worker-logs")
     procs = []
     for i in (1, 2):
-        log = open(logs / f"worker{i}.log", "wb")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO",
-             "-n", f"testworker{i}-{os.getpid()}@%h", "-Q", "authq.interactive,authq.background",
-             "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        with open(logs / f"worker{i}.log", "wb") as log:  # the child writes to its own copy of the file
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO",
+                 "-n", f"testworker{i}-{os.getpid()}@%h", "-Q", "authq.interactive,authq.background",
+                 "--without-gossip", "--without-mingle"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
     client = redis_server.client()
     deadline = time.monotonic() + 60
     while client.zcard(schema.WORKERS) < 2:

@@ -1,8 +1,8 @@
 """Redaction (the issue's "must show"): after the suite, neither Redis nor any log holds a secret.
 
 Marked ``runs_last``: the session's ``pytest_collection_modifyitems`` hook (``tests/conftest.py``)
-moves it after every other test, whatever its name. It dumps the session Redis (SCAN, then every key by its type) and reads
-every log the session wrote (the Celery workers', ``authq up``'s data dirs', and this
+moves it after every other test, whatever its name. It dumps the session Redis (SCAN, then every key by its type)
+and reads every log the session wrote (the Celery workers', ``authq up``'s data dirs', and this
 process's own logging, the in-process API's), and looks there for every secret the session
 registered with ``tests.leakcheck.remember_secret`` - in clear, base64 and URL-encoded.
 A failure names the key or file with a masked excerpt, never the secret.

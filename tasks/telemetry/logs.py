@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tasks.telemetry.log_fields import extras_of
 from tasks.telemetry.redaction import RedactingFilter
@@ -23,7 +23,7 @@ def _utc_timestamp(created: float, _cache: dict[int, str] = {}) -> str:  # noqa:
     text = _cache.get(whole)
     if text is None:
         _cache.clear()
-        text = _cache[whole] = datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        text = _cache[whole] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{text}.{int((created - whole) * 1000):03d}Z"
 
 

@@ -70,7 +70,8 @@ async def test_a_rejected_request_leaves_the_key_free(client, tenant):
 
 
 async def test_an_overlong_key_is_422(client, tenant):
-    answer = await client.post(AUTHORISE, json=authorise_body(), headers={**tenant.headers, "Idempotency-Key": "x" * 256})
+    answer = await client.post(AUTHORISE, json=authorise_body(),
+                               headers={**tenant.headers, "Idempotency-Key": "x" * 256})
     assert answer.status == 422
 
 

@@ -27,7 +27,8 @@ def test_table_quotes_medians_ratios_and_targets() -> None:
     text = table([accept, latency, rss])
     assert "800 (700-900)" in text and "1,000 (1,000-1,200)" in text and "0.80" in text
     assert ">= 70% of ref" in text and "<= 100 ms" in text and "MET" in text
-    assert summary([accept, latency, rss]) == {"met": ["accept_rate", "latency_p99"], "missed": [], "unknown": ["api_rss"]}
+    assert summary([accept, latency, rss]) == {"met": ["accept_rate", "latency_p99"], "missed": [],
+                                               "unknown": ["api_rss"]}
     accept.ours = [100.0]
     assert accept.met is False and summary([accept])["missed"] == ["accept_rate"]
 

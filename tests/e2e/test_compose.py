@@ -166,7 +166,8 @@ def compose_commands() -> list[list[str]]:
     return found
 
 
-def run_config(command: list[str], tmp_path: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+def run_config(command: list[str], tmp_path: Path, env: dict[str, str],
+               *extra: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHQ_", "COMPOSE_"))}
     clean.update(env)
     empty_env_file = tmp_path / "empty.env"  # a developer's .env must not fill the blanks

@@ -58,7 +58,7 @@ class Up:
     def __init__(self, data_dir: Path, port: int, env: dict[str, str]) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.log = data_dir.parent / f"up-{port}-{time.monotonic_ns()}.log"
-        self.out = open(self.log, "wb")
+        self.out = open(self.log, "wb")  # noqa: SIM115 (the process's output for its whole life)
         self.process = subprocess.Popen(
             authq_command() + ["up", "--port", str(port), "--workers", "2", "--data-dir", str(data_dir)],
             env=env, stdout=self.out, stderr=subprocess.STDOUT)

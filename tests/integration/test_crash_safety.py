@@ -79,12 +79,12 @@ class Fleet:
         env = base_env(self.redis, self.secret_key, self.ca_bundle)
         env.update(self.extra_env)
         node = f"{name}-{os.getpid()}"
-        log = open(self.logs / f"{name}.log", "wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", f"--loglevel={self.loglevel}",
-             "-n", f"{node}@%h", "-Q", "authq.interactive,authq.background", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.logs / f"{name}.log", "wb") as log:  # the child writes to its own copy of the file
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo",
+                 f"--loglevel={self.loglevel}", "-n", f"{node}@%h", "-Q", "authq.interactive,authq.background",
+                 "--without-gossip", "--without-mingle"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.workers[name] = proc
         if wait:
             self.wait_ready(name, node, proc)
@@ -256,13 +256,15 @@ async def test_sigkilled_worker_job_runs_again_and_ends_exactly_once(
         job_id, connector_id = (await answer.json())["data"]["id"], (await answer.json())["data"]["connector_id"]
 
         # Running, and its check is at the provider: the worker is in the middle of the job.
-        job = await wait_job(api, tenant, job_id, lambda j: j["status"] == "running" and shop_checks(slow_provider, "a"), 30)
+        job = await wait_job(api, tenant, job_id,
+                             lambda j: j["status"] == "running" and shop_checks(slow_provider, "a"), 30)
         assert job["attempts"] == 1
         fleet.kill("a1")
         killed_at = time.monotonic()
         fleet.start_worker("a2")  # a fresh worker (as `authq up` would start)
 
-        again = await wait_job(api, tenant, job_id, lambda j: j["attempts"] >= 2 or j["status"] in ("succeeded", "failed"),
+        again = await wait_job(api, tenant, job_id,
+                               lambda j: j["attempts"] >= 2 or j["status"] in ("succeeded", "failed"),
                                RUNNING_AGAIN_WITHIN)
         running_again_after = time.monotonic() - killed_at
         assert again["attempts"] == 2, again
@@ -382,7 +384,7 @@ async def test_redis_restart_mid_load_loses_no_accepted_job(
     while True:
         with fleet.client() as client:
             raw = client.mget([schema.job(tenant.name, j) for j in accepted])
-        missing = [j for j, r in zip(accepted, raw) if r is None]
+        missing = [j for j, r in zip(accepted, raw, strict=True) if r is None]
         assert not missing, f"accepted jobs whose record is gone: {missing[:5]}"
         statuses = {j: (await get_job(api, tenant, j))["status"] for j in accepted}
         open_jobs = [j for j, s in statuses.items() if s not in ("succeeded", "failed")]

@@ -16,7 +16,7 @@ import base64
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -103,7 +103,8 @@ async def test_basic_authorise_stores_connector_and_hides_secrets(client, tenant
     assert [p["step"] for p in done["progress"]] == [
         "lookup_connection_pool", "apply_settings", "credential_check", "store_connector"]
     assert_utc(done["created_at"], done["started_at"], done["finished_at"], *(p["at"] for p in done["progress"]))
-    assert done["links"] == {"self": f"/api/v1/jobs/{job['id']}", "connector": f"/api/v1/connectors/{job['connector_id']}"}
+    assert done["links"] == {"self": f"/api/v1/jobs/{job['id']}",
+                             "connector": f"/api/v1/connectors/{job['connector_id']}"}
 
     connector, connector_text = await get_connector(client, tenant, job["connector_id"])
     assert set(connector) == CONNECTOR_FIELDS
@@ -139,7 +140,8 @@ async def test_basic_authorise_stores_connector_and_hides_secrets(client, tenant
     seen = checks(fresh_provider)
     assert len(seen) == 1
     assert (seen[0].method, seen[0].path) == ("GET", "/wp-json/wc/v3/system_status")
-    assert seen[0].headers["Authorization"] == "Basic " + base64.b64encode(f"{GOOD_KEY}:{GOOD_SECRET}".encode()).decode()
+    basic = base64.b64encode(f"{GOOD_KEY}:{GOOD_SECRET}".encode()).decode()
+    assert seen[0].headers["Authorization"] == "Basic " + basic
 
 
 async def test_token_authorise_sends_the_token_header(client, tenant, workers, fresh_provider):
@@ -249,7 +251,7 @@ async def test_expired_session(client, tenant, workers, fresh_provider, redis_cl
     session = await create(client, tenant, "/api/v1/sessions", {"end_user_id": "u1", "ttl_seconds": 60})
     key = schema.session(tenant.name, session["id"])
     record = json.loads(redis_client.get(key))
-    record["expires_at"] = (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat()
+    record["expires_at"] = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
     redis_client.set(key, json.dumps(record), keepttl=True)
     await assert_lookup_fails(client, tenant, fresh_provider, basic_body(fresh_provider, session_id=session["id"]),
                               "session_expired", "session_id")
@@ -271,7 +273,7 @@ async def test_session_that_allows_the_implementation(client, tenant, workers, f
 
 async def test_unknown_certificate(client, tenants, workers, fresh_provider):
     owner, other = tenants
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     theirs = await create(client, other, "/api/v1/certificates",
                           {"certificate": pem_bundle(now - timedelta(days=1), now + timedelta(days=30))})
     for cert_id in ("crt_nope", theirs["id"]):  # another tenant's certificate is as missing as none
@@ -280,7 +282,7 @@ async def test_unknown_certificate(client, tenants, workers, fresh_provider):
 
 
 async def test_expired_certificate(client, tenant, workers, fresh_provider):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = await create(client, tenant, "/api/v1/certificates",
                         {"certificate": pem_bundle(now - timedelta(days=30), now - timedelta(days=1)), "name": "old"})
     assert cert["not_after"].endswith("Z")
@@ -289,7 +291,7 @@ async def test_expired_certificate(client, tenant, workers, fresh_provider):
 
 
 async def test_current_certificate_is_accepted(client, tenant, workers, fresh_provider):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = await create(client, tenant, "/api/v1/certificates",
                         {"certificate": pem_bundle(now - timedelta(days=1), now + timedelta(days=30))})
     done = await authorise(client, tenant, basic_body(fresh_provider, certificate_id=cert["id"]))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
@@ -110,7 +110,7 @@ async def test_two_per_second_holds_at_the_provider_for_ten_racing_jobs(client, 
     assert len(stamps) == 11  # the authorise's check and one per reauthorise
     print(f"\n2/second, 11 requests arrived at (s): {timeline(stamps)}")
     # At most 2 in ANY 1-second interval: every 3 consecutive arrivals span at least 1 s.
-    spans = [last - first for first, last in zip(stamps, stamps[2:])]
+    spans = [last - first for first, last in zip(stamps, stamps[2:], strict=False)]
     print(f"2/second, shortest span of 3 consecutive requests: {min(spans):.3f}s")
     assert min(spans) >= 1 - TOLERANCE, timeline(stamps)
     busiest = max(sum(1 for t in stamps if start <= t < start + 1 - TOLERANCE) for start in stamps)
@@ -145,7 +145,7 @@ async def test_pool_of_one_never_has_two_requests_in_flight(client, tenant, work
     print(f"\npool of 1, 4 connectors, (arrived, answered) s: "
           f"{[(round(s.at - seen[0].at, 3), round(s.ended - seen[0].at, 3)) for s in seen]}; jobs took {took:.1f}s")
     assert shop.max_in_flight == 1
-    for before, after in zip(seen, seen[1:]):
+    for before, after in zip(seen, seen[1:], strict=False):
         assert after.at >= before.ended, "two requests of the pool were in flight at once"
     # A slot freed when its request ended is taken again soon, not once its (30 s) lease runs out.
     assert took < 15, f"4 pooled requests of 0.3 s took {took:.1f}s"
@@ -162,7 +162,7 @@ async def test_429_retry_after_blocks_the_connector(client, tenant, workers, sho
         retry_after = "2"
     else:  # RFC 9110 §10.2.3: an HTTP-date is as good as a number of seconds
         until = int(time.time()) + 3  # whole seconds: 2 to 3 s from now
-        retry_after = format_datetime(datetime.fromtimestamp(until, timezone.utc), usegmt=True)
+        retry_after = format_datetime(datetime.fromtimestamp(until, UTC), usegmt=True)
     shop.script.append((429, {"Retry-After": retry_after}))
 
     first = await submit_reauthorise(client, tenant, connector_id)

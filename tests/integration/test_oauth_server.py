@@ -213,7 +213,8 @@ def test_pkce_required_per_client_and_globally(srv: OAuthServer, http: httpx2.Cl
     assert authorize(http, srv.https_url, lax)["error"] == "invalid_request"
 
 
-def test_authorize_refuses_unknown_client_or_redirect_without_redirecting(srv: OAuthServer, http: httpx2.Client) -> None:
+def test_authorize_refuses_unknown_client_or_redirect_without_redirecting(srv: OAuthServer,
+                                                                          http: httpx2.Client) -> None:
     cid = new_id("web")
     srv.add_client(cid, "s", redirect_uris=[REDIRECT])
     answer = http.get(f"{srv.https_url}/authorize", params={
@@ -368,14 +369,12 @@ def test_mtls_listener_requires_a_certificate_from_the_client_ca(srv: OAuthServe
     srv.add_client(cid, auth_method="tls_client_auth")
     form = {"grant_type": "client_credentials", "client_id": cid}
 
-    with httpx2.Client(verify=tls_context(ca), timeout=10) as client:
-        with pytest.raises(httpx2.TransportError):
-            client.post(f"{srv.mtls_url}/token", data=form)
+    with httpx2.Client(verify=tls_context(ca), timeout=10) as client, pytest.raises(httpx2.TransportError):
+        client.post(f"{srv.mtls_url}/token", data=form)
 
     stranger = trustme.CA().issue_cert("connector.example", common_name="stranger")
-    with httpx2.Client(verify=tls_context(ca, stranger), timeout=10) as client:
-        with pytest.raises(httpx2.TransportError):
-            client.post(f"{srv.mtls_url}/token", data=form)
+    with httpx2.Client(verify=tls_context(ca, stranger), timeout=10) as client, pytest.raises(httpx2.TransportError):
+        client.post(f"{srv.mtls_url}/token", data=form)
 
     deadline = time.monotonic() + 5  # the server side records the failure in its own thread
     while len(srv.tls_failures) < 2 and time.monotonic() < deadline:
@@ -583,8 +582,7 @@ def test_start_settings_survive_reset_and_separate_client_ca(ca: trustme.CA) -> 
             answer = client.post(f"{srv.mtls_url}/token", data=form)
             assert answer.status_code == 200 and answer.json()["expires_in"] == 60
         wrong = ca.issue_cert("connector.example", common_name="c")  # server CA, not client CA
-        with httpx2.Client(verify=tls_context(ca, wrong), timeout=10) as client:
-            with pytest.raises(httpx2.TransportError):
-                client.post(f"{srv.mtls_url}/token", data=form)
+        with httpx2.Client(verify=tls_context(ca, wrong), timeout=10) as client, pytest.raises(httpx2.TransportError):
+            client.post(f"{srv.mtls_url}/token", data=form)
     with pytest.raises(TypeError):
         OAuthServer.start(ca=ca, no_such_setting=1)

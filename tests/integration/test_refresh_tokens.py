@@ -49,10 +49,12 @@ async def authorised_connector(client, tenant, oauth, test_ca, client_id: str) -
     assert job["status"] == "succeeded", job
     context = ssl.create_default_context()
     test_ca.configure_trust(context)
-    async with aiohttp.ClientSession() as browser:   # the end user's browser consents
-        async with browser.get(job["result"]["next_action"]["url"], ssl=context, allow_redirects=False) as answer:
-            assert answer.status == 302, await answer.text()
-            location = answer.headers["Location"]
+    async with (
+        aiohttp.ClientSession() as browser,  # the end user's browser consents
+        browser.get(job["result"]["next_action"]["url"], ssl=context, allow_redirects=False) as answer,
+    ):
+        assert answer.status == 302, await answer.text()
+        location = answer.headers["Location"]
     assert location.startswith(REDIRECT_URI)
     params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
     done = await submitted(await client.post("/api/v1/oauth/authenticate", json=params,

@@ -264,7 +264,8 @@ async def test_woo_reauthorise_keeps_the_connector_working_until_new_keys_arrive
     connector_id = job["connector_id"]
     assert (await client.post(CALLBACK, data=callback(query["user_id"]), headers=WOO_HEADERS)).status == 200
     await wait_status(client, tenant, connector_id, "authorised")
-    version = Connector.model_validate_json(redis_client.get(schema.connector(tenant.name, connector_id))).credential_version
+    stored = redis_client.get(schema.connector(tenant.name, connector_id))
+    version = Connector.model_validate_json(stored).credential_version
 
     for secret, outcome in (("cs_wrong_secret", "failed"), (GOOD_SECRET, "succeeded")):
         answer = await client.patch(f"/api/v1/oauth/{connector_id}/reauthorise", json={"name": "Woo shop 2"},

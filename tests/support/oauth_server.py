@@ -30,6 +30,7 @@ mTLS listener asks for client certificates, so the method can only succeed there
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import ssl
@@ -280,10 +281,8 @@ class _Handler(WSGIRequestHandler):
             super().handle()
 
     def finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     def make_environ(self):  # type: ignore[no-untyped-def]
         environ = super().make_environ()

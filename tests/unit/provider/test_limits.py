@@ -42,7 +42,7 @@ def hammer(limiter: RateLimiter, key: str, limit: int, window: float, until: flo
 def assert_sliding(grants: list[float], limit: int, window: float) -> None:
     """No interval of length ``window`` holds more than ``limit`` grants: any limit+1 in a row span it."""
     ordered = sorted(grants)
-    for first, last in zip(ordered, ordered[limit:]):
+    for first, last in zip(ordered, ordered[limit:], strict=False):
         assert last - first >= window - EPSILON, f"{limit + 1} grants within {last - first:.6f}s: {ordered}"
 
 
@@ -151,7 +151,8 @@ def test_semaphore_limit_three(redis_client: redis.Redis) -> None:
 
 
 def test_keys_get_a_ttl(redis_client: redis.Redis) -> None:
-    limiter, semaphore, rate, pool = RateLimiter(redis_client), PoolSemaphore(redis_client), unique("ttl"), unique("ttlp")
+    limiter, semaphore = RateLimiter(redis_client), PoolSemaphore(redis_client)
+    rate, pool = unique("ttl"), unique("ttlp")
     limiter.try_acquire(rate, 5, 0.3)
     semaphore.try_acquire(pool, 5, 0.3)
     assert 0 < redis_client.pttl(rate) <= 300
@@ -167,7 +168,8 @@ CHILD = """
 import json, os, sys, threading, time
 import redis
 from tasks.provider.limiter import RateLimiter
-key, limit, window, start, until = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+key, limit, window = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+start, until = float(sys.argv[4]), float(sys.argv[5])
 limiter, grants, lock = RateLimiter(redis.Redis.from_url(os.environ["LIMITS_REDIS_URL"])), [], threading.Lock()
 time.sleep(max(0.0, start - time.time()))
 def run():
