@@ -54,8 +54,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     client = Redis.from_url(app[SETTINGS].require_redis_url(), health_check_interval=30)
     app[REDIS] = client
     app[STORE] = ApiStore(client)
-    if app[SETTINGS].api_rate_limit:
-        app[API_RATE] = ApiRateLimiter(client, app[SETTINGS].api_rate_limit)
+    if per_second := app[SETTINGS].api_rate_limit:
+        app[API_RATE] = ApiRateLimiter(client, per_second)
     yield
     await client.aclose()
 

@@ -163,5 +163,5 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         families = []
         up.add_metric([], 0.0)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(_Page(request.app[METRICS].registry, [*families, up]))  # type: ignore[arg-type]
+    body = encoder(_Page(request.app[METRICS].registry, [*families, up]))
     return web.Response(body=body, headers={"Content-Type": content_type})
