@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,7 @@ class RedisServer:
 
 
 def start_redis(data_dir: Path, password: str, port: int | None = None, *, appendonly: bool = True,
-                preexec_fn=None, timeout: float = 15.0) -> RedisServer:  # type: ignore[no-untyped-def]
+                preexec_fn: Callable[[], object] | None = None, timeout: float = 15.0) -> RedisServer:
     """Start redis-server with its data (AOF, fsync every second) under ``data_dir``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
