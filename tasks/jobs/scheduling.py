@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import cast
 
 from tasks.jobs.context import JobContext
 from tasks.model.records import Connector, Job, new_id, utcnow
@@ -38,7 +39,9 @@ def scan_due_refreshes(ctx: JobContext, window_seconds: float, period_seconds: f
     client = ctx.store.redis
     if not client.set(schema.REFRESH_SCAN_LOCK, "1", nx=True, ex=max(1, int(period_seconds * 0.9))):
         return 0  # another worker scans this period
-    due = client.zrangebyscore(schema.EXPIRING, "-inf", time.time() + window_seconds, start=0, num=batch)
+    # Members only (no withscores), which redis-py's annotation does not tell apart from scored pairs.
+    due = cast("list[bytes | str]",
+               client.zrangebyscore(schema.EXPIRING, "-inf", time.time() + window_seconds, start=0, num=batch))
     queued = 0
     for raw in due:
         tenant, connector_id = schema.member_parts(raw)

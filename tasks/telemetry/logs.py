@@ -34,8 +34,10 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(), "logger": record.name, "event": record.getMessage(),
         }
         line.update(extras_of(record))
-        if record.exc_info or record.exc_text:
-            line["exception"] = record.exc_text or self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        elif record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
 
 
@@ -44,8 +46,10 @@ class ConsoleFormatter(logging.Formatter):
         extras = " ".join(f"{k}={v}" for k, v in extras_of(record).items())
         text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
         text = f"{text}  {extras}" if extras else text
-        if record.exc_info or record.exc_text:
-            text += "\n" + (record.exc_text or self.formatException(record.exc_info))
+        if record.exc_text:
+            text += "\n" + record.exc_text
+        elif record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
         return text
 
 
@@ -60,7 +64,7 @@ def configure(level: str = "INFO", json_lines: bool | None = None) -> None:
     root.setLevel(level.upper())
     # Fields no formatter here prints, which every record would otherwise look up (the
     # caller's frame, thread and process names): the logging HOWTO's "Optimization".
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
