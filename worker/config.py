@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
+from kombu.entity import Queue
 
 from tasks.jobs.queue_port import BACKGROUND, INTERACTIVE
 from tasks.settings import Settings

@@ -26,6 +26,7 @@ import threading
 import time
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from tasks.jobs.scheduling import Publish
 from tasks.model.records import Job
@@ -48,7 +49,7 @@ def unfinished_jobs(client: redis.Redis) -> list[Job]:
         if found is None or found.tenant is None:
             continue
         tenant = found.tenant
-        ids = [m.decode() for m in client.smembers(set_key)]
+        ids = [_text(m) for m in client.smembers(set_key)]
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             for raw in client.mget([schema.job(tenant, j) for j in chunk]):
@@ -58,6 +59,10 @@ def unfinished_jobs(client: redis.Redis) -> list[Job]:
                 if not job.finished:
                     jobs.append(job)
     return jobs
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _looks(job: Job) -> str:
@@ -76,7 +81,7 @@ def sweep(client: redis.Redis, publish: Publish, now: float | None = None) -> in
             present = jobs_with_a_message(client)
             suspects = {schema.orphan_suspect(j.tenant, j.id): _looks(j) for j in candidates
                         if (j.tenant, j.id) not in present}
-    earlier = {k.decode(): v.decode() for k, v in client.hgetall(SUSPECTS).items()}
+    earlier = {_text(k): _text(v) for k, v in client.hgetall(SUSPECTS).items()}
     requeued = 0
     by_key = {schema.orphan_suspect(j.tenant, j.id): j for j in old}
     for key, looks in suspects.items():
@@ -89,7 +94,8 @@ def sweep(client: redis.Redis, publish: Publish, now: float | None = None) -> in
                                "attempts": job.attempts})
     with client.pipeline() as pipe:
         pipe.delete(SUSPECTS)
-        fresh = {k: v for k, v in suspects.items() if earlier.get(k) != v}  # the requeued start over
+        # the requeued start over (typed as redis-py's hset takes it: its Mapping's key type is invariant)
+        fresh: dict[FieldT, EncodableT] = {k: v for k, v in suspects.items() if earlier.get(k) != v}
         if fresh:
             pipe.hset(SUSPECTS, mapping=fresh)
             pipe.expire(SUSPECTS, int(SWEEP_EVERY * 4))

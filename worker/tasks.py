@@ -58,7 +58,6 @@ def _again(task: Task, delay: float) -> NoReturn:
 def register_run_job(app: Celery, runtime: WorkerRuntime) -> None:
     """Add ``authq.run_job`` to ``app``, running jobs with ``runtime``'s context and leases."""
 
-    @app.task(name=RUN_JOB, bind=True, max_retries=None, acks_late=True)
     def run_job_task(self: Task, tenant: str, job_id: str, request_id: str | None = None,
                      job: str | None = None, sealed: str | None = None) -> None:
         ctx = runtime.context()
@@ -84,6 +83,10 @@ def register_run_job(app: Celery, runtime: WorkerRuntime) -> None:
             with contextlib.suppress(redis.RedisError):
                 runtime.leases().settle()  # or the requeued job would wait for its lease to expire
             raise Reject("Redis unreachable", requeue=True) from None
+
+    # Called rather than used as a decorator: Celery is untyped, and its decorator would leave
+    # the function untyped for mypy too. (The app keeps the task; the returned proxy is not needed.)
+    app.task(name=RUN_JOB, bind=True, max_retries=None, acks_late=True)(run_job_task)
 
 
 __all__ = ["RUN_JOB", "register_run_job"]
