@@ -47,8 +47,27 @@ def test_readme_opens_with_the_commands_that_run_the_service_and_its_tests() -> 
     assert first_block is not None
     assert text.index(first_block.group(0)) < text.index("\n## "), "the commands come before any section"
     assert first_block.group(0).splitlines()[1:-1] == [UP, TEST]
-    # CI runs the second one exactly as the README gives it.
-    assert TEST in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    # CI runs the second one as the README gives it: each of its steps a command line of .ci/run,
+    # in the README's order (the static checks stand between the install and the tests).
+    steps = TEST.split(" && ")
+    commands = ci_commands()
+    assert all(step in commands for step in steps), f".ci/run does not run every step of {TEST!r}: {commands}"
+    at = [commands.index(step) for step in steps]
+    assert at == sorted(at), f".ci/run runs the README's steps out of order: {commands}"
+
+
+def test_ci_runs_the_static_checks_between_the_install_and_the_tests() -> None:
+    # docs/operations.md's "Testing" says what CI checks; a finding of either fails the run.
+    commands = ci_commands()
+    install, tests = commands.index(".venv/bin/pip install -e '.[test]'"), commands.index(".venv/bin/pytest")
+    assert install < commands.index(".venv/bin/ruff check .") < tests
+    assert install < commands.index(".venv/bin/mypy") < tests
+
+
+def ci_commands() -> list[str]:
+    """.ci/run's command lines, comments and blank lines left out."""
+    lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def test_every_setting_is_in_the_readme_and_the_readme_has_no_other() -> None:
