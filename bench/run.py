@@ -34,14 +34,19 @@ from bench.report import Figure, Target, median, summary, table
 TENANT = "bench"
 CATALOG = ROOT / "bench" / "catalog.yaml"
 IMPLEMENTATION = "bench-basic"
+SETTINGS_FIELDS = {"name": "bench", "timezone": "Europe/London", "date_format": "Y-m-d", "rate_limit_unit": "second",
+                   "rate_limit_duration": 2}
 # bench-basic: a basic implementation with a secret password and no check request, so a job
 # makes no outbound call (it is authq alone) but seals what a user's job seals.
-AUTHORISE_BODY = json.dumps({
-    "name": "bench", "authentication_implementation_id": IMPLEMENTATION, "timezone": "Europe/London",
-    "date_format": "Y-m-d", "rate_limit_unit": "second", "rate_limit_duration": 2,
-    "variables": [{"key": "username", "value": "shop-owner@example.com"},
-                  {"key": "password", "value": "pw_bench_0123456789abcdef0123456789"}],
-})
+# bench-token (``--body token``): the body measured before, one token that is no secret.
+BODIES = {
+    "basic": json.dumps({**SETTINGS_FIELDS, "authentication_implementation_id": IMPLEMENTATION, "variables": [
+        {"key": "username", "value": "shop-owner@example.com"},
+        {"key": "password", "value": "pw_bench_0123456789abcdef0123456789"}]}),
+    "token": json.dumps({**SETTINGS_FIELDS, "authentication_implementation_id": "bench-token",
+                         "variables": [{"key": "token", "value": "tok_bench_0123456789abcdef0123456789"}]}),
+}
+AUTHORISE_BODY = BODIES["basic"]
 TARGETS = {
     "accept_rate": Target("ratio_min", 0.80),
     "poll_rate": Target("ratio_min", 0.75),
@@ -111,6 +116,7 @@ class Bench:
         self.out = ROOT / "bench" / "out" / stamp  # logs, scripts, profiles (git-ignored)
         self.out.mkdir(parents=True, exist_ok=True)
         self.api_key = "benchkey-" + secrets.token_urlsafe(12)
+        self.body = BODIES[args.body]
         self.loadgen = self._pick_loadgen(args.loadgen)
         self.warnings: list[str] = []
         self.runs: dict[str, list[dict[str, Any]]] = {}
@@ -180,7 +186,7 @@ class Bench:
                                self.args.worker_concurrency)
 
     def _post_job(self) -> str:
-        request = urllib.request.Request(f"{self.api_url}/api/v1/oauth/authorise", data=AUTHORISE_BODY.encode(),
+        request = urllib.request.Request(f"{self.api_url}/api/v1/oauth/authorise", data=self.body.encode(),
                                          headers={"Authorization": self.api_key, "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as answer:
             if answer.status != 202:
@@ -312,7 +318,7 @@ class Bench:
         self.client.flushdb()
         ids = self._poll_ids()
         for who in ("ours", "reference"):  # warm both servers up; not recorded
-            self.http(self._accept_url(who), "POST", AUTHORISE_BODY, [], p.warmup_seconds, f"warm-accept-{who}")
+            self.http(self._accept_url(who), "POST", self.body, [], p.warmup_seconds, f"warm-accept-{who}")
             self.http(self._poll_url(who), "GET", "", ids, p.warmup_seconds, f"warm-poll-{who}")
         for r in range(p.http_rounds):
             if not self.time_left():
@@ -320,7 +326,7 @@ class Bench:
             order = ("ours", "reference") if r % 2 == 0 else ("reference", "ours")
             for who in order:
                 self.client.flushdb()
-                res = self.http(self._accept_url(who), "POST", AUTHORISE_BODY, [], p.http_seconds, f"accept-{who}-{r}")
+                res = self.http(self._accept_url(who), "POST", self.body, [], p.http_seconds, f"accept-{who}-{r}")
                 self._record("accept_rate", who, res["rate_2xx"], res)
                 say(f"   round {r + 1} accept {who:9s} {res['rate_2xx']:8.0f} req/s  (p50 {res['latency_ms']['p50']:.1f} ms"
                     f"{self._noise(res)})")
@@ -344,7 +350,7 @@ class Bench:
                                "concurrency": self.plan.job_concurrency if rate is None else 256,
                                "clients": self.plan.e2e_clients}
         if who == "ours":
-            cfg.update({"api": self.api_url, "key": self.api_key, "tenant": TENANT, "body": AUTHORISE_BODY})
+            cfg.update({"api": self.api_url, "key": self.api_key, "tenant": TENANT, "body": self.body})
         if drain:
             cfg["pause_pids"] = [p.pid for p in self.workers.procs]
         before = self._commandstats()
@@ -495,7 +501,7 @@ class Bench:
         self.workers.stop()
         self.client.flushdb()
         self.profiles["api_accept"] = self._profiled(self.api.pid, "api-accept", lambda: self.http(
-            self._accept_url("ours"), "POST", AUTHORISE_BODY, [], p.profile_seconds, "profile-accept"))
+            self._accept_url("ours"), "POST", self.body, [], p.profile_seconds, "profile-accept"))
         self.client.flushdb()
         ids = self._poll_ids()
         self.profiles["api_poll"] = self._profiled(self.api.pid, "api-poll", lambda: self.http(
@@ -530,7 +536,7 @@ class Bench:
                 "python": platform.python_version(), "aiohttp": aiohttp.__version__,
                 "celery": celery.__version__, "redis_server": info.get("redis_version"),
                 "load_generator": self.loadgen, "redis_appendonly": self.args.appendonly,
-                "log_level": self.args.log_level, "implementation": IMPLEMENTATION,
+                "log_level": self.args.log_level, "body": self.args.body,
                 "worker_pool": self.workers.pool_flags if getattr(self, "workers", None) else None,
                 "accept_write_sizes_bytes": getattr(self, "sizes", None),
                 "latency_rate_jobs_per_s": getattr(self, "latency_rate", None),
@@ -559,6 +565,9 @@ def parser() -> argparse.ArgumentParser:
                      help="HTTP load generator: wrk if installed (auto), or bench.loadgen's aiohttp client")
     top.add_argument("--log-level", default="INFO", help="AUTHQ_LOG_LEVEL and the workers' --loglevel (default INFO, "
                                                          "as authq up runs them)")
+    top.add_argument("--body", choices=tuple(BODIES), default="basic",
+                     help="the authorise body: basic (a secret password; default) or token (one variable, no "
+                          "secret: what the bench measured before, for comparison)")
     top.add_argument("--worker-pool", choices=("solo", "threads", "prefork"), default="solo",
                      help="the Celery pool of both kinds of worker, authq's and the no-op's (default solo, "
                           "as authq up runs them)")
