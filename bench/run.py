@@ -5,7 +5,7 @@ binary, on a free port; append-only off unless ``--appendonly``), one authq API 
 the reference server, two worker processes of one kind at a time (authq's or the no-op's),
 and for each measurement a load generator process (``wrk`` when installed, else
 ``bench.loadgen``'s aiohttp client). Ours and the reference are interleaved round by round
-(ABBA order), and the table quotes medians. See the README's "Benchmarks" section.
+(ABBA order), and the table quotes medians. See docs/operations.md, "Benchmarks".
 """
 
 from __future__ import annotations
@@ -119,6 +119,9 @@ class Bench:
         self.body = BODIES[args.body]
         self.loadgen = self._pick_loadgen(args.loadgen)
         self.warnings: list[str] = []
+        if self.loadgen != "wrk":
+            self.warnings.append("HTTP rates measured with bench.loadgen's aiohttp client, not wrk: it shares the "
+                                 "cores with the servers and moves the ratios (apt-get install wrk)")
         self.runs: dict[str, list[dict[str, Any]]] = {}
         self.figures: dict[str, Figure] = {
             "accept_rate": Figure("accept_rate", "accept rate POST /oauth/authorise", "req/s",
