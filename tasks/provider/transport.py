@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC
@@ -118,12 +119,25 @@ class Outbound:
         self.resolve = resolve
         self.ca_bundle = ca_bundle
         self.gate = gate
+        self._context: ssl.SSLContext | None = None
+        self._context_lock = threading.Lock()
+
+    def tls_context(self, certificate: Certificate | None = None, box: SecretBox | None = None) -> ssl.SSLContext:
+        """The TLS context for a request: one per process for requests without a client
+        certificate (built on first use: loading the CA store costs tens of milliseconds of
+        CPU, which per request would cap a worker's provider calls), a new one with the
+        connector's certificate. An ``SSLContext`` is safe to share between threads once set up."""
+        if certificate is not None:
+            return ssl_context(self.ca_bundle, certificate, box)
+        with self._context_lock:
+            if self._context is None:
+                self._context = ssl_context(self.ca_bundle)
+            return self._context
 
     def client_options(self, limits: Limits | None = None, certificate: Certificate | None = None,
                        box: SecretBox | None = None) -> dict[str, Any]:
         """Keyword arguments for ``httpx2.Client`` (or Authlib's ``OAuth2Client``, one of those)."""
-        context = ssl_context(self.ca_bundle, certificate, box)
-        transport = GuardedTransport(context, self.policy, self.resolve, self.timeout, self.gate, limits)
+        transport = GuardedTransport(self.tls_context(certificate, box), self.policy, self.resolve, self.timeout, self.gate, limits)
         # Redirects are not followed: a provider redirecting a token or check request is
         # answered as an error rather than chased to an address nobody chose. Answers come
         # unencoded when the provider listens (answer_body decodes gzip under the limit if not).

@@ -1,8 +1,8 @@
 """Crash safety with real processes killed for real: nothing lost, nothing run twice at once.
 
 Each test has its own ``redis-server`` (append-only file on, as in production), its own
-``celery -A worker worker --pool=solo`` processes, the real app factory on that Redis and
-its own loopback provider. Workers are killed with ``os.kill(pid, SIGKILL)`` — no warm
+``celery -A worker worker --pool=threads`` processes (8 jobs at once each, the default
+``AUTHQ_WORKER_CONCURRENCY``), the real app factory on that Redis and its own loopback provider. Workers are killed with ``os.kill(pid, SIGKILL)`` — no warm
 shutdown, nothing acked, no chance to clean up — and Redis is shut down and started again on
 the same port and data directory.
 
@@ -81,7 +81,7 @@ class Fleet:
         node = f"{name}-{os.getpid()}"
         log = open(self.logs / f"{name}.log", "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", f"--loglevel={self.loglevel}",
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=threads", f"--loglevel={self.loglevel}",
              "-n", f"{node}@%h", "-Q", "authq.interactive,authq.background", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
