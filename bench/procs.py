@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -112,10 +113,19 @@ def start_reference(env: dict[str, str], port: int, log_dir: Path, sizes: dict[s
     return proc
 
 
-def worker_argv(kind: str, index: int, run_id: str, log_level: str) -> list[str]:
-    """``authq up``'s worker command line (``--pool=solo``); the no-op workers differ only in ``-A``."""
+SOLO_POOL = ("--pool=solo",)
+
+
+def threads_pool(concurrency: int) -> list[str]:
+    """``authq up``'s pool options (``authq/supervisor.py``)."""
+    return ["--pool=threads", f"--concurrency={concurrency}"]
+
+
+def worker_argv(kind: str, index: int, run_id: str, log_level: str, pool: Sequence[str] = SOLO_POOL) -> list[str]:
+    """A worker command line as ``authq up`` writes it, with the ``pool`` options (one job at a
+    time by default: the job-throughput figures' workers); the no-op workers differ only in ``-A``."""
     app = "worker" if kind == "authq" else "bench.noop"
-    return [sys.executable, "-m", "celery", "-A", app, "worker", "--pool=solo", f"--loglevel={log_level}",
+    return [sys.executable, "-m", "celery", "-A", app, "worker", *pool, f"--loglevel={log_level}",
             "-n", f"bench-{kind}{index}-{run_id}@%h", "-Q", WORKER_QUEUES, "--without-gossip", "--without-mingle"]
 
 
@@ -125,8 +135,10 @@ class Workers:
     ``ensure(kind)`` stops the other kind first, so the two never share the broker at once.
     """
 
-    def __init__(self, env: dict[str, str], client: redis.Redis, log_dir: Path, count: int, log_level: str) -> None:
+    def __init__(self, env: dict[str, str], client: redis.Redis, log_dir: Path, count: int, log_level: str,
+                 pool: Sequence[str] = SOLO_POOL) -> None:
         self.env = env
+        self.pool = list(pool)
         self.client = client
         self.log_dir = log_dir
         self.count = count
@@ -145,7 +157,7 @@ class Workers:
         self.client.delete(ready_key)
         self.starts += 1
         run_id = f"{os.getpid()}-{self.starts}"
-        self.procs = [spawn(f"{kind}-worker{i}-{self.starts}", worker_argv(kind, i, run_id, self.log_level),
+        self.procs = [spawn(f"{kind}-worker{i}-{self.starts}", worker_argv(kind, i, run_id, self.log_level, self.pool),
                             self.env, self.log_dir) for i in range(1, self.count + 1)]
         self.kind = kind
         deadline = time.monotonic() + timeout
