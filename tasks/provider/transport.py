@@ -137,7 +137,8 @@ class Outbound:
     def client_options(self, limits: Limits | None = None, certificate: Certificate | None = None,
                        box: SecretBox | None = None) -> dict[str, Any]:
         """Keyword arguments for ``httpx2.Client`` (or Authlib's ``OAuth2Client``, one of those)."""
-        transport = GuardedTransport(self.tls_context(certificate, box), self.policy, self.resolve, self.timeout, self.gate, limits)
+        transport = GuardedTransport(self.tls_context(certificate, box), self.policy, self.resolve, self.timeout,
+                                     self.gate, limits)
         # Redirects are not followed: a provider redirecting a token or check request is
         # answered as an error rather than chased to an address nobody chose. Answers come
         # unencoded when the provider listens (answer_body decodes gzip under the limit if not).

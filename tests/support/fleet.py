@@ -53,12 +53,12 @@ class Fleet:
         env = base_env(self.redis, self.secret_key, self.ca_bundle)
         env.update(self.extra_env)
         node = f"{name}-{os.getpid()}"
-        log = open(self.logs / f"{name}.log", "wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", *pool, f"--loglevel={self.loglevel}",
-             "-n", f"{node}@%h", "-Q", "authq.interactive,authq.background", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.logs / f"{name}.log", "wb") as log:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker", "worker", *pool, f"--loglevel={self.loglevel}",
+                 "-n", f"{node}@%h", "-Q", "authq.interactive,authq.background", "--without-gossip",
+                 "--without-mingle"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.workers[name] = proc
         if wait:
             self.wait_ready(name, node, proc)
