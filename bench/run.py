@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench import profile as prof
+from bench import slow_provider
 from bench.procs import ROOT, CpuMeter, Proc, Workers, rss, start_api, start_reference
 from bench.report import Figure, Target, median, summary, table
 
@@ -560,7 +561,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--profile", action="store_true",
                      help="afterwards, profile the API (accept, poll) and a worker with py-spy (extra runs)")
     top.add_argument("--profile-only", action="store_true", help="only the py-spy profiles (about a minute)")
-    top.add_argument("--only", choices=("http", "jobs", "latency"), action="append",
+    top.add_argument("--only", choices=("http", "jobs", "latency", "slow"), action="append",
                      help="run only these phases (repeatable; for working on one figure: the table then "
                           "lacks the others)")
     top.add_argument("--appendonly", action="store_true", help="Redis with AOF (fsync every second); default off")
@@ -591,13 +592,15 @@ def main(argv: list[str] | None = None) -> int:
         bench.start()
         say(f"   one accept writes {bench.sizes} bytes (job, sealed submission, Celery message)")
         if not args.profile_only:
-            phases = set(args.only or ("http", "jobs", "latency"))
+            phases = set(args.only or ("http", "jobs", "latency", "slow"))
             if "http" in phases:
                 bench.phase_http()
             if "jobs" in phases or "latency" in phases:
                 bench.phase_throughput()  # the latency phase paces at half its measured rate
             if "latency" in phases:
                 bench.phase_latency()
+            if "slow" in phases:
+                slow_provider.phase(bench, say)  # bench/slow_provider.py: workers vs a 200 ms provider
             bench.memory()
         if args.profile or args.profile_only:
             bench.phase_profile()

@@ -85,3 +85,18 @@ def test_the_bench_catalog_seals_a_password_and_calls_nobody() -> None:
     # Run from its message's copy, as a job that needs no provider is: nothing leaves the machine.
     ctx = cast(JobContext, SimpleNamespace(catalog=catalog))
     assert authorise_needs_provider(ctx, body.model_dump(exclude_unset=True)) is False
+
+
+def test_slow_provider_figure_is_measured_against_its_slots_over_the_provider_delay() -> None:
+    from bench import slow_provider
+
+    figures = slow_provider.figures(8)
+    threads = figures["slow_provider"]
+    assert slow_provider.DELAY == 0.2 and slow_provider.PROCESSES == 2
+    assert threads.target == Target("ratio_min", 0.8)
+    assert "16 / 0.2 = 80 jobs/s" in threads.note   # slots = 2 processes x 8 threads
+    threads.ours, threads.reference = [66.0, 62.0, 64.0], [80.0, 80.0, 80.0]
+    assert threads.ratio == 0.8 and threads.met is True
+    threads.ours = [9.5]  # what two one-job-at-a-time workers do
+    assert threads.met is False
+    assert figures["slow_provider_solo"].target is None  # information only
