@@ -129,7 +129,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             say(f"authq: made an API key for tenant 'default' ({record.id}); it is in {key_file}")
         client.close()
         children = [Child("api", api_argv(), data.log("api"), env)]
-        children += [Child(f"worker{i}", worker_argv(i), data.log(f"worker{i}"), env)
+        children += [Child(f"worker{i}", worker_argv(i, settings.worker_concurrency), data.log(f"worker{i}"), env)
                      for i in range(1, args.workers + 1)]
         base = f"http://{settings.host}:{settings.port}"
         workers = OwnWorkers(settings.redis_url or env["AUTHQ_REDIS_URL"],

@@ -1,4 +1,5 @@
-"""``authq up``: embedded Redis, the API and N workers on one machine, stopped together.
+"""``authq up``: embedded Redis, the API and N workers (each running ``AUTHQ_WORKER_CONCURRENCY``
+jobs at once) on one machine, stopped together.
 
 Children run in their own session (a terminal's Ctrl-C reaches only this process, which
 then stops them in order: API and workers first, Redis last, so no job is cut off from its
@@ -33,6 +34,7 @@ import redis
 
 from tasks.errors import ConfigError
 from tasks.storage import schema
+from worker.config import POOL
 
 PR_SET_PDEATHSIG = 1
 STOP_GRACE_SECONDS = 20.0
@@ -198,8 +200,12 @@ def worker_name(index: int) -> str:
     return f"worker{index}@{socket.gethostname()}"
 
 
-def worker_argv(index: int) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO",
+def worker_argv(index: int, concurrency: int) -> list[str]:
+    """Worker ``index``: ``concurrency`` jobs at once on Celery's threads pool (``AUTHQ_WORKER_CONCURRENCY``),
+    both queues. The pool and concurrency are what the worker's own configuration says
+    (``worker/config.py``); given here too, so ``ps`` shows what runs."""
+    return [sys.executable, "-m", "celery", "-A", "worker", "worker", f"--pool={POOL}",
+            f"--concurrency={concurrency}", "--loglevel=INFO",
             "-n", worker_name(index), "-Q", "authq.interactive,authq.background",
             "--without-gossip", "--without-mingle"]
 

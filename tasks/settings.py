@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+DEFAULT_WORKER_CONCURRENCY = 8
 
 
 class Settings(BaseSettings):
@@ -47,6 +48,10 @@ class Settings(BaseSettings):
     refresh_window_seconds: int = 300
     refresh_scan_seconds: float = 30.0
     log_level: str = "INFO"
+
+    # Jobs one worker process runs at once (Celery's threads pool): a job mostly waits on its
+    # provider, so a process with N threads keeps N providers busy (docs/decisions.md).
+    worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1, le=256)
 
     @field_validator("api_rate_limit", mode="before")
     @classmethod

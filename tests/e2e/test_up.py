@@ -107,6 +107,9 @@ def test_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path, up_env: dict[str
         commands = [cmdline(pid) for pid in started]
         assert sum("redis-server" in c for c in commands) == 1, commands
         assert sum("worker" in c and "celery" in c for c in commands) >= 2, commands
+        # Each worker runs AUTHQ_WORKER_CONCURRENCY (default 8) jobs at once on Celery's threads pool.
+        workers = [c for c in commands if "celery" in c and " worker " in f" {c} "]
+        assert len(workers) == 2 and all("--pool=threads" in c and "--concurrency=8" in c for c in workers), workers
         key = (data_dir / "api-key").read_text().strip()
         assert oct((data_dir / "api-key").stat().st_mode & 0o777) == "0o600"
 
