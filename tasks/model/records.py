@@ -195,9 +195,10 @@ PROVIDER_STEPS = frozenset({"token_request", "token_exchange", "credential_check
 class ProgressStep(Record):
     step: str
     at: datetime
+    attempt: int = 1   # the job's start it was made in (records older than the field: the first)
 
     def view(self) -> ProgressView:
-        return {"step": self.step, "at": iso(self.at)}
+        return {"step": self.step, "at": iso(self.at), "attempt": self.attempt}
 
 
 class Job(Record):
