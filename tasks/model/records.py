@@ -163,6 +163,11 @@ class Connector(Record):
     def variable(self, key: str) -> Variable | None:
         return next((v for v in self.variables if v.key == key), None)
 
+    @property
+    def never_authorised(self) -> bool:
+        """No credentials were ever stored: its authorise is waiting (``pending``) or failed."""
+        return self.authorised_at is None and self.status in ("pending", "failed")
+
     def view(self) -> ConnectorView:
         return {
             "id": self.id,
