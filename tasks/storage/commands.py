@@ -224,6 +224,11 @@ def replace_connector_if_exists(connector: Connector) -> Op[bool]:
         # changed meanwhile (a refresh, or a delete): look again
 
 
+def unblock_connector(tenant: str, connector_id: str) -> Op[None]:
+    """Forget a provider's 429 block of the connector (``tasks/provider/gate.py``)."""
+    yield ("DEL", schema.rate_blocked(tenant, connector_id))
+
+
 def delete_connector(tenant: str, connector_id: str) -> Op[bool]:
     if not schema.is_id(connector_id):
         return False

@@ -16,9 +16,9 @@ from tests.support.helpers import TEST_CATALOG, authorise_body
 CHECK_PATH = "/wp-json/wc/v3/system_status"
 
 
-def make_context(redis_client, *, allow_private: bool = True, max_attempts: int = 5,  # type: ignore[no-untyped-def]
-                 gated: bool = False) -> JobContext:
-    """``gated``: outbound requests pass the connector's gate (rate limit, pool, a provider's block), as a worker's do."""
+def make_context(redis_client, *, allow_private: bool = True,  # type: ignore[no-untyped-def]
+                 max_attempts: int = 5, gated: bool = False) -> JobContext:
+    """``gated``: outbound requests pass the connector's gate (rate limit, pool, a provider's block), as in a worker."""
     outbound = Outbound(5, allow_private=allow_private, gate=Gate(redis_client) if gated else None)
     return JobContext(store=Store(redis_client, job_ttl_seconds=3600), box=SecretBox(generate_key()),
                       catalog=load_catalog(TEST_CATALOG), outbound=outbound, max_attempts=max_attempts)
