@@ -24,7 +24,6 @@ from tests.support.helpers import save_connector
 from tests.support.jobs import CHECK_PATH, make_context, queue_job
 from tests.unit.jobs.test_runner import LOCAL_BODY, queue_with_copy
 
-
 HOUR = 3600  # a job is deferred at most an hour in all (contract §8)
 KEPT_SHORT = 3600  # a scheduled refresh is kept at most this long after its end
 
