@@ -241,7 +241,8 @@ class JobRun:
 
         def given_back(batch: Batch) -> None:
             batch.incrby(schema.job_starts(job.tenant, job.id), -1)
-            batch.incrbyfloat(schema.job_deferred(job.tenant, job.id), delay)
+            # Milliseconds, an integer: Redis 6.2 crashes on INCRBYFLOAT inside a script.
+            batch.incrby(schema.job_deferred(job.tenant, job.id), max(1, round(delay * 1000)))
 
         self.ctx.store.save_job(job, also=given_back)
         reason = deferred.reason

@@ -72,9 +72,6 @@ class Batch:
     def incrby(self, key: str, amount: int = 1) -> None:
         self._add("incrby", key, amount)
 
-    def incrbyfloat(self, key: str, amount: float) -> None:
-        self._add("incrbyfloat", key, repr(float(amount)))
-
     def delete(self, key: str) -> None:
         self._add("del", key)
 

@@ -117,7 +117,7 @@ class Start:
     job: Job | None = None
     sealed: str | None = None   # the job's sealed request
     starts: int = 0             # this start included
-    deferred: float = 0.0       # seconds the job was deferred so far, in all
+    deferred: float = 0.0       # seconds the job was deferred so far, in all (stored in ms)
 
 
 def start_job(tenant: str, job_id: str, lease_key: str | None, token: str, lease_ms: int,
@@ -134,7 +134,7 @@ def start_job(tenant: str, job_id: str, lease_key: str | None, token: str, lease
     _, raw_job, sealed, starts, deferred = reply
     return Start(job=None if raw_job is None else Job.from_stored(raw_job, tenant),
                  sealed=None if sealed is None else _text(sealed), starts=int(starts),
-                 deferred=0.0 if deferred is None else float(deferred))
+                 deferred=0.0 if deferred is None else int(deferred) / 1000)
 
 
 def save_job(job: Job, job_ttl: int, also: Callable[[Batch], None] | None = None) -> Op[bool]:

@@ -12,7 +12,7 @@
     authq:state:{sha256}[:claim|:exchange]       string  a single-use authorization state
     authq:t:{tenant}:job:{id}                    string  the job (its public view, as polled)
         ...:submission | :starts | :lease        string  its sealed request, start count, run lease
-        ...:deferred                             string  seconds the job was deferred, in all
+        ...:deferred                             string  milliseconds the job was deferred, in all
         ...:events                               channel its changes (pub/sub)
     authq:t:{tenant}:active-jobs                 set     the tenant's queued and running jobs
     authq:t:{tenant}:connector:{id}              string  the connector; its index: ...:connectors (zset)
@@ -186,8 +186,8 @@ submission = Record("submission", "job", "submission")                  # the jo
 # so that a start is counted before anything else is written: ``commands.start_job``).
 job_starts = Record("job_starts", "job", "starts")
 job_lease = Record("job_lease", "job", "lease")                         # tasks/storage/leases.py
-# Seconds the job was deferred in all (waiting for permits is not an attempt, but it is bounded):
-# INCRBYFLOAT at each deferral, read by the start, deleted by the job's end.
+# Milliseconds the job was deferred in all (waiting for permits is not an attempt, but it is
+# bounded): INCRBY at each deferral, read by the start, deleted by the job's end.
 job_deferred = Record("job_deferred", "job", "deferred")
 job_events = Record("job_events", "job", "events")                      # pub/sub: the status, after every save
 active_jobs = TenantKey("active_jobs", "active-jobs")                   # added at accept, removed at the end

@@ -140,8 +140,8 @@ def test_a_short_wait_defers_the_job_and_counts_what_it_waits(redis_client, tena
     assert 0 < deferred.value.delay <= 60  # one step of the wait
     waiting = ctx.store.job(tenant.name, job.id)
     assert waiting is not None and waiting.status == "queued" and waiting.attempts == 0
-    assert float(redis_client.get(schema.job_deferred(tenant.name, job.id)) or 0) == pytest.approx(
-        deferred.value.delay)
+    assert int(redis_client.get(schema.job_deferred(tenant.name, job.id)) or 0) == pytest.approx(
+        deferred.value.delay * 1000, abs=1)  # milliseconds
     assert checks(fresh_provider) == 0
 
 
@@ -149,7 +149,7 @@ def test_a_job_deferred_more_than_an_hour_in_all_fails_provider_rate_limited(red
     ctx = make_context(redis_client, gated=True)
     job = queue_job(ctx, tenant.name, fresh_provider.base_url)
     # 59 minutes deferred already, and the provider's block has 10 more to run.
-    redis_client.set(schema.job_deferred(tenant.name, job.id), HOUR - 60)
+    redis_client.set(schema.job_deferred(tenant.name, job.id), (HOUR - 60) * 1000)  # ms
     _blocked(redis_client, tenant.name, job.connector_id, 600)
     ended = run_job(ctx, tenant.name, job.id)
     assert ended is not None and ended.status == "failed"
