@@ -1,6 +1,7 @@
 # authq: one image for both halves of the service.
 #   API (default):  authq api --host 0.0.0.0 --port 8080
 #   workers:        celery -A worker worker -Q authq.interactive,authq.background
+#                   (Celery's threads pool, AUTHQ_WORKER_CONCURRENCY jobs at once: worker/config.py)
 # docker-compose.yml runs both from this image next to a Redis server.
 #
 # No secrets are baked in: AUTHQ_SECRET_KEY, AUTHQ_API_KEYS, AUTHQ_REDIS_URL … come from

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from api.protocol_errors import server_log
 from api.ratelimit import ApiRateLimiter
 from api.routes import setup_routes
 from api.store import ApiStore
-from api.typedefs import API_RATE, BOX, CATALOG, INLINE_QUEUE, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
+from api.typedefs import API_RATE, BOX, CATALOG, INLINE_QUEUE, INSTANCE, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
 from api.views.certificates import setup_certificates
 from api.views.jobs import setup_events
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
@@ -32,6 +33,7 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     app = web.Application(middlewares=[http_metrics, request_id, errors, api_key], client_max_size=MAX_BODY,
                           handler_args={"logger": server_log()})
     app[SETTINGS] = settings
+    app[INSTANCE] = settings.instance_id or secrets.token_hex(16)
     app[CATALOG] = load_catalog(settings.catalog)
     app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
     app[STATIC_KEYS] = {hash_api_key(key): tenant for key, tenant in settings.static_api_keys().items()}

@@ -3,12 +3,12 @@
     .venv/bin/python bench/chaos.py --jobs 2000 --kills 5
 
 Starts, all on loopback and all its own: a ``redis-server`` with its append-only file on, the
-API (``authq api``), N workers (``celery -A worker worker --pool=solo``, as ``authq up`` runs
-them) and a provider whose credential check answers after a short delay. It submits the
-jobs (authorise, ``woocommerce-basic``, one shop per job so the provider counts each job's
-checks apart; with ``--local-every N``, every Nth job uses a token implementation with no
-check, which a worker runs from its message's copy and ends in one write) with bounded
-concurrency; meanwhile it SIGKILLs a random worker ``--kills``
+API (``authq api``), N workers (``celery -A worker worker --pool=threads --concurrency=8``, as
+``authq up`` runs them; ``--pool solo`` for one job at a time) and a provider whose credential
+check answers after a short delay. It submits the jobs (authorise, ``woocommerce-basic``, one
+shop per job so the provider counts each job's checks apart; with ``--local-every N``, every
+Nth job uses a token implementation with no check, which a worker runs from its message's copy
+and ends in one write) with bounded concurrency; meanwhile it SIGKILLs a random worker ``--kills``
 times (starting a new one at once, as ``authq up`` would) and shuts Redis down and starts it
 again on the same port and files ``--redis-restarts`` times. Then it waits (bounded) for every
 accepted job to end and reports:
@@ -58,7 +58,8 @@ import yaml  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from authq.redis_server import RedisServer, free_port, start_redis
-from tasks.security.sealing import generate_key
+from tasks.security.sealing import generate_key  # noqa: E402
+from tasks.settings import DEFAULT_WORKER_CONCURRENCY  # noqa: E402
 from tasks.storage import schema
 
 RESULTS = ROOT / "bench" / "chaos-results.json"
@@ -127,8 +128,10 @@ def catalog_with_local(work: Path) -> Path:
 
 
 class Processes:
-    def __init__(self, work: Path, workers: int, catalog: Path | None = None) -> None:
+    def __init__(self, work: Path, workers: int, catalog: Path | None = None,
+                 pool: tuple[str, ...] = ("--pool=threads",)) -> None:
         self.work = work
+        self.pool = pool
         self.logs = work / "logs"
         self.logs.mkdir(parents=True)
         self.password = secrets.token_urlsafe(16)
@@ -172,7 +175,7 @@ class Processes:
         self.starts += 1
         name = f"chaos{slot}-{self.starts}"
         self.workers[slot] = self._spawn(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO",
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", *self.pool, "--loglevel=INFO",
              "-n", f"{name}@%h", "-Q", "authq.interactive,authq.background", "--without-gossip", "--without-mingle"],
             f"worker{slot}.log")
 
@@ -442,7 +445,7 @@ def report(run: Run, watcher: EndWatcher, elapsed: float) -> dict[str, Any]:
         after_kill.extend(waits)
     result = {
         "jobs": run.args.jobs, "workers": run.args.workers, "kills": run.args.kills,
-        "local_every": run.args.local_every,
+        "local_every": run.args.local_every, "pool": run.args.pool, "worker_concurrency": run.args.worker_concurrency,
         "redis_restarts": run.args.redis_restarts,
         "accepted": len(run.accepted), "refused": run.refused, "answers": dict(run.answers),
         "succeeded": outcome["succeeded"], "failed": outcome["failed"], "failed_codes": dict(codes),
@@ -489,9 +492,11 @@ async def main_async(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="authq-chaos-"))
     provider = Provider(args.provider_delay)
     provider.start()
-    say(f"chaos: {args.jobs} jobs, {args.workers} workers, {args.kills} SIGKILLs, {args.redis_restarts} Redis restart(s); "
-        f"work dir {work}")
-    procs = Processes(work, args.workers, catalog_with_local(work) if args.local_every else None)
+    say(f"chaos: {args.jobs} jobs, {args.workers} workers ({args.pool}"
+        f"{f' x {args.worker_concurrency}' if args.pool == 'threads' else ''}), {args.kills} SIGKILLs, "
+        f"{args.redis_restarts} Redis restart(s); work dir {work}")
+    pool = ("--pool=solo",) if args.pool == "solo" else ("--pool=threads", f"--concurrency={args.worker_concurrency}")
+    procs = Processes(work, args.workers, catalog_with_local(work) if args.local_every else None, pool)
     started = time.monotonic()
     try:
         procs.start_api()
@@ -533,6 +538,10 @@ def main() -> int:
     parser.add_argument("--redis-down", type=float, default=1.0, help="seconds Redis stays down per restart")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=32, help="submissions in flight at once")
+    parser.add_argument("--pool", choices=("threads", "solo"), default="threads",
+                        help="the workers' Celery pool: threads (as authq up runs them) or solo (one job at a time)")
+    parser.add_argument("--worker-concurrency", type=int, default=DEFAULT_WORKER_CONCURRENCY,
+                        help="jobs each worker runs at once with --pool threads (AUTHQ_WORKER_CONCURRENCY's default)")
     parser.add_argument("--provider-delay", type=float, default=0.05, help="seconds the provider takes per check")
     parser.add_argument("--deadline", type=float, default=540, help="seconds the run may take, all in")
     parser.add_argument("--seed", type=int, default=None)

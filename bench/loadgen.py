@@ -13,6 +13,8 @@ prints one JSON line of results. Modes:
   added to the figures.
 * ``noop``: the same shapes with the no-op Celery task (``bench.noop``), submitted with
   Celery's ``send_task``; completion times come from the task's own RPUSH.
+* ``wait`` and ``noop-wait``: round trips as a user makes them, each client waiting for its
+  job's end (``Prefer: wait``; ``.delay().get()``): ``bench.roundtrip``.
 
 Latency is measured from the *scheduled* send time in the open loop (so a loaded client that
 falls behind cannot hide latency), from the actual send time in the closed loop.
@@ -31,6 +33,7 @@ from collections import Counter, deque
 from datetime import datetime
 from typing import Any
 
+from bench import roundtrip
 from bench.report import percentile
 
 PENDING_BATCH = 200
@@ -325,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(run_jobs(cfg))
     elif mode == "noop":
         result = run_noop(cfg)
+    elif mode == "wait":
+        result = asyncio.run(roundtrip.run_wait(cfg))
+    elif mode == "noop-wait":
+        result = roundtrip.run_noop_wait(cfg)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     print(json.dumps(result), flush=True)

@@ -4,7 +4,9 @@
 with exactly ``worker.config.celery_config(Settings())`` (the AUTHQ_* environment, as
 authq's workers read it: acks late, prefetch 1, ignored results, JSON, the same queues).
 authq ignores task results, so the task marks its own completion: one RPUSH of
-``"<index> <unix time>"`` to ``DONE_KEY`` — the one Redis write a job cannot do without.
+``"<index> <unix time>"`` to ``DONE_KEY`` — the one Redis write a job cannot do without — or,
+given a ``reply`` key, to that key, where a client waiting for this task is blocked
+(``BLPOP``: ``bench.roundtrip``'s ``.delay().get()``).
 It logs as a plain Celery worker does at ``--loglevel=INFO`` (two lines a task): authq's
 logging set-up belongs to authq's worker app (``worker/lifecycle.py``), which this process
 never builds. It does load the code of authq's workers (``worker.celery_app``, the job
@@ -28,6 +30,7 @@ from worker.config import celery_config
 
 NOOP = "bench.noop"
 DONE_KEY = "bench:noop:done"
+REPLY_PREFIX = "bench:noop:reply:"
 READY_KEY = "bench:noop:ready"  # bench.procs.NOOP_READY_KEY
 
 app = Celery("authq-bench-noop", set_as_current=False)
@@ -64,9 +67,13 @@ def _redis() -> redis.Redis:
         return _reference.client
 
 
+def reply_key(index: int) -> str:
+    return f"{REPLY_PREFIX}{index}"
+
+
 @app.task(name=NOOP, acks_late=True)
-def noop(index: int) -> None:
-    _redis().rpush(DONE_KEY, f"{index} {time.time():.6f}")
+def noop(index: int, reply: str | None = None) -> None:
+    _redis().rpush(reply or DONE_KEY, f"{index} {time.time():.6f}")
 
 
 @worker_ready.connect(weak=False)

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -112,10 +113,15 @@ def start_reference(env: dict[str, str], port: int, log_dir: Path, sizes: dict[s
     return proc
 
 
-def worker_argv(kind: str, index: int, run_id: str, log_level: str) -> list[str]:
-    """``authq up``'s worker command line (``--pool=solo``); the no-op workers differ only in ``-A``."""
+def pool_argv(pool: str, concurrency: int | None) -> list[str]:
+    return [f"--pool={pool}"] + ([f"--concurrency={concurrency}"] if concurrency and pool != "solo" else [])
+
+
+def worker_argv(kind: str, index: int, run_id: str, log_level: str, pool: list[str]) -> list[str]:
+    """``authq up``'s worker command line (``pool``: ``--pool=solo`` as it runs them); the no-op
+    workers differ only in ``-A``, so both kinds run with the same pool."""
     app = "worker" if kind == "authq" else "bench.noop"
-    return [sys.executable, "-m", "celery", "-A", app, "worker", "--pool=solo", f"--loglevel={log_level}",
+    return [sys.executable, "-m", "celery", "-A", app, "worker", *pool, f"--loglevel={log_level}",
             "-n", f"bench-{kind}{index}-{run_id}@%h", "-Q", WORKER_QUEUES, "--without-gossip", "--without-mingle"]
 
 
@@ -125,8 +131,11 @@ class Workers:
     ``ensure(kind)`` stops the other kind first, so the two never share the broker at once.
     """
 
-    def __init__(self, env: dict[str, str], client: redis.Redis, log_dir: Path, count: int, log_level: str) -> None:
+    def __init__(self, env: dict[str, str], client: redis.Redis, log_dir: Path, count: int, log_level: str,
+                 pool: str = "solo", concurrency: int | None = None) -> None:
         self.env = env
+        self.pool = pool_argv(pool, concurrency)
+        self.pool_flags = " ".join(self.pool)
         self.client = client
         self.log_dir = log_dir
         self.count = count
@@ -145,7 +154,7 @@ class Workers:
         self.client.delete(ready_key)
         self.starts += 1
         run_id = f"{os.getpid()}-{self.starts}"
-        self.procs = [spawn(f"{kind}-worker{i}-{self.starts}", worker_argv(kind, i, run_id, self.log_level),
+        self.procs = [spawn(f"{kind}-worker{i}-{self.starts}", worker_argv(kind, i, run_id, self.log_level, self.pool),
                             self.env, self.log_dir) for i in range(1, self.count + 1)]
         self.kind = kind
         deadline = time.monotonic() + timeout
@@ -198,11 +207,20 @@ def _machine() -> tuple[int, int, int]:
 class CpuMeter:
     """How much CPU the rest of the machine used while a run went on: the whole machine's busy
     time (/proc/stat) less that of the bench's own processes (its children and itself).
-    Reported as cores: 0.0 means the run had the machine to itself."""
+    Reported as cores: 0.0 means the run had the machine to itself. ``by_process`` is the CPU
+    seconds each named process used during the run (the load generator is "children")."""
 
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self, pids: dict[int, str]) -> None:
         self.pids = pids
         self.hz = os.sysconf("SC_CLK_TCK")
+
+    def _each(self) -> dict[str, float]:
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = {name: _ticks(pid) / self.hz for pid, name in self.pids.items()}
+        out["children"] = children.ru_utime + children.ru_stime
+        return out
 
     def _ours(self) -> float:
         import resource
@@ -216,6 +234,7 @@ class CpuMeter:
         self.t0 = time.monotonic()
         self.machine0 = _machine()
         self.ours0 = self._ours()
+        self.each0 = self._each()
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -223,6 +242,9 @@ class CpuMeter:
         busy1, steal1, _ = _machine()
         busy = (busy1 - self.machine0[0]) / self.hz
         ours = self._ours() - self.ours0
+        each = self._each()
+        self.by_process = {name: round(each[name] - self.each0.get(name, 0.0), 3) for name in each}
         self.result = {"other_cores": round(max(0.0, busy - ours) / seconds, 2),
                        "our_cores": round(ours / seconds, 2),
-                       "steal_cores": round((steal1 - self.machine0[1]) / self.hz / seconds, 2)}
+                       "steal_cores": round((steal1 - self.machine0[1]) / self.hz / seconds, 2),
+                       "by_process_seconds": self.by_process}

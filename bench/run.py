@@ -5,7 +5,7 @@ binary, on a free port; append-only off unless ``--appendonly``), one authq API 
 the reference server, two worker processes of one kind at a time (authq's or the no-op's),
 and for each measurement a load generator process (``wrk`` when installed, else
 ``bench.loadgen``'s aiohttp client). Ours and the reference are interleaved round by round
-(ABBA order), and the table quotes medians. See the README's "Benchmarks" section.
+(ABBA order), and the table quotes medians. See docs/operations.md, "Benchmarks".
 """
 
 from __future__ import annotations
@@ -28,21 +28,30 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench import profile as prof
+from bench import slow_provider
 from bench.procs import ROOT, CpuMeter, Proc, Workers, rss, start_api, start_reference
 from bench.report import Figure, Target, median, summary, table
 
 TENANT = "bench"
-CATALOG = ROOT / "tests" / "support" / "catalog.yaml"
-# test-bearer-nocheck: a token implementation with no outbound call, so a job is authq alone.
-AUTHORISE_BODY = json.dumps({
-    "name": "bench", "authentication_implementation_id": "test-bearer-nocheck", "timezone": "Europe/London",
-    "date_format": "Y-m-d", "rate_limit_unit": "second", "rate_limit_duration": 2,
-    "variables": [{"key": "token", "value": "tok_bench_0123456789abcdef0123456789"}],
-})
+CATALOG = ROOT / "bench" / "catalog.yaml"
+IMPLEMENTATION = "bench-basic"
+SETTINGS_FIELDS = {"name": "bench", "timezone": "Europe/London", "date_format": "Y-m-d", "rate_limit_unit": "second",
+                   "rate_limit_duration": 2}
+# bench-basic: a basic implementation with a secret password and no check request, so a job
+# makes no outbound call (it is authq alone) but seals what a user's job seals.
+# bench-token (``--body token``): the body measured before, one token that is no secret.
+BODIES = {
+    "basic": json.dumps({**SETTINGS_FIELDS, "authentication_implementation_id": IMPLEMENTATION, "variables": [
+        {"key": "username", "value": "shop-owner@example.com"},
+        {"key": "password", "value": "pw_bench_0123456789abcdef0123456789"}]}),
+    "token": json.dumps({**SETTINGS_FIELDS, "authentication_implementation_id": "bench-token",
+                         "variables": [{"key": "token", "value": "tok_bench_0123456789abcdef0123456789"}]}),
+}
+AUTHORISE_BODY = BODIES["basic"]
 TARGETS = {
-    "accept_rate": Target("ratio_min", 0.70),
+    "accept_rate": Target("ratio_min", 0.80),
     "poll_rate": Target("ratio_min", 0.75),
-    "job_throughput": Target("ratio_min", 0.60),
+    "e2e_throughput": Target("ratio_min", 0.70),
     "latency_p99": Target("max", 100.0, "ms"),
     "api_rss": Target("max", 100.0, "MB"),
     "worker_rss": Target("max", 150.0, "MB"),
@@ -57,6 +66,8 @@ class Plan:
     http_concurrency: int
     poll_jobs: int
     job_rounds: int
+    e2e_count: int
+    e2e_clients: int
     job_count: int
     job_concurrency: int
     latency_rounds: int
@@ -65,11 +76,11 @@ class Plan:
 
 
 QUICK = Plan(http_rounds=2, http_seconds=3, warmup_seconds=1, http_concurrency=32, poll_jobs=200,
-             job_rounds=2, job_count=400, job_concurrency=16, latency_rounds=1, latency_seconds=5.0,
-             profile_seconds=5)
-FULL = Plan(http_rounds=5, http_seconds=6, warmup_seconds=2, http_concurrency=32, poll_jobs=200,
-            job_rounds=3, job_count=2000, job_concurrency=16, latency_rounds=3, latency_seconds=12.0,
-            profile_seconds=8)
+             job_rounds=2, e2e_count=300, e2e_clients=8, job_count=400, job_concurrency=16, latency_rounds=1,
+             latency_seconds=5.0, profile_seconds=5)
+FULL = Plan(http_rounds=3, http_seconds=6, warmup_seconds=2, http_concurrency=32, poll_jobs=200,
+            job_rounds=3, e2e_count=1000, e2e_clients=8, job_count=2000, job_concurrency=16, latency_rounds=3,
+            latency_seconds=12.0, profile_seconds=8)
 
 WRK_DONE = """
 done = function(summary, latency, requests)
@@ -106,15 +117,22 @@ class Bench:
         self.out = ROOT / "bench" / "out" / stamp  # logs, scripts, profiles (git-ignored)
         self.out.mkdir(parents=True, exist_ok=True)
         self.api_key = "benchkey-" + secrets.token_urlsafe(12)
+        self.body = BODIES[args.body]
         self.loadgen = self._pick_loadgen(args.loadgen)
         self.warnings: list[str] = []
+        if self.loadgen != "wrk":
+            self.warnings.append("HTTP rates measured with bench.loadgen's aiohttp client, not wrk: it shares the "
+                                 "cores with the servers and moves the ratios (apt-get install wrk)")
         self.runs: dict[str, list[dict[str, Any]]] = {}
         self.figures: dict[str, Figure] = {
             "accept_rate": Figure("accept_rate", "accept rate POST /oauth/authorise", "req/s",
                                   target=TARGETS["accept_rate"]),
             "poll_rate": Figure("poll_rate", "poll rate GET /jobs/{id}", "req/s", target=TARGETS["poll_rate"]),
-            "job_throughput": Figure("job_throughput", "job throughput end to end, 2 solo workers", "jobs/s",
-                                     target=TARGETS["job_throughput"]),
+            "e2e_throughput": Figure("e2e_throughput", "jobs end to end, clients waiting (Prefer: wait)",
+                                     "jobs/s", target=TARGETS["e2e_throughput"],
+                                     note="8 clients each submit a job and wait for its end before the next "
+                                          "(authq: POST with Prefer: wait; the reference: send_task, then "
+                                          "BLPOP of the task's reply), 1,000 jobs, 2 worker processes"),
             "drain_rate": Figure("drain_rate", "worker drain rate, jobs queued first (info)", "jobs/s",
                                  note="workers paused (SIGSTOP) while N jobs are queued, then continued: "
                                       "the workers' side alone, without submission competing for the CPU"),
@@ -171,10 +189,11 @@ class Bench:
         self.sizes = self._sample_sizes()
         self.ref = start_reference(env, self.ref_port, self.out, self.sizes, TENANT)
         self.procs.append(self.ref)
-        self.workers = Workers(env, self.client, self.out, 2, self.args.log_level)
+        self.workers = Workers(env, self.client, self.out, 2, self.args.log_level, self.args.worker_pool,
+                               self.args.worker_concurrency)
 
     def _post_job(self) -> str:
-        request = urllib.request.Request(f"{self.api_url}/api/v1/oauth/authorise", data=AUTHORISE_BODY.encode(),
+        request = urllib.request.Request(f"{self.api_url}/api/v1/oauth/authorise", data=self.body.encode(),
                                          headers={"Authorization": self.api_key, "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as answer:
             if answer.status != 202:
@@ -202,10 +221,12 @@ class Bench:
         if self.redis_server is not None:
             self.redis_server.stop()
 
-    def our_pids(self) -> list[int]:
-        pids = [p.pid for p in self.procs if p.alive()] + [p.pid for p in self.workers.procs if p.alive()]
+    def our_pids(self) -> dict[int, str]:
+        """The bench's processes by name (the load generators are its finished children)."""
+        pids = {p.pid: p.name for p in self.procs if p.alive()}
+        pids.update({p.pid: f"worker{n}" for n, p in enumerate(self.workers.procs, 1) if p.alive()})
         if self.redis_server is not None:
-            pids.append(self.redis_server.process.pid)
+            pids[self.redis_server.process.pid] = "redis-server"
         return pids
 
     def time_left(self) -> bool:
@@ -304,7 +325,7 @@ class Bench:
         self.client.flushdb()
         ids = self._poll_ids()
         for who in ("ours", "reference"):  # warm both servers up; not recorded
-            self.http(self._accept_url(who), "POST", AUTHORISE_BODY, [], p.warmup_seconds, f"warm-accept-{who}")
+            self.http(self._accept_url(who), "POST", self.body, [], p.warmup_seconds, f"warm-accept-{who}")
             self.http(self._poll_url(who), "GET", "", ids, p.warmup_seconds, f"warm-poll-{who}")
         for r in range(p.http_rounds):
             if not self.time_left():
@@ -312,7 +333,7 @@ class Bench:
             order = ("ours", "reference") if r % 2 == 0 else ("reference", "ours")
             for who in order:
                 self.client.flushdb()
-                res = self.http(self._accept_url(who), "POST", AUTHORISE_BODY, [], p.http_seconds, f"accept-{who}-{r}")
+                res = self.http(self._accept_url(who), "POST", self.body, [], p.http_seconds, f"accept-{who}-{r}")
                 self._record("accept_rate", who, res["rate_2xx"], res)
                 say(f"   round {r + 1} accept {who:9s} {res['rate_2xx']:8.0f} req/s  (p50 {res['latency_ms']['p50']:.1f} ms"
                     f"{self._noise(res)})")
@@ -325,14 +346,18 @@ class Bench:
                     f"{self._noise(res)})")
 
     def jobs(self, who: str, label: str, *, count: int | None = None, rate: float | None = None,
-             seconds: float = 0.0, drain: bool = False) -> dict[str, Any]:
+             seconds: float = 0.0, drain: bool = False, waiting: bool = False) -> dict[str, Any]:
+        """One run of jobs: ``waiting``, clients that each wait for their job's end (the
+        user-facing round trip); else submitted as fast as they go (``count``) or paced (``rate``)."""
         self.workers.ensure("authq" if who == "ours" else "noop")
         timeout = 180.0 if rate is None else seconds + 120.0
-        cfg: dict[str, Any] = {"mode": "jobs" if who == "ours" else "noop", "redis": self.redis_server.url,
+        mode = ("wait" if waiting else "jobs") if who == "ours" else ("noop-wait" if waiting else "noop")
+        cfg: dict[str, Any] = {"mode": mode, "redis": self.redis_server.url,
                                "count": count, "rate": rate, "duration": seconds, "timeout": timeout,
-                               "concurrency": self.plan.job_concurrency if rate is None else 256}
+                               "concurrency": self.plan.job_concurrency if rate is None else 256,
+                               "clients": self.plan.e2e_clients}
         if who == "ours":
-            cfg.update({"api": self.api_url, "key": self.api_key, "tenant": TENANT, "body": AUTHORISE_BODY})
+            cfg.update({"api": self.api_url, "key": self.api_key, "tenant": TENANT, "body": self.body})
         if drain:
             cfg["pause_pids"] = [p.pid for p in self.workers.procs]
         before = self._commandstats()
@@ -346,6 +371,13 @@ class Bench:
                     if proc.alive():
                         proc.popen.send_signal(signal.SIGCONT)
         res["cpu"] = cpu.result
+        done = max(1, res.get("succeeded") or 0)
+        by_process = {name: 1000.0 * seconds / done for name, seconds in cpu.result["by_process_seconds"].items()}
+        if "client_cpu_seconds" in res:  # the load generator's own, while it was timed (not its start-up)
+            by_process["children"] = 1000.0 * res["client_cpu_seconds"] / done
+        by_process = {("load generator" if name == "children" else name): ms for name, ms in by_process.items()
+                      if ms >= 0.005}
+        res["cpu_ms_per_job"] = {"all": sum(by_process.values()), **by_process}
         after = self._commandstats()
         calls = {c: n - before.get(c, 0) for c, n in after.items() if n - before.get(c, 0) > 0}
         calls.pop("info", None)
@@ -363,8 +395,9 @@ class Bench:
 
     def phase_throughput(self) -> None:
         p = self.plan
-        say(f"== job throughput: {p.job_rounds} rounds x {p.job_count} jobs, {p.job_concurrency} submitters, "
-            "2 workers --pool=solo")
+        say(f"== jobs end to end: {p.job_rounds} rounds x {p.e2e_count} jobs, {p.e2e_clients} clients each waiting "
+            f"for its job (Prefer: wait; send_task + BLPOP); drain: {p.job_count} jobs queued first; "
+            f"2 workers {self.workers.pool_flags}")
         self.client.flushdb()  # no worker runs yet: nothing of Celery's is lost
         for r in range(p.job_rounds):
             if not self.time_left():
@@ -372,22 +405,31 @@ class Bench:
             first, second = ("ours", "reference") if r % 2 == 0 else ("reference", "ours")
             # X end to end, X drain, Y drain, Y end to end: one switch of workers per round
             for who, drain in ((first, False), (first, True), (second, True), (second, False)):
-                key = "drain_rate" if drain else "job_throughput"
-                res = self.jobs(who, f"{'drain' if drain else 'throughput'}-{who}-{r}", count=p.job_count, drain=drain)
+                key = "drain_rate" if drain else "e2e_throughput"
+                res = self.jobs(who, f"{'drain' if drain else 'e2e'}-{who}-{r}",
+                                count=p.job_count if drain else p.e2e_count, drain=drain, waiting=not drain)
                 self._record(key, who, res["throughput"], res)
+                lat = res["latency_ms"]
+                detail = (f"submitted in {res['submit_seconds'] or 0:.2f}s" if drain else
+                          f"round trip p50 {lat['p50'] or 0:.1f} ms, p99 {lat['p99'] or 0:.1f} ms")
                 say(f"   round {r + 1} {'drain' if drain else 'e2e':5s} {who:9s} {res['throughput'] or 0:8.1f} jobs/s  "
-                    f"({res['succeeded']}/{res['submitted']} in {res['span_seconds'] or 0:.2f}s"
-                    + ("" if drain else f", submitted in {res['submit_seconds'] or 0:.2f}s")
+                    f"({res['succeeded']}/{res['submitted']} in {res['span_seconds'] or 0:.2f}s, {detail}"
                     + f"; {res['redis_calls_per_job'] or 0:.1f} Redis commands/job{self._noise(res)})")
+                say("         CPU per job: " + ", ".join(f"{name} {ms:.2f} ms"
+                                                        for name, ms in res["cpu_ms_per_job"].items()))
+                if res.get("phases_ms"):
+                    say("         round trip, p50 of: " + ", ".join(
+                        f"{name} {part['p50'] or 0:.1f}" for name, part in res["phases_ms"].items())
+                        + " ms (send->accepted->started->finished->answered)")
                 if r == 0 and drain:
                     top = ", ".join(f"{c} {n / max(1, res['succeeded']):.1f}" for c, n in list(res["redis_calls"].items())[:10])
                     say(f"         Redis commands per job, by command: {top}")
 
     def phase_latency(self) -> None:
         p = self.plan
-        ours = self.figures["job_throughput"].ours_median
+        ours = self.figures["e2e_throughput"].ours_median
         if not ours:
-            self.warnings.append("latency not measured: no job throughput")
+            self.warnings.append("latency not measured: no end-to-end throughput")
             return
         rate = round(ours / 2.0, 1)
         self.latency_rate = rate
@@ -466,15 +508,17 @@ class Bench:
         self.workers.stop()
         self.client.flushdb()
         self.profiles["api_accept"] = self._profiled(self.api.pid, "api-accept", lambda: self.http(
-            self._accept_url("ours"), "POST", AUTHORISE_BODY, [], p.profile_seconds, "profile-accept"))
+            self._accept_url("ours"), "POST", self.body, [], p.profile_seconds, "profile-accept"))
         self.client.flushdb()
         ids = self._poll_ids()
         self.profiles["api_poll"] = self._profiled(self.api.pid, "api-poll", lambda: self.http(
             self._poll_url("ours"), "GET", "", ids, p.profile_seconds, "profile-poll"))
         self.client.flushdb()
         self.workers.ensure("authq")
-        self.profiles["worker_job"] = self._profiled(self.workers.procs[0].pid, "worker-job", lambda: self.jobs(
-            "ours", "profile-jobs", count=p.job_count))
+        self.profiles["worker_e2e"] = self._profiled(self.workers.procs[0].pid, "worker-e2e", lambda: self.jobs(
+            "ours", "profile-e2e-worker", count=p.e2e_count, waiting=True))
+        self.profiles["api_e2e"] = self._profiled(self.api.pid, "api-e2e", lambda: self.jobs(
+            "ours", "profile-e2e-api", count=p.e2e_count, waiting=True))
         self.workers.stop()
         for name, summary_ in self.profiles.items():
             if summary_:
@@ -499,8 +543,10 @@ class Bench:
                 "python": platform.python_version(), "aiohttp": aiohttp.__version__,
                 "celery": celery.__version__, "redis_server": info.get("redis_version"),
                 "load_generator": self.loadgen, "redis_appendonly": self.args.appendonly,
-                "log_level": self.args.log_level, "implementation": "test-bearer-nocheck",
-                "accept_write_sizes_bytes": getattr(self, "sizes", None), "latency_rate_jobs_per_s": getattr(self, "latency_rate", None),
+                "log_level": self.args.log_level, "body": self.args.body,
+                "worker_pool": self.workers.pool_flags if getattr(self, "workers", None) else None,
+                "accept_write_sizes_bytes": getattr(self, "sizes", None),
+                "latency_rate_jobs_per_s": getattr(self, "latency_rate", None),
                 "seconds": round(time.monotonic() - self.started, 1),
             },
             "figures": {k: f.as_dict() for k, f in self.figures.items()},
@@ -518,7 +564,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--profile", action="store_true",
                      help="afterwards, profile the API (accept, poll) and a worker with py-spy (extra runs)")
     top.add_argument("--profile-only", action="store_true", help="only the py-spy profiles (about a minute)")
-    top.add_argument("--only", choices=("http", "jobs", "latency"), action="append",
+    top.add_argument("--only", choices=("http", "jobs", "latency", "slow"), action="append",
                      help="run only these phases (repeatable; for working on one figure: the table then "
                           "lacks the others)")
     top.add_argument("--appendonly", action="store_true", help="Redis with AOF (fsync every second); default off")
@@ -526,6 +572,14 @@ def parser() -> argparse.ArgumentParser:
                      help="HTTP load generator: wrk if installed (auto), or bench.loadgen's aiohttp client")
     top.add_argument("--log-level", default="INFO", help="AUTHQ_LOG_LEVEL and the workers' --loglevel (default INFO, "
                                                          "as authq up runs them)")
+    top.add_argument("--body", choices=tuple(BODIES), default="basic",
+                     help="the authorise body: basic (a secret password; default) or token (one variable, no "
+                          "secret: what the bench measured before, for comparison)")
+    top.add_argument("--worker-pool", choices=("solo", "threads", "prefork"), default="solo",
+                     help="the Celery pool of both kinds of worker, authq's and the no-op's (default solo, "
+                          "as authq up runs them)")
+    top.add_argument("--worker-concurrency", type=int, default=None,
+                     help="--concurrency of each worker, for a threads or prefork pool")
     top.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="where to write the JSON")
     top.add_argument("--max-minutes", type=float, default=20.0, help="stop starting new runs after this long")
     return top
@@ -541,13 +595,15 @@ def main(argv: list[str] | None = None) -> int:
         bench.start()
         say(f"   one accept writes {bench.sizes} bytes (job, sealed submission, Celery message)")
         if not args.profile_only:
-            phases = set(args.only or ("http", "jobs", "latency"))
+            phases = set(args.only or ("http", "jobs", "latency", "slow"))
             if "http" in phases:
                 bench.phase_http()
             if "jobs" in phases or "latency" in phases:
                 bench.phase_throughput()  # the latency phase paces at half its measured rate
             if "latency" in phases:
                 bench.phase_latency()
+            if "slow" in phases:
+                slow_provider.phase(bench, say)  # bench/slow_provider.py: workers vs a 200 ms provider
             bench.memory()
         if args.profile or args.profile_only:
             bench.phase_profile()

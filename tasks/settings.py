@@ -17,6 +17,7 @@ DEFAULT_PORT = 8080
 # tenant's runaway client cannot fill Redis or starve the others; far above what a client that
 # polls its jobs needs.
 DEFAULT_API_RATE_LIMIT = 100.0
+DEFAULT_WORKER_CONCURRENCY = 8
 
 
 class Settings(BaseSettings):
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     # Where the API listens (``authq api``/``up`` flags override these).
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    # The API's id in /readyz answers: `authq up` gives its API a fresh one, to know its own
+    # API's answer from another program's on the port. None: a random one per process.
+    instance_id: str | None = None
 
     # Job behaviour; not in the contract's table, tunable for tests and operations.
     job_ttl_seconds: int = 7 * 24 * 3600
@@ -48,6 +52,10 @@ class Settings(BaseSettings):
     refresh_window_seconds: int = 300
     refresh_scan_seconds: float = 30.0
     log_level: str = "INFO"
+
+    # Jobs one worker process runs at once (Celery's threads pool): a job mostly waits on its
+    # provider, so a process with N threads keeps N providers busy (docs/decisions.md).
+    worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1, le=256)
 
     @field_validator("api_rate_limit", mode="before")
     @classmethod

@@ -184,7 +184,7 @@ def workers(redis_server: RedisServer, secret_key: str, ca_bundle: Path,
     for i in (1, 2):
         log = open(logs / f"worker{i}.log", "wb")
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO",
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=threads", "--loglevel=INFO",
              "-n", f"testworker{i}-{os.getpid()}@%h", "-Q", "authq.interactive,authq.background",
              "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))

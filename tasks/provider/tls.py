@@ -4,14 +4,22 @@
 private temporary directory *re-encrypted* under a one-time random password, loaded, and
 the directory removed at once: the key never touches disk in the clear, nor a shared path.
 The stored key was opened once, at upload: setting up TLS derives no key from a passphrase.
+
+Building a context costs tens of milliseconds of CPU (``create_default_context`` loads the
+system's CAs), more than all the rest of a job: ``CONTEXTS`` builds one per CA bundle and
+client certificate and shares it (an ``SSLContext`` is safe to share between connections and
+threads; nothing authq or httpcore does to it differs between requests).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import ssl
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,13 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def ssl_context(ca_bundle: Path | None, certificate: Certificate | None = None,
                 box: SecretBox | None = None) -> ssl.SSLContext:
+    """The context for a connector's outbound calls: shared, built on first use (``CONTEXTS``)."""
+    return CONTEXTS.get(ca_bundle, certificate, box)
+
+
+def build_ssl_context(ca_bundle: Path | None, certificate: Certificate | None = None,
+                      box: SecretBox | None = None) -> ssl.SSLContext:
+    """A new context: the system's CAs (or ``ca_bundle``'s too) and the client certificate."""
     context = ssl.create_default_context()
     if ca_bundle is not None:
         context.load_verify_locations(cafile=str(ca_bundle))
@@ -38,6 +53,50 @@ def ssl_context(ca_bundle: Path | None, certificate: Certificate | None = None,
         assert box is not None
         load_client_certificate(context, certificate, box)
     return context
+
+
+class TlsContexts:
+    """Contexts by (CA bundle as it is on disk now, client certificate as stored), the
+    ``size`` used last kept. A replaced bundle file or a new upload is a new key, hence a new
+    context; the old one is dropped when it falls out. A failure (``JobFailed``) is not kept."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._contexts: OrderedDict[tuple[object, ...], ssl.SSLContext] = OrderedDict()
+
+    @staticmethod
+    def _key(ca_bundle: Path | None, certificate: Certificate | None) -> tuple[object, ...]:
+        bundle: tuple[object, ...] = ()
+        if ca_bundle is not None:
+            try:
+                stat = ca_bundle.stat()
+                bundle = (str(ca_bundle), stat.st_mtime_ns, stat.st_size)
+            except OSError:
+                bundle = (str(ca_bundle),)  # building it raises the error, which is not kept
+        if certificate is None:
+            return (bundle,)
+        stored = "\0".join((certificate.certificate_pem, certificate.key_sealed, certificate.passphrase_sealed or ""))
+        return (bundle, certificate.tenant, certificate.id, hashlib.sha256(stored.encode()).hexdigest())
+
+    def get(self, ca_bundle: Path | None, certificate: Certificate | None = None,
+            box: SecretBox | None = None) -> ssl.SSLContext:
+        key = self._key(ca_bundle, certificate)
+        with self._lock:
+            context = self._contexts.get(key)
+            if context is not None:
+                self._contexts.move_to_end(key)
+                return context
+        context = build_ssl_context(ca_bundle, certificate, box)  # outside the lock: it is slow
+        with self._lock:
+            self._contexts[key] = context
+            self._contexts.move_to_end(key)
+            while len(self._contexts) > self.size:
+                self._contexts.popitem(last=False)
+        return context
+
+
+CONTEXTS = TlsContexts()
 
 
 def _private_key(certificate: Certificate, box: SecretBox) -> Any:

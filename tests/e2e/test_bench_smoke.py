@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bench import profile
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import cast
+
+from bench import profile, roundtrip
 from bench.report import Figure, Target, percentile, summary, table
 
 
@@ -47,3 +52,51 @@ def test_collapsed_stacks_are_summarised_for_the_main_thread() -> None:
     assert summary_["authq_tree"][0] == {"depth": 0, "frame": "handler (api/views/jobs.py:3)", "pct": 100.0}
     assert summary_["authq_tree"][1]["frame"].startswith("Redis.get")
     assert "handler (api/views/jobs.py:3)" in profile.render("poll", summary_)
+
+
+def test_a_round_trip_is_split_by_the_finished_records_stamps() -> None:
+    phases = roundtrip.Phases()
+    sent = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+    job = {"created_at": "2026-01-01T12:00:00.002Z", "started_at": "2026-01-01T12:00:00.010Z",
+           "finished_at": "2026-01-01T12:00:00.011Z"}
+    phases.add(sent, sent + 0.020, job)
+    phases.add(sent, sent + 0.020, {**job, "finished_at": None})  # unfinished: not counted
+    parts = phases.result()
+    p50s = [round(parts[name]["p50"] or 0, 3) for name in ("accept", "queue", "run", "answer")]
+    assert p50s == [2.0, 8.0, 1.0, 9.0]
+    assert all(part["n"] == 1 for part in parts.values())
+
+
+def test_the_bench_catalog_seals_a_password_and_calls_nobody() -> None:
+    from bench.run import AUTHORISE_BODY, CATALOG, IMPLEMENTATION
+    from tasks.flows.authorise import authorise_needs_provider
+    from tasks.jobs.context import JobContext
+    from tasks.model.catalog import load_catalog
+    from tasks.security.sealing import SecretBox, generate_key
+    from tasks.validation.submission import validate_authorise
+
+    catalog = load_catalog(CATALOG)
+    impl = catalog.implementation(IMPLEMENTATION)
+    assert impl is not None and impl.type == "basic" and impl.check is None
+    password = impl.variable(impl.password_variable)
+    assert password is not None and password.is_secret
+    body = validate_authorise(json.loads(AUTHORISE_BODY), catalog, SecretBox(generate_key()))
+    assert {v.key for v in body.variables} == {impl.username_variable, impl.password_variable}
+    # Run from its message's copy, as a job that needs no provider is: nothing leaves the machine.
+    ctx = cast(JobContext, SimpleNamespace(catalog=catalog))
+    assert authorise_needs_provider(ctx, body.model_dump(exclude_unset=True)) is False
+
+
+def test_slow_provider_figure_is_measured_against_its_slots_over_the_provider_delay() -> None:
+    from bench import slow_provider
+
+    figures = slow_provider.figures(8)
+    threads = figures["slow_provider"]
+    assert slow_provider.DELAY == 0.2 and slow_provider.PROCESSES == 2
+    assert threads.target == Target("ratio_min", 0.8)
+    assert "16 / 0.2 = 80 jobs/s" in threads.note   # slots = 2 processes x 8 threads
+    threads.ours, threads.reference = [66.0, 62.0, 64.0], [80.0, 80.0, 80.0]
+    assert threads.ratio == 0.8 and threads.met is True
+    threads.ours = [9.5]  # what two one-job-at-a-time workers do
+    assert threads.met is False
+    assert figures["slow_provider_solo"].target is None  # information only

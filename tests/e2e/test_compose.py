@@ -210,3 +210,13 @@ def test_compose_config_names_a_missing_secret(implementations, tmp_path, missin
         result = run_config(command, tmp_path, env, "-q")
         assert result.returncode != 0, f"{' '.join(command)} accepted the file without {missing}"
         assert f"set {missing}" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("service", ["worker", "refresher"])
+def test_workers_run_the_threads_pool_at_the_configured_concurrency(compose, service):
+    args = argv(compose["services"][service]["command"])
+    assert option(args, "--pool") == "threads"
+    # No --concurrency or --autoscale: the size is AUTHQ_WORKER_CONCURRENCY's, from the shared environment.
+    assert option(args, "--concurrency") is None and option(args, "-c") is None
+    assert not any(arg.startswith("--autoscale") for arg in args)
+    assert environment(compose["services"][service])["AUTHQ_WORKER_CONCURRENCY"] == "${AUTHQ_WORKER_CONCURRENCY:-8}"

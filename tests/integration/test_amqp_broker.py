@@ -30,7 +30,7 @@ def amqp_worker(redis_server, secret_key, ca_bundle, tmp_path):
     log = tmp_path / "amqp-worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO",
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=threads", "--loglevel=INFO",
              "-n", f"amqpworker-{os.getpid()}@%h", "-Q", "authq.interactive,authq.background",
              "--without-gossip", "--without-mingle"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60

@@ -1,8 +1,9 @@
 """Crash safety with real processes killed for real: nothing lost, nothing run twice at once.
 
 Each test has its own ``redis-server`` (append-only file on, as in production), its own
-``celery -A worker worker --pool=solo`` processes, the real app factory on that Redis and
-its own loopback provider. Workers are killed with ``os.kill(pid, SIGKILL)`` — no warm
+``celery -A worker worker --pool=threads`` processes (8 jobs at once each, the default
+``AUTHQ_WORKER_CONCURRENCY``; ``tests/support/fleet.py``), the real app factory on that Redis
+and its own loopback provider. Workers are killed with ``os.kill(pid, SIGKILL)`` — no warm
 shutdown, nothing acked, no chance to clean up — and Redis is shut down and started again on
 the same port and data directory.
 
@@ -12,6 +13,9 @@ What is proven (contract §6):
   (the broker's sweep restores the dead worker's unacked message once its renewals stop) and
   ends ``succeeded`` exactly once: ``attempts == 2``, one connector, at most two credential
   checks at the provider, one terminal status ever published, nothing left in the broker;
+- a worker SIGKILLed while it runs several jobs at once (its threads pool): every one of them
+  is delivered again and ends ``succeeded`` exactly once (``attempts == 2``, one connector,
+  two checks, one terminal status each);
 - a poison job that kills every worker that starts it ends ``failed`` with
   ``attempts_exhausted`` after ``AUTHQ_MAX_ATTEMPTS`` starts, instead of looping;
 - Redis restarted in the middle of a load: every submission answered 202 ends, succeeded or
@@ -24,12 +28,6 @@ What is proven (contract §6):
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -39,129 +37,16 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
-from authq.redis_server import RedisServer, start_redis
 from tasks.settings import Settings
 from tasks.storage import schema
-from tests.support.helpers import PUBLIC_URL, ROOT, TEST_CATALOG, Tenant, authorise_body, base_env
+from tests.support.fleet import Ends, Fleet
+from tests.support.helpers import PUBLIC_URL, TEST_CATALOG, Tenant, authorise_body
 from tests.support.provider import Provider, start_provider
 
 pytestmark = pytest.mark.integration
 
 CHECK_PATH = "/wp-json/wc/v3/system_status"
 RUNNING_AGAIN_WITHIN = 120.0  # contract §6
-
-
-# --- the parts: a restartable Redis, killable workers, a job-end observer -------------------
-
-class Fleet:
-    """A Redis (AOF on) and worker processes that a test kills and starts at will."""
-
-    def __init__(self, tmp: Path, secret_key: str, ca_bundle: Path) -> None:
-        self.dir = tmp / "redis"
-        self.password = secrets.token_urlsafe(16)
-        self.redis: RedisServer = start_redis(self.dir, self.password, appendonly=True)
-        self.logs = tmp / "logs"
-        self.logs.mkdir()
-        self.secret_key = secret_key
-        self.ca_bundle = ca_bundle
-        self.workers: dict[str, subprocess.Popen[bytes]] = {}
-        self.extra_env: dict[str, str] = {}
-        self.loglevel = "INFO"
-
-    @property
-    def url(self) -> str:
-        return self.redis.url
-
-    def client(self) -> redis.Redis:
-        return self.redis.client()
-
-    def start_worker(self, name: str, wait: bool = True) -> subprocess.Popen[bytes]:
-        env = base_env(self.redis, self.secret_key, self.ca_bundle)
-        env.update(self.extra_env)
-        node = f"{name}-{os.getpid()}"
-        log = open(self.logs / f"{name}.log", "wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", f"--loglevel={self.loglevel}",
-             "-n", f"{node}@%h", "-Q", "authq.interactive,authq.background", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self.workers[name] = proc
-        if wait:
-            self.wait_ready(name, node, proc)
-        return proc
-
-    def wait_ready(self, name: str, node: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-        """Ready = its first heartbeat is in Redis (sent from Celery's worker_ready)."""
-        deadline = time.monotonic() + timeout
-        with self.client() as client:
-            while not any(m.decode().startswith(f"{node}@") for m in client.zrange(schema.WORKERS, 0, -1)):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"worker {name} did not start:\n{self.log(name)[-3000:]}")
-                time.sleep(0.1)
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
-
-    def kill(self, name: str) -> None:
-        """SIGKILL: the process gets no chance to ack, requeue or say goodbye."""
-        proc = self.workers[name]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-    def restart_redis(self, down_for: float = 0.5) -> None:
-        """SHUTDOWN (the AOF is flushed), then a new redis-server on the same port and files."""
-        port = self.redis.port
-        self.redis.stop()
-        time.sleep(down_for)
-        self.redis = start_redis(self.dir, self.password, port=port, appendonly=True)
-
-    def stop(self) -> None:
-        for proc in self.workers.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.workers.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.redis.stop()
-
-
-class Ends:
-    """Counts every terminal status a job publishes (``save_job`` publishes each save):
-    a job that ended twice would show two. Reconnects across Redis restarts."""
-
-    def __init__(self, fleet: Fleet, tenant: str) -> None:
-        self.fleet = fleet
-        self.pattern = schema.job_events.pattern(tenant)
-        self.ends: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._subscribed = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        assert self._subscribed.wait(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with redis.Redis.from_url(self.fleet.url) as client, client.pubsub() as pubsub:
-                    pubsub.psubscribe(self.pattern)
-                    while not self._stop.is_set():
-                        message = pubsub.get_message(timeout=0.2)
-                        if message is None:
-                            continue
-                        if message["type"] == "psubscribe":
-                            self._subscribed.set()
-                        elif message["type"] == "pmessage" and message["data"] in (b"succeeded", b"failed"):
-                            job_id = schema.job_events.parse(message["channel"]).id
-                            self.ends[job_id] += 1
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 # --- fixtures ------------------------------------------------------------------------------
@@ -290,6 +175,62 @@ async def test_sigkilled_worker_job_runs_again_and_ends_exactly_once(
         ends.stop()
 
 
+# --- a2. SIGKILL while several jobs run at once in one process ----------------------------------
+
+IN_FLIGHT = 5  # jobs the killed worker runs at once (of its 8 threads)
+
+
+async def test_sigkilled_worker_with_several_jobs_in_flight_each_runs_again_and_ends_exactly_once(
+        fleet: Fleet, api: TestClient, tenant: Tenant, slow_provider: Provider) -> None:
+    """A threads-pool worker holds several deliveries at once: all of them unacked, all renewed
+    by its one heartbeat. Killed, it renews none: every one is restored and run again, once."""
+    slow_provider.delay = 4.0  # every check held 4 s: time to see all of them in flight, then kill
+    fleet.start_worker("m1")
+    ends = Ends(fleet, tenant.name)
+    try:
+        jobs: dict[str, str] = {}  # job id -> connector id
+        shops: dict[str, str] = {}  # job id -> shop
+        for i in range(IN_FLIGHT):
+            answer = await api.post("/api/v1/oauth/authorise", json=shop_body(slow_provider, f"m{i}"),
+                                    headers=tenant.headers)
+            assert answer.status == 202, await answer.text()
+            data = (await answer.json())["data"]
+            jobs[data["id"]], shops[data["id"]] = data["connector_id"], f"m{i}"
+
+        # Every job is at the provider at once, in the one worker: it is in the middle of all of them.
+        deadline = time.monotonic() + 30
+        while not all(shop_checks(slow_provider, shop) == 1 for shop in shops.values()):
+            assert time.monotonic() < deadline, [shop_checks(slow_provider, shop) for shop in shops.values()]
+            await asyncio.sleep(0.05)
+        assert slow_provider.max_in_flight == IN_FLIGHT
+        with fleet.client() as client:
+            assert client.hlen("unacked") == IN_FLIGHT  # all delivered to m1, none acked
+        for job_id in jobs:
+            job = await get_job(api, tenant, job_id)
+            assert (job["status"], job["attempts"]) == ("running", 1), job
+        fleet.kill("m1")
+        killed_at = time.monotonic()
+        fleet.start_worker("m2")
+
+        done = {job_id: await wait_job(api, tenant, job_id, lambda j: j["status"] in ("succeeded", "failed"),
+                                       RUNNING_AGAIN_WITHIN - (time.monotonic() - killed_at))
+                for job_id in jobs}
+        print(f"\nkilled with {IN_FLIGHT} jobs in flight; all ended after {time.monotonic() - killed_at:.1f}s")
+        for job_id, job in done.items():
+            assert job["status"] == "succeeded", job
+            assert job["attempts"] == 2, job
+            assert job["result"]["connector"]["status"] == "authorised"
+        with fleet.client() as client:
+            assert sorted(tenant_connectors(client, tenant)) == sorted(jobs.values())
+            await asyncio.sleep(2)  # any second end would be published by now
+            assert {job_id: ends.ends[job_id] for job_id in jobs} == dict.fromkeys(jobs, 1), ends.ends
+            assert broker_is_empty(client), "a message of a finished job is still in the broker"
+        # The killed run's check and the second run's, nothing more, for every job.
+        assert {shop: shop_checks(slow_provider, shop) for shop in shops.values()} == dict.fromkeys(shops.values(), 2)
+    finally:
+        ends.stop()
+
+
 # --- b. a poison job ---------------------------------------------------------------------------
 
 async def test_job_that_kills_every_worker_ends_attempts_exhausted(
@@ -342,7 +283,7 @@ async def test_job_that_kills_every_worker_ends_attempts_exhausted(
 
 async def test_redis_restart_mid_load_loses_no_accepted_job(
         fleet: Fleet, api: TestClient, tenant: Tenant, slow_provider: Provider) -> None:
-    slow_provider.delay = 0.05
+    slow_provider.delay = 0.3  # 100 jobs keep 2 workers x 8 threads busy for about 2 s: the restart meets a load
     fleet.start_worker("c1")
     fleet.start_worker("c2")
     accepted: dict[str, str] = {}   # job id -> connector id

@@ -1,6 +1,6 @@
 """Rate limits, pools, 429s and redirects (contract §8), counted by the PROVIDER.
 
-Everything is real: the app, the broker, two ``--pool=solo`` Celery workers and the loopback
+Everything is real: the app, the broker, two ``--pool=threads`` Celery workers and the loopback
 provider, which stamps every request's arrival (``time.time()``) and counts requests in
 flight. Proven here:
 

@@ -338,7 +338,7 @@ def test_data_from_before_the_key_check_is_probed(own_redis, db, tenant) -> None
 def test_celery_worker_process_exits_with_a_clear_message(own_redis, db) -> None:
     ensure_key_check(db, SecretBox(OLD))
     done = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "-n", f"rot{os.getpid()}@%h",
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=threads", "-n", f"rot{os.getpid()}@%h",
          "-Q", "authq.interactive", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env_for(own_redis, UNKNOWN), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
