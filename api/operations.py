@@ -95,7 +95,8 @@ SUBMISSION_PARAMS = (PREFER, IDEMPOTENCY)
 # What the API-key middleware may answer instead of any endpoint that needs a key.
 UNAUTHENTICATED = Reply("Missing or unknown API key: `{\"message\": \"Unauthenticated.\"}`.", schemas.ErrorBody,
                         headers=("WWW-Authenticate",))
-RATE_LIMITED = Reply("Too many requests for this API key (when `AUTHQ_API_RATE_LIMIT` is set).", schemas.ErrorBody,
+RATE_LIMITED = Reply("Too many requests for this API key (`AUTHQ_API_RATE_LIMIT`, default 100 per second).",
+                     schemas.ErrorBody,
                      headers=("Retry-After",))
 STORE_UNAVAILABLE = Reply("The service's store (Redis) is unavailable just now; retry.", schemas.ErrorBody,
                           headers=("Retry-After",))

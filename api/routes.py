@@ -174,8 +174,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         body_schema={"type": "object", "description": "No fields; a body, if sent, must be JSON."},
         body_required=False,
         description="Queues a `refresh` job: a new access token from the refresh token, or from the client "
-                    "credentials.",
-        answers={**JOB_ACCEPTED, **BODY_ERRORS, **not_found("connector")}),
+                    "credentials. A connector that has never been authorised: 409 with its `status`.",
+        answers={**JOB_ACCEPTED, **BODY_ERRORS, **not_found("connector"),
+                 409: Reply("The connector has never been authorised (`status` is its status), or a request with the "
+                            "same `Idempotency-Key` is still being accepted.", schemas.ConflictBody,
+                            headers=("Retry-After",))}),
     # Operations, at the root
     Endpoint(
         "GET", "/healthz", ops.healthz, "The process is up", "operations", key=False,

@@ -9,7 +9,7 @@ publishes them (``api/openapi.py``); as the views, they are ``TypedDict``\\ s wi
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
 from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
@@ -88,6 +88,12 @@ class SessionResponse(TypedDict):
 @with_config(EXACT)
 class ErrorBody(TypedDict):
     message: str
+
+
+@with_config(EXACT)
+class ConflictBody(TypedDict):
+    message: str
+    status: NotRequired[Annotated[str, Field(description="The connector's status, when it is the conflict.")]]
 
 
 @with_config(EXACT)

@@ -15,7 +15,7 @@ from tasks.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 STORE = web.AppKey("store", ApiStore)
-API_RATE = web.AppKey("api_rate", ApiRateLimiter)   # set only when AUTHQ_API_RATE_LIMIT is
+API_RATE = web.AppKey("api_rate", ApiRateLimiter)   # set unless AUTHQ_API_RATE_LIMIT is off
 CATALOG = web.AppKey("catalog", Catalog)
 BOX = web.AppKey("box", SecretBox)
 QUEUE = web.AppKey("queue", JobQueue)

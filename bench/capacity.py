@@ -302,12 +302,14 @@ class Lab:
 def extrapolate(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Memory and Redis CPU at 10^6 and 10^7 connectors, linear in the measured per-item figures.
 
-    Each connector's token is refreshed every ``--token-lifetime`` seconds, and each refresh
-    job is kept ``--job-ttl`` seconds: that many finished refresh jobs (3 keys each) per connector.
+    Each connector's token is refreshed every ``--token-lifetime`` seconds by a refresh the scan
+    queues, and each such job is kept ``--job-ttl`` seconds but at most an hour
+    (``schema.SCHEDULED_JOB_KEPT_SECONDS``): that many finished refresh jobs (2 keys each: the
+    record and its start count; the sealed request goes with the job's end) per connector.
     """
     conn = out["connector"]["used_memory_per_connector"]
     job = sum(out["refresh"]["finished_refresh_job"].values())
-    kept = args.job_ttl / args.token_lifetime
+    kept = min(args.job_ttl, schema.SCHEDULED_JOB_KEPT_SECONDS) / args.token_lifetime
     key_cpu = out["sweep"]["per_key_no_unfinished_job"]["redis_cpu_us"] / 1e6
     refresh_cpu = (out["refresh"]["pass_1_per_queued_connector"]["redis_cpu_us"]
                    + out["refresh"]["refresh_job_run"]["redis_cpu_us"]) / 1e6
@@ -318,7 +320,7 @@ def extrapolate(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
             "connectors_gib": n * conn / 2**30,
             "kept_refresh_jobs_gib": n * kept * job / 2**30,
             "sweep_pass_redis_cpu_s_connectors_only": n * key_cpu,
-            "sweep_pass_redis_cpu_s_with_kept_jobs": n * (1 + 3 * kept) * key_cpu,
+            "sweep_pass_redis_cpu_s_with_kept_jobs": n * (1 + 2 * kept) * key_cpu,
             "refreshes_needed_per_s": n / args.token_lifetime,
             "refresh_redis_cpu_share": n / args.token_lifetime * refresh_cpu,
             "refreshes_the_scan_can_queue_per_s": out["refresh"]["pass_1_queued"] / period}
@@ -338,7 +340,7 @@ def report(out: dict[str, Any]) -> None:
         ("queued job: record + sealed request", f"{acc['job_record'] + acc['sealed_request']} B"),
         ("queued message: inline with the job's copy / published", f"{acc['inline_message']:.0f} / "
          f"{ref['published_message']:.0f} B"),
-        ("finished job, authorise / refresh (+ request, start count)", f"{sum(fin.values())} / "
+        ("finished job, authorise / refresh (+ start count)", f"{sum(fin.values())} / "
          f"{sum(ref['finished_refresh_job'].values())} B"),
         ("rate-limit log entry, 10 / 1000 in the window", f"{rate['10']:.0f} / {rate['1000']:.0f} B"),
         ("authorise job run", cost(out["authorise_job_run"])),

@@ -13,6 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+# Requests per second one API key may make (AUTHQ_API_RATE_LIMIT): on unless turned off, so one
+# tenant's runaway client cannot fill Redis or starve the others; far above what a client that
+# polls its jobs needs.
+DEFAULT_API_RATE_LIMIT = 100.0
 DEFAULT_WORKER_CONCURRENCY = 8
 
 
@@ -30,7 +34,7 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = None
     allow_private_networks: bool = False
     data_dir: Path = Path(".authq")
-    api_rate_limit: float | None = Field(default=None, gt=0)
+    api_rate_limit: float | None = Field(default=DEFAULT_API_RATE_LIMIT, gt=0)
     max_queued_per_tenant: int = Field(default=100_000, ge=1)
 
     # Where the API listens (``authq api``/``up`` flags override these).

@@ -38,5 +38,9 @@ async def refresh(request: web.Request) -> web.StreamResponse:
     if connector is None:
         raise NotFound("Connector")
     await json_body(request, optional=True)  # no fields; a body, if sent, must still be JSON
+    if connector.never_authorised:
+        # Nothing was ever issued to refresh: say so now, rather than queue a job bound to fail.
+        return web.json_response({"message": "The connector has never been authorised, so it has no credentials to "
+                                             "refresh; authorise it first.", "status": connector.status}, status=409)
     # The version to replace: concurrent refreshes of one version make one provider call.
     return await submit(request, owner, "refresh", connector.id, {"credential_version": connector.credential_version})

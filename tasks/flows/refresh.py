@@ -60,6 +60,9 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outc
     impl = ctx.catalog.implementation(before.authentication_implementation_id)
     if impl is None or impl.type not in ("oauth2_authorization_code", "oauth2_client_credentials"):
         raise JobFailed(ErrorCode.NOT_SUPPORTED, "Only OAuth 2 connectors have tokens to refresh.")
+    if before.never_authorised:  # (the API answers 409 for it; a job queued before can still meet it)
+        raise JobFailed(ErrorCode.NOT_SUPPORTED, f"The connector has never been authorised (it is {before.status}), "
+                                                 "so it has no token to refresh; authorise it first.")
     step("acquire_refresh_lock")
     with refresh_lock(ctx, job.tenant, before.id):
         connector = _current(ctx, job)

@@ -14,10 +14,13 @@ one of two ways:
   the start, in one round trip (``Store.start_job``); run the handler; store its end, a retry
   or a deferral.
 
-Either way the end (the job, its connector, its counts, the lease's release) is one atomic
-write. A job is safe to run twice (at-least-once delivery): a finished job is left as it is,
-and ``attempts`` counts every start, so a job that keeps killing its worker ends ``failed``
-after ``max_attempts`` instead of looping.
+Either way the end (the job, its connector, its counts, the lease's release, the deletion of
+its sealed request) is one atomic write. A job is safe to run twice (at-least-once delivery): a
+finished job is left as it is, and ``attempts`` counts every start, so a job that keeps killing
+its worker ends ``failed`` after ``max_attempts`` instead of looping; a retryable failure on the
+last attempt ends it with ``retryable: false``, saying it gave up. Waiting for a permit is not an
+attempt, but it is bounded: the seconds a job was deferred are counted, and a job that would be
+deferred more than ``DEFERRED_AT_MOST`` in all fails with ``provider_rate_limited`` (contract §8).
 """
 
 from __future__ import annotations
@@ -42,6 +45,13 @@ from tasks.storage.store import Start
 log = logging.getLogger("authq.jobs")
 
 MAX_BACKOFF = 60.0
+# A job is deferred at most this long in all (contract §8), in steps of at most a minute (the
+# worker's countdown is capped the same: worker/timings.MAX_COUNTDOWN).
+DEFERRED_AT_MOST = 3600.0
+DEFER_STEP_AT_MOST = 60.0
+WAITING_FOR = {"provider_rate_limited": "the provider's Retry-After", "rate_limit": "the connector's rate limit",
+               "connection_pool": "a slot of the connector's connection pool",
+               "refresh_lock": "the connector's refresh lock"}
 
 
 def backoff(attempt: int, hint: float | None = None) -> float:
@@ -60,6 +70,30 @@ def run_job(ctx: JobContext, tenant: str, job_id: str, leases: RunLeases | None 
     return ended if ended is not None else run.from_store(leases)
 
 
+def attempts(n: int) -> str:
+    return f"{n} attempt{'' if n == 1 else 's'}"
+
+
+def gave_up(failure: JobFailed, tried: int) -> JobFailed:
+    """A retryable failure met on the last attempt: the job will not run again, and says so."""
+    return JobFailed(failure.code, f"{failure.message.rstrip('.')}; gave up after {attempts(tried)}.",
+                     failure.field, retryable=False, provider=failure.provider)
+
+
+def gave_up_waiting(deferred_so_far: float, deferred: Deferred) -> JobFailed:
+    """A job that would be deferred more than ``DEFERRED_AT_MOST`` in all: failed, not deferred again."""
+    return JobFailed(ErrorCode.PROVIDER_RATE_LIMITED,
+                     f"Gave up waiting for {WAITING_FOR.get(deferred.reason, deferred.reason)}: the job was deferred "
+                     f"{deferred_so_far:.0f} s and would wait {deferred.delay:.0f} s more "
+                     f"(at most {DEFERRED_AT_MOST:.0f} s in all).", retryable=False)
+
+
+def kept_at_most(job: Job, body: dict[str, Any]) -> int | None:
+    """A refresh the scan queued by itself is kept a short while once it ends; any other job
+    ``AUTHQ_JOB_TTL_SECONDS`` (None)."""
+    return schema.SCHEDULED_JOB_KEPT_SECONDS if job.type == "refresh" and body.get("scheduled") is True else None
+
+
 class JobRun:
     """One delivery of one job."""
 
@@ -69,6 +103,8 @@ class JobRun:
         self.job_id = job_id
         # A sealed request already opened (the copy's): reused if the stored one is the same text.
         self._opened: tuple[str, dict[str, Any]] | None = None
+        # How long the job is kept once it ends, at most (None: AUTHQ_JOB_TTL_SECONDS).
+        self._kept_at_most: int | None = None
 
     # -- the two ways to start ------------------------------------------------------------------
 
@@ -86,7 +122,7 @@ class JobRun:
         job.attempts, job.status, job.started_at = 1, "running", self.ctx.now()
 
         def step(name: str) -> None:
-            job.progress.append(ProgressStep(step=name, at=self.ctx.now()))
+            job.progress.append(ProgressStep(step=name, at=self.ctx.now(), attempt=1))
 
         try:
             end: Outcome | JobFailed = handler.run(self.ctx, job, body, step)
@@ -159,7 +195,7 @@ class JobRun:
         job.error = None
 
         def step(name: str) -> None:
-            job.progress.append(ProgressStep(step=name, at=self.ctx.now()))
+            job.progress.append(ProgressStep(step=name, at=self.ctx.now(), attempt=job.attempts))
             if name in PROVIDER_STEPS:
                 self.ctx.store.save_job(job)
 
@@ -173,15 +209,17 @@ class JobRun:
                 raise JobFailed(ErrorCode.INTERNAL_ERROR, "The job's stored request is missing; submit it again.")
             opened = self._opened
             body = opened[1] if opened is not None and opened[0] == sealed else self.ctx.box.open_json(sealed)
+            self._kept_at_most = kept_at_most(job, body)
             outcome = handler.run(self.ctx, job, body, step)
         except Deferred as deferred:
-            self._defer(job, mark, deferred)
-            raise
+            if start.deferred + deferred.delay > DEFERRED_AT_MOST:
+                return self._end_started(job, lease, gave_up_waiting(start.deferred, deferred))
+            raise self._defer(job, mark, deferred) from None
         except JobFailed as exc:
             if exc.retryable and job.attempts < self.ctx.max_attempts:
                 job.error = exc.as_error()
                 raise self._retry(job, backoff(job.attempts, getattr(exc, "retry_after", None)), exc.code) from None
-            return self._end_started(job, lease, exc)
+            return self._end_started(job, lease, gave_up(exc, job.attempts) if exc.retryable else exc)
         except Exception as exc:  # a bug or an outage we did not foresee: retry, then fail loudly
             log.exception("job raised unexpectedly", extra={"job_id": job.id, "tenant": job.tenant,
                                                            "error_type": type(exc).__name__})
@@ -189,19 +227,29 @@ class JobRun:
                 raise self._retry(job, backoff(job.attempts), ErrorCode.INTERNAL_ERROR) from None
             return self._end_started(job, lease, JobFailed(
                 ErrorCode.INTERNAL_ERROR,
-                f"The job failed unexpectedly ({type(exc).__name__}); see the worker log for job {job.id}."))
+                f"The job failed unexpectedly ({type(exc).__name__}); see the worker log for job {job.id}; "
+                f"gave up after {attempts(job.attempts)}."))
         return self._end_started(job, lease, outcome)
 
-    def _defer(self, job: Job, mark: int, deferred: Deferred) -> None:
-        """Waiting for a permit is not an attempt: give the start back; the job is queued again."""
+    def _defer(self, job: Job, mark: int, deferred: Deferred) -> Deferred:
+        """Waiting for a permit is not an attempt: give the start back; the job is queued again,
+        at most ``DEFER_STEP_AT_MOST`` from now, and that wait is added to its deferred seconds."""
+        delay = min(deferred.delay, DEFER_STEP_AT_MOST)
         job.attempts -= 1
         job.status = "queued"
         del job.progress[mark:]  # the steps re-run when it does
-        self.ctx.store.save_job(job, also=lambda batch: batch.incrby(schema.job_starts(job.tenant, job.id), -1))
+
+        def given_back(batch: Batch) -> None:
+            batch.incrby(schema.job_starts(job.tenant, job.id), -1)
+            # Milliseconds, an integer: Redis 6.2 crashes on INCRBYFLOAT inside a script.
+            batch.incrby(schema.job_deferred(job.tenant, job.id), max(1, round(delay * 1000)))
+
+        self.ctx.store.save_job(job, also=given_back)
         reason = deferred.reason
         self._count(job, lambda m: m.waited(reason))
         log.info("job deferred", extra={"job_id": job.id, "tenant": job.tenant, "reason": reason,
-                                        "delay": round(deferred.delay, 3)})
+                                        "delay": round(delay, 3)})
+        return Deferred(delay, reason)
 
     def _retry(self, job: Job, delay: float, code: ErrorCode) -> RetryLater:
         """Store the job ``retrying`` (its ``error`` set by the caller, if known) and ask for another run."""
@@ -252,7 +300,7 @@ class JobRun:
             if metrics is not None:
                 metrics.count_finished(batch, job.type, job.status, seconds)
 
-        if not store.save_job(job, also=with_the_end):
+        if not store.save_job(job, also=with_the_end, kept_at_most=self._kept_at_most):
             return False
         log.info("job finished", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
                                         "status": job.status, "error_code": (job.error or {}).get("code"),

@@ -163,6 +163,11 @@ class Connector(Record):
     def variable(self, key: str) -> Variable | None:
         return next((v for v in self.variables if v.key == key), None)
 
+    @property
+    def never_authorised(self) -> bool:
+        """No credentials were ever stored: its authorise is waiting (``pending``) or failed."""
+        return self.authorised_at is None and self.status in ("pending", "failed")
+
     def view(self) -> ConnectorView:
         return {
             "id": self.id,
@@ -195,9 +200,10 @@ PROVIDER_STEPS = frozenset({"token_request", "token_exchange", "credential_check
 class ProgressStep(Record):
     step: str
     at: datetime
+    attempt: int = 1   # the job's start it was made in (records older than the field: the first)
 
     def view(self) -> ProgressView:
-        return {"step": self.step, "at": iso(self.at)}
+        return {"step": self.step, "at": iso(self.at), "attempt": self.attempt}
 
 
 class Job(Record):

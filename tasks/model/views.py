@@ -93,6 +93,7 @@ class ConnectorView(TypedDict):
 class ProgressView(TypedDict):
     step: str
     at: Timestamp
+    attempt: Annotated[int, Field(description="The attempt (the job's start, from 1) the step was made in.")]
 
 
 @with_config(EXACT)

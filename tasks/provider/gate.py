@@ -3,7 +3,8 @@
 First a slot of the connector's connection pool (when it has one), then a permit of its
 rate limit. A wait shorter than ``SLEEP_AT_MOST`` is slept through; a longer one raises
 ``Deferred`` and the job runs again later, so no worker sits idle behind a limit. A
-provider's 429 with ``Retry-After`` blocks the connector's limiter for that long, an hour at most.
+provider's 429 with ``Retry-After`` blocks the connector's limiter for that long, an hour at most
+(a reauthorise that moves the connector to another host clears it: ``Store.unblock_connector``).
 """
 
 from __future__ import annotations

@@ -72,6 +72,9 @@ class Batch:
     def incrby(self, key: str, amount: int = 1) -> None:
         self._add("incrby", key, amount)
 
+    def delete(self, key: str) -> None:
+        self._add("del", key)
+
     def expire(self, key: str, seconds: int) -> None:
         self._add("expire", key, seconds)
 

@@ -38,17 +38,17 @@ end
 return 1
 """)
 
-# KEYS: the job, its sealed request, its start count[, its lease]
+# KEYS: the job, its sealed request, its start count, its deferred seconds[, its lease]
 # ARGV: the lease's token ('' for no lease), the lease's life (ms), the count's life (s)
 START = Lua("""
-if ARGV[1] ~= '' and not redis.call('set', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {0, redis.call('pttl', KEYS[4])}
+if ARGV[1] ~= '' and not redis.call('set', KEYS[5], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {0, redis.call('pttl', KEYS[5])}
 end
 local job = redis.call('get', KEYS[1])
-if not job then return {1, false, false, 0} end
+if not job then return {1, false, false, 0, false} end
 local starts = redis.call('incr', KEYS[3])
 if starts == 1 then redis.call('expire', KEYS[3], ARGV[3]) end
-return {1, job, redis.call('get', KEYS[2]), starts}
+return {1, job, redis.call('get', KEYS[2]), starts, redis.call('get', KEYS[4])}
 """)
 
 
@@ -117,6 +117,7 @@ class Start:
     job: Job | None = None
     sealed: str | None = None   # the job's sealed request
     starts: int = 0             # this start included
+    deferred: float = 0.0       # seconds the job was deferred so far, in all (stored in ms)
 
 
 def start_job(tenant: str, job_id: str, lease_key: str | None, token: str, lease_ms: int,
@@ -124,28 +125,33 @@ def start_job(tenant: str, job_id: str, lease_key: str | None, token: str, lease
     """Start a run: take the lease (if given), read the job and its sealed request, and count
     the start, in one atomic round trip. A start is counted before the job runs, so a run that
     kills its worker still counts (``max_attempts`` ends a poison job)."""
-    keys = [schema.job(tenant, job_id), schema.submission(tenant, job_id), schema.job_starts(tenant, job_id)]
+    keys = [schema.job(tenant, job_id), schema.submission(tenant, job_id), schema.job_starts(tenant, job_id),
+            schema.job_deferred(tenant, job_id)]
     reply = yield Script(START, keys + ([lease_key] if lease_key else []),
                          [token if lease_key else "", lease_ms, job_ttl])
     if not reply[0]:
         return Start(taken_ms=int(reply[1]))
-    _, raw_job, sealed, starts = reply
+    _, raw_job, sealed, starts, deferred = reply
     return Start(job=None if raw_job is None else Job.from_stored(raw_job, tenant),
-                 sealed=None if sealed is None else _text(sealed), starts=int(starts))
+                 sealed=None if sealed is None else _text(sealed), starts=int(starts),
+                 deferred=0.0 if deferred is None else int(deferred) / 1000)
 
 
 def save_job(job: Job, job_ttl: int, also: Callable[[Batch], None] | None = None) -> Op[bool]:
     """Store the job and tell its watchers, in one atomic batch; ``also`` adds writes (metrics,
     a connector, the lease's release) that land with the job's new state or not at all, and
     perhaps guards (``Batch.expect``): False if one failed and nothing was written."""
-    # A finished job (and what hangs off it) is kept for job_ttl, then expires.
+    # A finished job (and its start count) is kept for job_ttl, then expires. Its sealed request
+    # is deleted in the same write: nothing runs the job again, and a tenant's ended jobs must
+    # not keep every request they were sent for a week.
     ttl = job_ttl if job.finished else None
     batch = Batch()
     if also is not None:
         also(batch)
     batch.set(schema.job(job.tenant, job.id), job.stored_json(), ex=ttl)
     if ttl:
-        batch.expire(schema.submission(job.tenant, job.id), ttl)
+        batch.delete(schema.submission(job.tenant, job.id))
+        batch.delete(schema.job_deferred(job.tenant, job.id))
         batch.expire(schema.job_starts(job.tenant, job.id), ttl)
         batch.srem(schema.active_jobs(job.tenant), job.id)  # idempotent: a re-save changes nothing
     batch.publish(schema.job_events(job.tenant, job.id), job.status)
@@ -155,7 +161,8 @@ def save_job(job: Job, job_ttl: int, also: Callable[[Batch], None] | None = None
 def discard_job(tenant: str, job_id: str) -> Op[None]:
     """Remove a job that was never queued (its broker refused it)."""
     tx = Transaction()
-    tx.delete(schema.job(tenant, job_id), schema.submission(tenant, job_id), schema.job_starts(tenant, job_id))
+    tx.delete(schema.job(tenant, job_id), schema.submission(tenant, job_id), schema.job_starts(tenant, job_id),
+              schema.job_deferred(tenant, job_id))
     tx.srem(schema.active_jobs(tenant), job_id)
     yield tx
 
@@ -216,6 +223,11 @@ def replace_connector_if_exists(connector: Connector) -> Op[bool]:
         if written is not None:
             return bool(written)
         # changed meanwhile (a refresh, or a delete): look again
+
+
+def unblock_connector(tenant: str, connector_id: str) -> Op[None]:
+    """Forget a provider's 429 block of the connector (``tasks/provider/gate.py``)."""
+    yield ("DEL", schema.rate_blocked(tenant, connector_id))
 
 
 def delete_connector(tenant: str, connector_id: str) -> Op[bool]:

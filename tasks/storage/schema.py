@@ -13,6 +13,7 @@
     authq:state:{sha256}[:claim|:exchange]       string  a single-use authorization state
     authq:t:{tenant}:job:{id}                    string  the job (its public view, as polled)
         ...:submission | :starts | :lease        string  its sealed request, start count, run lease
+        ...:deferred                             string  milliseconds the job was deferred, in all
         ...:events                               channel its changes (pub/sub)
     authq:t:{tenant}:active-jobs                 set     the tenant's queued and running jobs
     authq:t:{tenant}:connector:{id}              string  the connector; its index: ...:connectors (zset)
@@ -190,8 +191,15 @@ submission = Record("submission", "job", "submission")                  # the jo
 # so that a start is counted before anything else is written: ``commands.start_job``).
 job_starts = Record("job_starts", "job", "starts")
 job_lease = Record("job_lease", "job", "lease")                         # tasks/storage/leases.py
+# Milliseconds the job was deferred in all (waiting for permits is not an attempt, but it is
+# bounded): INCRBY at each deferral, read by the start, deleted by the job's end.
+job_deferred = Record("job_deferred", "job", "deferred")
 job_events = Record("job_events", "job", "events")                      # pub/sub: the status, after every save
 active_jobs = TenantKey("active_jobs", "active-jobs")                   # added at accept, removed at the end
+# How long a finished job is kept: AUTHQ_JOB_TTL_SECONDS for a job somebody asked for, but at
+# most this for a refresh the scan queued by itself. With hourly tokens a connector has one such
+# job an hour; kept 7 days they would outweigh the connector 140 times (docs/operations.md).
+SCHEDULED_JOB_KEPT_SECONDS = 3600
 
 # connectors, and what governs their outbound requests
 connector = Record("connector", "connector")

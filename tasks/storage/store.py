@@ -89,8 +89,10 @@ class Store:
                   lease_ms: int = 0) -> Start:
         return run(self.redis, commands.start_job(tenant, job_id, lease_key, token, lease_ms, self.job_ttl))
 
-    def save_job(self, job: Job, also: Callable[[Batch], None] | None = None) -> bool:
-        return run(self.redis, commands.save_job(job, self.job_ttl, also))
+    def save_job(self, job: Job, also: Callable[[Batch], None] | None = None, kept_at_most: int | None = None) -> bool:
+        """``kept_at_most``: a finished job is kept no longer than this (else ``AUTHQ_JOB_TTL_SECONDS``)."""
+        ttl = self.job_ttl if kept_at_most is None else min(self.job_ttl, kept_at_most)
+        return run(self.redis, commands.save_job(job, ttl, also))
 
     # connectors
     def connector(self, tenant: str, connector_id: str) -> Connector | None:
@@ -107,6 +109,9 @@ class Store:
 
     def replace_connector_if_exists(self, connector: Connector) -> bool:
         return run(self.redis, commands.replace_connector_if_exists(connector))
+
+    def unblock_connector(self, tenant: str, connector_id: str) -> None:
+        run(self.redis, commands.unblock_connector(tenant, connector_id))
 
     # the records a job reads
     def session(self, tenant: str, session_id: str) -> Session | None:

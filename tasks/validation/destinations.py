@@ -50,6 +50,12 @@ def _moved(current: Sequence[Variable], merged: Sequence[Variable], impl: Implem
     return moved
 
 
+def moves_destination(current: Sequence[Variable], merged: Sequence[Variable], impl: Implementation,
+                      given_for: Implementation | None, box: SecretBox) -> bool:
+    """Whether the merged variables (or another implementation) point the connector's URLs elsewhere."""
+    return bool(_moved(current, merged, impl, given_for, box))
+
+
 def destination_errors(current: Sequence[Variable], merged: Sequence[Variable],
                        items: Sequence[ReauthoriseVariableIn], impl: Implementation,
                        given_for: Implementation | None, box: SecretBox) -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from tasks.settings import DEFAULT_API_RATE_LIMIT, Settings
 from tasks.storage import schema
 from tests.support.helpers import authorise_body, job_keys
 
@@ -105,3 +106,21 @@ async def test_queued_jobs_per_tenant_are_capped(limited_client, tenants, redis_
     assert statuses == [202, 202, 429], statuses
     assert len(jobs_of(redis_client, a)) == 2
     assert (await limited_client.post(AUTHORISE, json=authorise_body(), headers=b.headers)).status == 202
+
+
+def test_the_api_rate_limit_is_on_by_default_and_can_be_turned_off():
+    default = Settings(_env_file=None).api_rate_limit  # type: ignore[call-arg]
+    assert default == DEFAULT_API_RATE_LIMIT
+    assert Settings(api_rate_limit="off", _env_file=None).api_rate_limit is None  # type: ignore[call-arg]
+
+
+async def test_a_key_flooding_the_api_with_the_default_settings_gets_429(client, tenants):
+    """The session's ``settings`` leave ``AUTHQ_API_RATE_LIMIT`` at its default: one key sending far
+    more than it allows in a burst is refused with 429 and ``Retry-After``; another key is not."""
+    a, b = tenants
+    burst = [client.get("/api/v1/connectors", headers=a.headers) for _ in range(3 * int(DEFAULT_API_RATE_LIMIT))]
+    answers = await asyncio.gather(*burst)
+    refused = [r for r in answers if r.status == 429]
+    assert refused and all(r.status in (200, 429) for r in answers)
+    assert int(refused[0].headers["Retry-After"]) >= 1
+    assert (await client.get("/api/v1/connectors", headers=b.headers)).status == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tasks.jobs.context import JobContext
 from tasks.model.catalog import load_catalog
 from tasks.model.records import Job, new_id, utcnow
+from tasks.provider.gate import Gate
 from tasks.provider.transport import Outbound
 from tasks.security.sealing import SecretBox, generate_key
 from tasks.storage import schema
@@ -15,10 +16,12 @@ from tests.support.helpers import TEST_CATALOG, authorise_body
 CHECK_PATH = "/wp-json/wc/v3/system_status"
 
 
-def make_context(redis_client, *, allow_private: bool = True, max_attempts: int = 5) -> JobContext:  # type: ignore[no-untyped-def]
+def make_context(redis_client, *, allow_private: bool = True,  # type: ignore[no-untyped-def]
+                 max_attempts: int = 5, gated: bool = False) -> JobContext:
+    """``gated``: outbound requests pass the connector's gate (rate limit, pool, a provider's block), as in a worker."""
+    outbound = Outbound(5, allow_private=allow_private, gate=Gate(redis_client) if gated else None)
     return JobContext(store=Store(redis_client, job_ttl_seconds=3600), box=SecretBox(generate_key()),
-                      catalog=load_catalog(TEST_CATALOG), outbound=Outbound(5, allow_private=allow_private),
-                      max_attempts=max_attempts)
+                      catalog=load_catalog(TEST_CATALOG), outbound=outbound, max_attempts=max_attempts)
 
 
 def queue_job(ctx: JobContext, tenant: str, base_url: str, **job_fields: object) -> Job:

@@ -109,9 +109,11 @@ async def test_the_hot_paths_keep_their_round_trips(db: redis.Redis, store: Stor
     assert start.job is not None and start.sealed == "sealed" and start.starts == 1
     ended = start.job.model_copy(update={"status": "succeeded", "finished_at": utcnow()})
     assert store.save_job(ended, also=lambda batch: batch.release_lease(schema.job_lease("hot", job.id), "token"))
-    # a job: the start script (lease, read, count) and the end batch (record, expiries, release, notice)
-    assert sent(db) - before == Counter({"evalsha": 2, "set": 2, "get": 3, "incr": 1, "expire": 3, "srem": 1,
-                                         "publish": 1, "del": 1})
+    # a job: the start script (lease, read, count, deferred seconds) and the end batch (record, the
+    # sealed request and deferred seconds deleted, the count's expiry, release, notice)
+    assert sent(db) - before == Counter({"evalsha": 2, "set": 2, "get": 4, "incr": 1, "expire": 2, "srem": 1,
+                                         "publish": 1, "del": 3})
+    assert db.exists(schema.submission("hot", job.id)) == 0
     assert db.exists(schema.job_lease("hot", job.id)) == 0 and not db.sismember(schema.active_jobs("hot"), job.id)
 
 

@@ -20,6 +20,7 @@ STORED_NAMES = {
     schema.submission("acme", "job_1"): "authq:t:acme:job:job_1:submission",
     schema.job_starts("acme", "job_1"): "authq:t:acme:job:job_1:starts",
     schema.job_lease("acme", "job_1"): "authq:t:acme:job:job_1:lease",
+    schema.job_deferred("acme", "job_1"): "authq:t:acme:job:job_1:deferred",
     schema.job_events("acme", "job_1"): "authq:t:acme:job:job_1:events",
     schema.active_jobs("acme"): "authq:t:acme:active-jobs",
     schema.connector("acme", "con_1"): "authq:t:acme:connector:con_1",
