@@ -526,9 +526,13 @@ async def test_openssls_own_costs_are_accepted(client, tenant, ec_leaf: Issued) 
         assert data["fingerprint_sha256"].replace(":", "").lower() == ec_leaf.sha256
 
 
-async def test_healthz_answers_within_100_ms_while_a_slow_allowed_parse_runs(client, tenant, ec_leaf: Issued,
-                                                                            slow_allowed_key: str) -> None:
-    """The parse runs in a child process: the event loop (and its interpreter) stay free."""
+async def test_healthz_answers_throughout_a_slow_allowed_parse(client, tenant, ec_leaf: Issued,
+                                                                slow_allowed_key: str) -> None:
+    """The parse runs in a child process: the event loop (and its interpreter) stay free. Were
+    it parsed on the loop, one ``/healthz`` would wait for the whole parse: each must take a
+    small part of the upload's time (a ratio, not a fixed budget, so a loaded machine does not
+    decide it)."""
+    upload_started = time.perf_counter()
     upload = asyncio.ensure_future(client.post(URL, json={"certificate": ec_leaf.cert_pem + slow_allowed_key,
                                                           "passphrase": PASSPHRASE}, headers=tenant.headers))
     during = []  # every /healthz asked while the upload was in flight, from its first moment on
@@ -539,8 +543,9 @@ async def test_healthz_answers_within_100_ms_while_a_slow_allowed_parse_runs(cli
         during.append(time.perf_counter() - started)
         await asyncio.sleep(0.01)
     answer = await upload
+    upload_took = time.perf_counter() - upload_started
     assert answer.status == 201, await answer.text()
-    assert max(during) < 0.1, during
+    assert max(during) < upload_took / 4, (during, upload_took)
     assert len(during) >= 5, during  # the parse took a while: the loop was asked throughout
 
 
@@ -555,7 +560,10 @@ async def test_the_stored_key_opens_without_a_passphrase(client, tenant, ec_leaf
     remember_pem(opened.decode())
     started = time.perf_counter()
     key = serialization.load_pem_private_key(opened, password=None)
-    assert time.perf_counter() - started < 0.05
+    stored_took = time.perf_counter() - started
+    started = time.perf_counter()
+    serialization.load_pem_private_key(slow_allowed_key.encode(), password=PASSPHRASE.encode())
+    assert stored_took < (time.perf_counter() - started) / 10  # no key derivation left to pay
     assert key.private_numbers() == ec_leaf.key.private_numbers()
     assert data["has_passphrase"] is True
 

@@ -32,9 +32,12 @@ from tests.support.helpers import authorise_body, poll_job
 pytestmark = pytest.mark.integration
 
 CHECK = "/wp-json/wc/v3/system_status"
-# The provider stamps a request when it arrives, a few ms after authq's permit was granted
-# in Redis (connect, send; more on a busy machine: 16 ms seen once). 30 ms is far below any
-# window checked here: a fixed-window limiter would let 3 requests through within ms.
+# The provider stamps a request when it arrives, after authq's permit was granted in Redis
+# (connect, send: a few ms, but on a loaded 2-core machine a worker thread waiting for the CPU
+# has taken over 300 ms between permit and arrival). 0.35 s is still far below the windows
+# checked here: a fixed-window limiter lets 3 requests through within a few ms.
+LATE_ARRIVAL = 0.35
+# A request never arrives before its permit: only the clocks' and dates' rounding is allowed early.
 TOLERANCE = 0.03
 
 
@@ -119,8 +122,8 @@ async def test_two_per_second_holds_at_the_provider_for_ten_racing_jobs(client, 
     # At most 2 in ANY 1-second interval: every 3 consecutive arrivals span at least 1 s.
     spans = [last - first for first, last in zip(stamps, stamps[2:], strict=False)]
     print(f"2/second, shortest span of 3 consecutive requests: {min(spans):.3f}s")
-    assert min(spans) >= 1 - TOLERANCE, timeline(stamps)
-    busiest = max(sum(1 for t in stamps if start <= t < start + 1 - TOLERANCE) for start in stamps)
+    assert min(spans) >= 1 - LATE_ARRIVAL, timeline(stamps)
+    busiest = max(sum(1 for t in stamps if start <= t < start + 1 - LATE_ARRIVAL) for start in stamps)
     assert busiest <= 2
     # ... and the limit is a limit, not a stall: 11 permits at 2/s need about 5 s.
     assert stamps[-1] - stamps[0] < 15, timeline(stamps)
