@@ -69,6 +69,8 @@ class Listener:
         self.joining = True  # until its subscription is confirmed: a resubscription owes it no MISSED
 
     def deliver(self, notice: Notice) -> None:
+        if self._notices and self._notices[0].missed:
+            return  # the re-read MISSED asks for, made after this, covers it too
         if notice.missed or len(self._notices) >= self._size:
             self._notices.clear()  # whatever waited is covered by the re-read MISSED asks for
             notice = MISSED
@@ -123,6 +125,7 @@ class EventHub:
         self._outbox: asyncio.Queue[tuple[str, ...]] = asyncio.Queue()
         self._connection: AbstractConnection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.connections_made = 0  # how many times the hub connected (1 + its reconnections)
 
     # lifecycle
@@ -132,10 +135,10 @@ class EventHub:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="event-hub")
 
     async def close(self) -> None:
+        self._closing = True  # (redis-py may swallow a cancellation while it disconnects: the loop checks this too)
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=5)
             self._task = None
         for channel in self._channels.values():
             for group in channel.unconfirmed:
@@ -201,7 +204,7 @@ class EventHub:
         """Connect, serve, and when the connection fails, connect again (backing off). Any
         error ends one connection, never the hub: every stream of the process depends on it."""
         attempt = 0
-        while True:
+        while not self._closing:
             if attempt:
                 await asyncio.sleep(self._reconnect_delays[min(attempt, len(self._reconnect_delays)) - 1])
             connection: AbstractConnection = self._factory.make_connection()  # type: ignore[no-untyped-call]
@@ -237,17 +240,23 @@ class EventHub:
 
     async def _serve(self, connection: AbstractConnection) -> None:
         """Read and write until the connection fails (the error is raised)."""
-        writer = asyncio.get_running_loop().create_task(self._write(connection, self._outbox))
+        outbox = self._outbox
+        writer = asyncio.get_running_loop().create_task(self._write(connection, outbox))
+        writer.add_done_callback(_retrieve)
         try:
             await self._read(connection, writer)
         finally:
+            # Stopped by a marker as well as cancelled: a cancellation that reaches redis-py
+            # while it sends can be swallowed by its disconnect, and the writer would go on.
+            outbox.put_nowait(())
             writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):  # the connection is done with
-                await writer
+            await asyncio.wait({writer}, timeout=1)
 
     async def _write(self, connection: AbstractConnection, outbox: asyncio.Queue[tuple[str, ...]]) -> None:
         while True:
             command = await outbox.get()
+            if not command:  # the marker: this connection is done with
+                return
             if not connection.is_connected:  # (send_command would open a new socket, unsubscribed)
                 raise RedisConnectionError("The event hub's connection is closed.")
             await connection.send_command(*command, check_health=False)
@@ -290,3 +299,9 @@ class EventHub:
                     listener.deliver(MISSED)
         elif kind == b"unsubscribe" and not channel.listeners and not channel.unconfirmed:
             del self._channels[name.decode() if isinstance(name, bytes) else str(name)]
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a finished writer's error as seen (the reader raises it, or the connection is gone anyway)."""
+    if not task.cancelled():
+        task.exception()

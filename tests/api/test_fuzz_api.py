@@ -21,11 +21,9 @@ examples per operation and mode, no example database. Jobs the fuzzer creates st
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import logging
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -37,7 +35,6 @@ import pytest
 import redis
 import requests
 import schemathesis
-from aiohttp import web
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis.errors import Unsatisfiable
@@ -47,6 +44,7 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 from tasks.settings import Settings
 from tasks.storage import schema
 from tests.support.helpers import Tenant
+from tests.support.served_app import serve_in_thread
 
 EXAMPLES_PER_MODE = 20
 REQUEST_TIMEOUT = 15.0
@@ -54,43 +52,12 @@ FAKE_WORKER = "fuzz-heartbeat@test"
 _WAIT = re.compile(r"(wait\s*=\s*)\d+(?:\.\d+)?", re.I)
 
 
-def _serve(app: web.Application) -> Iterator[str]:
-    """Run ``app`` on 127.0.0.1:<free port> in a thread with its own loop; yield its base URL."""
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    started = threading.Event()
-    port: list[int] = []
-
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port.append(runner.addresses[0][1])
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=run, name="fuzz-api", daemon=True)
-    thread.start()
-    assert started.wait(30), "the API did not start"
-    try:
-        yield f"http://127.0.0.1:{port[0]}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-
-
 @pytest.fixture
 def api_url(settings: Settings) -> Iterator[str]:
     from api.app import create_app
     from worker.queues import make_job_queue
 
-    yield from _serve(create_app(settings, make_job_queue(settings)))
+    yield from serve_in_thread(create_app(settings, make_job_queue(settings)), "fuzz-api")
 
 
 @pytest.fixture
