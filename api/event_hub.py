@@ -18,7 +18,7 @@ What a listener can rely on:
   subscribes again to every channel that has listeners and, once Redis confirms, hands each
   listener ``MISSED``: whatever was published meanwhile is gone (pub/sub is at most once), so
   it re-reads. A listener that joins while the hub is disconnected waits for the reconnection,
-  at most ``SUBSCRIBE_TIMEOUT``; then ``listen()`` raises redis's ``ConnectionError`` (a 503).
+  at most ``SUBSCRIBE_TIMEOUT``; then ``listen()`` raises ``EventsUnavailable`` (a 503).
 """
 
 from __future__ import annotations
@@ -33,17 +33,14 @@ from dataclasses import dataclass, field
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tasks.errors import EventsUnavailable
+
 log = logging.getLogger("authq.api")
 
 QUEUE_SIZE = 16             # notices a listener may have waiting; beyond, they become one MISSED
 SUBSCRIBE_TIMEOUT = 5.0     # how long listen() waits for Redis to confirm a subscription
 PING_SECONDS = 10.0         # a quiet connection is PINGed this often; two unanswered: it is dead
 RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds before each reconnection attempt, the last repeated
-
-
-class HubUnavailable(RedisConnectionError):
-    """No subscription in time: the hub is (re)connecting to Redis. A ``ConnectionError``, so a
-    request that meets it answers 503 like any other Redis outage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +141,7 @@ class EventHub:
             for group in channel.unconfirmed:
                 for future in group:
                     if not future.done():
-                        future.set_exception(HubUnavailable("The event hub is closed."))
+                        future.set_exception(EventsUnavailable("The event hub is closed."))
         self._channels.clear()
 
     # listening
@@ -179,7 +176,7 @@ class EventHub:
                     await confirmed
             except TimeoutError:
                 self._leave(listener)
-                raise HubUnavailable("Redis did not confirm the subscription in time.") from None
+                raise EventsUnavailable("Redis did not confirm the subscription in time.") from None
             except BaseException:
                 self._leave(listener)
                 raise

@@ -8,8 +8,9 @@ import time
 
 from aiohttp import web
 
-from api.event_hub import SUBSCRIBE_TIMEOUT, HubUnavailable
+from api.event_hub import SUBSCRIBE_TIMEOUT
 from api.typedefs import EVENT_HUB, STORE
+from tasks.errors import EventsUnavailable
 from tasks.model.records import Job
 from tasks.storage import schema
 
@@ -49,7 +50,7 @@ async def wait_for_job(request: web.Request, job: Job, seconds: float) -> Job:
                     return job
                 if await changes.get(timeout=min(RECHECK_SECONDS, remaining)) is not None:
                     changes.clear()  # the read covers every notice that waited
-    except HubUnavailable:
+    except EventsUnavailable:
         pass
     return await _poll(request, job, deadline)
 
