@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from api.typedefs import (
     CATALOG,
     EVENT_HUB,
     INLINE_QUEUE,
+    INSTANCE,
     QUEUE,
     REDIS,
     SETTINGS,
@@ -46,6 +48,7 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     app = web.Application(middlewares=[http_metrics, request_id, errors, api_key], client_max_size=MAX_BODY,
                           handler_args={"logger": server_log()})
     app[SETTINGS] = settings
+    app[INSTANCE] = settings.instance_id or secrets.token_hex(16)
     app[CATALOG] = load_catalog(settings.catalog)
     app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
     app[STATIC_KEYS] = {hash_api_key(key): tenant for key, tenant in settings.static_api_keys().items()}

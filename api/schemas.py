@@ -107,9 +107,11 @@ class Health(TypedDict):
 class Ready(TypedDict):
     status: Literal["ready"]
     workers: int
+    instance: Annotated[str, Field(description="This API process's id (`AUTHQ_INSTANCE_ID`, else random).")]
 
 
 @with_config(EXACT)
 class NotReady(TypedDict):
     status: Literal["not_ready"]
     reason: str
+    instance: Annotated[str, Field(description="This API process's id (`AUTHQ_INSTANCE_ID`, else random).")]

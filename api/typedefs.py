@@ -28,6 +28,8 @@ QUEUE = web.AppKey("queue", JobQueue)
 INLINE_QUEUE = web.AppKey("inline_queue", InlineJobQueue)
 # sha256(key) -> tenant, for the keys in AUTHQ_API_KEYS
 STATIC_KEYS = web.AppKey("static_keys", dict)
+# This API process's id, reported by /readyz (AUTHQ_INSTANCE_ID, else random).
+INSTANCE = web.AppKey("instance", str)
 
 # Request-scoped values.
 TENANT = web.RequestKey("tenant", str)          # the tenant the API key belongs to

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -58,21 +59,29 @@ def cmd_api(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from api.app import create_app
+    from authq.ports import bind_error
     from worker.queues import make_job_queue
 
     settings = _settings(host=args.host, port=args.port)
     _logging(settings)
     app = create_app(settings, make_job_queue(settings))
     app.on_startup.append(_freeze_heap)
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                print=lambda _: print(f"authq api listening on http://{settings.host}:{settings.port}", flush=True))
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+                    print=lambda _: print(f"authq api listening on http://{settings.host}:{settings.port}", flush=True))
+    except OSError as exc:   # the port was taken (or the address is not this machine's): one line, no traceback
+        error = bind_error(exc, settings.host, settings.port)
+        if error is None:
+            raise
+        raise error from None
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from authq.datadir import DataDir
+    from authq.ports import check_can_listen
     from authq.redis_server import start_redis
-    from authq.supervisor import Child, Supervisor, api_argv, die_with_parent, say, worker_argv
+    from authq.supervisor import Child, OwnWorkers, Supervisor, api_argv, die_with_parent, say, worker_argv, worker_name
     from tasks.security.key_check import check_at_start
     from tasks.security.sealing import SecretBox
     from tasks.storage.api_keys import count_keys, create_key
@@ -83,14 +92,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     data = DataDir(settings.data_dir)
     data.prepare()
     lock = data.lock()
+    try:
+        check_can_listen(settings.host, settings.port)   # before anything starts: nothing to stop
+    except ConfigError:
+        lock.close()
+        raise
     env = dict(os.environ)
     if settings.secret_key is None:
         settings = settings.model_copy(update={"secret_key": SecretStr(data.secret_key())})
+    # The API reports this run's instance id from /readyz: only our own API's answer means ready.
+    instance = secrets.token_hex(16)
     env.update({"AUTHQ_SECRET_KEY": settings.secret_key.get_secret_value(),  # type: ignore[union-attr]
                 "AUTHQ_HOST": settings.host, "AUTHQ_PORT": str(settings.port),
-                "AUTHQ_DATA_DIR": str(data.path)})
+                "AUTHQ_DATA_DIR": str(data.path), "AUTHQ_INSTANCE_ID": instance})
     server = None
     supervisor = None
+    workers = None
     try:
         if settings.redis_url is None:
             say(f"authq: starting embedded Redis (data in {data.redis_dir})…")
@@ -115,7 +132,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         children += [Child(f"worker{i}", worker_argv(i), data.log(f"worker{i}"), env)
                      for i in range(1, args.workers + 1)]
         base = f"http://{settings.host}:{settings.port}"
-        supervisor = Supervisor(children, f"{base}/readyz")
+        workers = OwnWorkers(settings.redis_url or env["AUTHQ_REDIS_URL"],
+                             [worker_name(i) for i in range(1, args.workers + 1)])
+        supervisor = Supervisor(children, f"{base}/readyz", instance, workers.seen)
         supervisor.install_signals()
         say(f"authq: starting the API and {args.workers} worker{'s' if args.workers > 1 else ''} "
             f"(logs in {data.path / 'logs'})…")
@@ -127,6 +146,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         if supervisor is not None:
             supervisor.stop_all()
+        if workers is not None:
+            workers.close()
         if server is not None:
             server.stop()
             data.redis_url_file.unlink(missing_ok=True)

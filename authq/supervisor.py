@@ -4,23 +4,35 @@ Children run in their own session (a terminal's Ctrl-C reaches only this process
 then stops them in order: API and workers first, Redis last, so no job is cut off from its
 store) and are told by the kernel to stop if this process dies without cleaning up.
 A worker that dies is started again; the API dying stops everything.
+
+Ready means ready *here*: ``/readyz`` answers 200 with this run's instance id (``up`` hands
+its API a fresh one, ``AUTHQ_INSTANCE_ID``), so another program on the port, or an API left
+from another run, is never taken for ours; and each of this run's workers has sent a
+heartbeat since ``up`` started (``/readyz`` counts the whole fleet's, an earlier run's too).
+A child that exits meanwhile stops the start with its log's last lines.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import redis
+
 from tasks.errors import ConfigError
+from tasks.storage import schema
 
 PR_SET_PDEATHSIG = 1
 STOP_GRACE_SECONDS = 20.0
@@ -61,10 +73,32 @@ class Child:
             return ""
 
 
+class OwnWorkers:
+    """Whether each of this run's workers has sent a heartbeat since the run began."""
+
+    def __init__(self, redis_url: str, names: list[str]) -> None:
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=2)
+        self.names = names
+        self.since = time.time()
+
+    def seen(self) -> bool:
+        try:
+            beats = [self.client.zscore(schema.WORKERS, name) for name in self.names]
+        except redis.RedisError:
+            return False
+        return all(beat is not None and beat >= self.since for beat in beats)
+
+    def close(self) -> None:
+        self.client.close()
+
+
 class Supervisor:
-    def __init__(self, children: list[Child], ready_url: str) -> None:
+    def __init__(self, children: list[Child], ready_url: str, instance: str,
+                 workers_seen: Callable[[], bool] = lambda: True) -> None:
         self.children = children
         self.ready_url = ready_url
+        self.instance = instance
+        self.workers_seen = workers_seen
         self.stopping = threading.Event()
 
     def _signal(self, signum: int, _frame: object) -> None:
@@ -80,25 +114,42 @@ class Supervisor:
         for child in self.children:
             child.start()
 
+    def _readiness(self) -> tuple[bool, str]:
+        """(whether our API answers ready, what to tell the user while waiting; "" for nothing new)."""
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=2) as answer:
+                status, text = answer.status, answer.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            status, text = exc.code, exc.read().decode(errors="replace")
+        except (urllib.error.URLError, OSError):
+            return False, ""
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or body.get("instance") != self.instance:
+            return False, f"something else answers on {self.ready_url} (not the API this `authq up` started)"
+        if status != 200:
+            return False, str(body.get("reason", text))
+        if not self.workers_seen():
+            return False, "the API is up; waiting for this run's workers"
+        return True, ""
+
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         last = ""
         while not self.stopping.is_set():
             for child in self.children:
                 if not child.alive():
-                    raise ConfigError(f"{child.name} exited at start (code {child.process.returncode if child.process else '?'}). "
+                    code = child.process.returncode if child.process else "?"
+                    raise ConfigError(f"{child.name} exited at start (code {code}). "
                                       f"Last lines of {child.log_path}:\n{child.tail()}")
-            try:
-                with urllib.request.urlopen(self.ready_url, timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except urllib.error.HTTPError as exc:
-                reason = exc.read().decode(errors="replace")
-                if reason != last:
-                    say(f"authq: waiting: {reason}")
-                    last = reason
-            except (urllib.error.URLError, OSError):
-                pass
+            ready, note = self._readiness()
+            if ready:
+                return
+            if note and note != last:
+                say(f"authq: waiting: {note}")
+                last = note
             if time.monotonic() > deadline:
                 raise ConfigError(f"authq did not become ready within {timeout:.0f}s; see the logs in "
                                   f"{self.children[0].log_path.parent}.")
@@ -141,9 +192,14 @@ class Supervisor:
                 child.log.close()
 
 
+def worker_name(index: int) -> str:
+    """The worker's node name, as Celery expands ``worker_argv``'s ``-n`` (``%h``: the host name)."""
+    return f"worker{index}@{socket.gethostname()}"
+
+
 def worker_argv(index: int) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO",
-            "-n", f"worker{index}@%h", "-Q", "authq.interactive,authq.background",
+            "-n", worker_name(index), "-Q", "authq.interactive,authq.background",
             "--without-gossip", "--without-mingle"]
 
 

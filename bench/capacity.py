@@ -41,7 +41,7 @@ from api.store import ApiStore
 from authq.redis_server import free_port, start_redis
 from tasks.jobs.queue_port import JobCopy
 from tasks.jobs.runner import run_job
-from tasks.jobs.scheduling import scan_due_refreshes
+from tasks.jobs.scheduling import PAGE, PAGES, scan_due_refreshes
 from tasks.model.ids import unique_id
 from tasks.model.records import Connector, Job, new_id, utcnow
 from tasks.provider.limiter import RateLimiter
@@ -203,7 +203,9 @@ class Lab:
         self.out["connector"] = {
             "record": usage(c, schema.connector(tenant, connector.id)),
             "tenant_index_member": sum(usage(c, schema.connectors(t)) for t in self.tenants) / n,
-            "refresh_schedule_member": usage(c, schema.EXPIRING) / c.zcard(schema.EXPIRING),
+            "refresh_schedule_member": (sum(usage(c, schema.refresh_schedule(t)) for t in self.tenants)
+                                        + usage(c, schema.REFRESH_TENANTS))
+                                       / sum(c.zcard(schema.refresh_schedule(t)) for t in self.tenants),
             "used_memory_per_job_and_connector_after_run": (used_memory(c) - before) / n}
         return connector
 
@@ -252,7 +254,8 @@ class Lab:
             self.ctx.store.save_connector(connector.model_copy(update={
                 "credentials": connector.credentials.model_copy(update={"expires_at": soon})}))
         first, busy = measured(c, one_pass)
-        second, _ = measured(c, one_pass)
+        second, _ = measured(c, one_pass)   # the due connectors beyond one pass's budget (PAGE * PAGES)
+        third, _ = measured(c, one_pass)    # none: those queued are backing off until their refresh ends
         lists = [name for name in _queue_lists() if c.llen(name)]
         message = sum(usage(c, name) for name in lists) / max(1, sum(c.llen(name) for name in lists))
         waiting = [(t, m.decode() if isinstance(m, bytes) else m) for t in self.tenants
@@ -265,12 +268,13 @@ class Lab:
 
         c.delete(*lists)
         _, refresh_cost = measured(c, run_refreshes)
-        third, _ = measured(c, one_pass)
+        fourth, _ = measured(c, one_pass)   # none: refreshed, their new tokens are not due
         tenant, job_id = waiting[0]
         self.out["refresh"] = {
             "pass_nothing_due": idle, "due": len(due), "pass_1_queued": first, "pass_1": busy,
             "pass_1_per_queued_connector": per(busy, first),
-            "pass_2_queued_before_those_ran": second, "pass_3_queued_after_those_ran": third,
+            "pass_budget": PAGE * PAGES, "pass_2_queued": second, "pass_3_queued_before_those_ran": third,
+            "pass_4_queued_after_those_ran": fourth,
             "published_message": message, "refresh_job_run": per(refresh_cost, len(waiting)),
             "finished_refresh_job": job_memory(c, tenant, job_id)}
 
@@ -341,8 +345,8 @@ def report(out: dict[str, Any]) -> None:
         ("refresh job run", cost(ref["refresh_job_run"])),
         ("refresh scan pass, nothing due", cost(ref["pass_nothing_due"])),
         ("refresh scan pass, per connector queued", cost(ref["pass_1_per_queued_connector"])),
-        (f"refresh scan passes, {ref['due']} due: queued", f"{ref['pass_1_queued']}, "
-         f"{ref['pass_2_queued_before_those_ran']}, {ref['pass_3_queued_after_those_ran']}"),
+        (f"refresh scan passes, {ref['due']} due: queued", f"{ref['pass_1_queued']}, {ref['pass_2_queued']}, "
+         f"{ref['pass_3_queued_before_those_ran']}, then {ref['pass_4_queued_after_those_ran']} once they ran"),
         ("orphan sweep pass, per key in Redis", f"{sweep_key['redis_cpu_us']:.2f} µs of Redis CPU"),
     ]
     for label, value in rows:
@@ -363,7 +367,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2000, help="authorise jobs accepted and run (default 2000)")
     p.add_argument("--connectors", type=int, default=50_000, help="more connectors written (default 50000)")
     p.add_argument("--tenants", type=int, default=20, help="tenants they are spread over (default 20)")
-    p.add_argument("--due", type=int, default=1000, help="connectors made due for refresh (default 1000)")
+    p.add_argument("--due", type=int, default=3000, help="connectors made due for refresh (default 3000)")
     p.add_argument("--access-token-bytes", type=int, default=512)
     p.add_argument("--refresh-token-bytes", type=int, default=64)
     p.add_argument("--token-lifetime", type=int, default=3600, help="seconds (default 3600)")

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Where the API listens (``authq api``/``up`` flags override these).
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    # The API's id in /readyz answers: `authq up` gives its API a fresh one, to know its own
+    # API's answer from another program's on the port. None: a random one per process.
+    instance_id: str | None = None
 
     # Job behaviour; not in the contract's table, tunable for tests and operations.
     job_ttl_seconds: int = 7 * 24 * 3600

@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 
 from api import prometheus
 from api.schemas import Health, NotReady, Ready
-from api.typedefs import STORE
+from api.typedefs import INSTANCE, STORE
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
@@ -21,15 +21,15 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         await store.redis.ping()
         workers = await store.workers_seen()
     except (RedisError, OSError) as exc:
-        return _not_ready(f"Redis does not answer ({type(exc).__name__}).")
+        return _not_ready(request, f"Redis does not answer ({type(exc).__name__}).")
     if workers == 0:
-        return _not_ready("No worker has been seen in the last 30 s.")
-    ready: Ready = {"status": "ready", "workers": workers}
+        return _not_ready(request, "No worker has been seen in the last 30 s.")
+    ready: Ready = {"status": "ready", "workers": workers, "instance": request.app[INSTANCE]}
     return web.json_response(ready)
 
 
-def _not_ready(reason: str) -> web.Response:
-    body: NotReady = {"status": "not_ready", "reason": reason}
+def _not_ready(request: web.Request, reason: str) -> web.Response:
+    body: NotReady = {"status": "not_ready", "reason": reason, "instance": request.app[INSTANCE]}
     return web.json_response(body, status=503)
 
 

@@ -81,12 +81,10 @@ class Batch:
     def publish(self, channel: str, message: str) -> None:
         self._add("publish", channel, message)
 
-    def zadd(self, key: str, mapping: Mapping[str, float], nx: bool = False) -> None:
+    def zadd(self, key: str, mapping: Mapping[str, float], nx: bool = False, lt: bool = False) -> None:
         pairs = [part for member, score in mapping.items() for part in (repr(float(score)), member)]
-        if nx:
-            self._add("zadd", key, "NX", *pairs)
-        else:
-            self._add("zadd", key, *pairs)
+        flags = ("NX",) * nx + ("LT",) * lt
+        self._add("zadd", key, *flags, *pairs)
 
     def zrem(self, key: str, member: str) -> None:
         self._add("zrem", key, member)

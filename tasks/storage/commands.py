@@ -177,12 +177,13 @@ def write_connector(into: Batch | Transaction, connector: Connector) -> None:
     """Queue the connector's writes (its record, the tenant's index, the refresh schedule)."""
     into.set(schema.connector(connector.tenant, connector.id), connector.model_dump_json())
     into.zadd(schema.connectors(connector.tenant), {connector.id: connector.created_at.timestamp()}, nx=True)
-    member = schema.expiring_member(connector.tenant, connector.id)
     expires = connector.credentials.expires_at
-    if connector.status == "authorised" and expires is not None:
-        into.zadd(schema.EXPIRING, {member: expires.timestamp()})  # the refresh scheduler reads this
+    if connector.status == "authorised" and expires is not None:   # the refresh scan reads these
+        into.zadd(schema.refresh_schedule(connector.tenant), {connector.id: expires.timestamp()})
+        # The tenant's entry never later than its schedule's earliest (the scan raises it again).
+        into.zadd(schema.REFRESH_TENANTS, {connector.tenant: expires.timestamp()}, lt=True)
     else:
-        into.zrem(schema.EXPIRING, member)
+        into.zrem(schema.refresh_schedule(connector.tenant), connector.id)
 
 
 def save_connector(connector: Connector) -> Op[bool]:
@@ -223,7 +224,7 @@ def delete_connector(tenant: str, connector_id: str) -> Op[bool]:
     tx = Transaction()
     tx.delete(schema.connector(tenant, connector_id))
     tx.zrem(schema.connectors(tenant), connector_id)
-    tx.zrem(schema.EXPIRING, schema.expiring_member(tenant, connector_id))
+    tx.zrem(schema.refresh_schedule(tenant), connector_id)
     return (yield from _deleted(tx))
 
 

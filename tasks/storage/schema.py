@@ -5,7 +5,8 @@
     authq:apikey:{sha256}                        string  the API key's record
     authq:api-rate:{sha256}                      zset    the API key's rate-limit log
     authq:api-streams:{sha256}                   zset    the API key's open event streams (leases)
-    authq:expiring                               zset    "tenant/connector" -> token expiry (unix time)
+    authq:refresh-tenants                        zset    tenant -> its refresh schedule's earliest score (or less)
+    authq:expiring                               zset    "tenant/connector" -> token expiry: earlier versions' schedule
     authq:refresh-scan, authq:orphan-sweep       string  one scan, one sweep per period fleet-wide
     authq:orphan-suspects                        hash    "tenant/job" -> how the job looked
     authq:key-check                              string  a known text sealed under AUTHQ_SECRET_KEY
@@ -16,7 +17,8 @@
         ...:events                               channel its changes (pub/sub)
     authq:t:{tenant}:active-jobs                 set     the tenant's queued and running jobs
     authq:t:{tenant}:connector:{id}              string  the connector; its index: ...:connectors (zset)
-        ...:refresh-lock | :refresh-queued:{version}     its refresh's lock, a scheduled refresh's marker
+        ...:refresh-lock | :refresh-queued:{version}     its refresh's lock, scheduled refreshes of a version
+    authq:t:{tenant}:refresh-schedule            zset    connector -> token expiry, or its next attempt + the window
     authq:t:{tenant}:rate:{connector}[:blocked]  zset    the connector's rate-limit log; a provider's 429
     authq:t:{tenant}:pool:{id}, :pool-slots:{id} string, zset   a connection pool, its taken slots
         ...:pools (zset), :pool-seq (counter)    its index, its next id
@@ -47,7 +49,9 @@ EVERY_KEY = f"{PREFIX}:*"                     # SCAN MATCH of everything authq k
 
 WORKERS = f"{PREFIX}:workers"
 API_KEYS = f"{PREFIX}:apikeys"
-EXPIRING = f"{PREFIX}:expiring"               # the refresh scheduler reads it (tasks/jobs/scheduling.py)
+# The tenants with a refresh schedule, by its earliest entry (tasks/storage/refresh_schedule.py).
+REFRESH_TENANTS = f"{PREFIX}:refresh-tenants"
+EXPIRING = f"{PREFIX}:expiring"               # earlier versions' one schedule: the scan adopts what it holds
 REFRESH_SCAN_LOCK = f"{PREFIX}:refresh-scan"
 ORPHAN_SWEEP_LOCK = f"{PREFIX}:orphan-sweep"
 ORPHAN_SUSPECTS = f"{PREFIX}:orphan-suspects"
@@ -59,7 +63,8 @@ JOB_DURATIONS = f"{PREFIX}:metrics:job-duration-v2"
 JOB_RETRIES = f"{PREFIX}:metrics:retries"             # "type" -> count
 RATE_LIMIT_WAITS = f"{PREFIX}:metrics:rate-limit-waits"   # "reason" -> count
 
-_FLEET_KEYS = {WORKERS: "workers", API_KEYS: "api_keys", EXPIRING: "expiring", REFRESH_SCAN_LOCK: "refresh_scan_lock",
+_FLEET_KEYS = {WORKERS: "workers", API_KEYS: "api_keys", EXPIRING: "expiring", REFRESH_TENANTS: "refresh_tenants",
+               REFRESH_SCAN_LOCK: "refresh_scan_lock",
                ORPHAN_SWEEP_LOCK: "orphan_sweep_lock", ORPHAN_SUSPECTS: "orphan_suspects", KEY_CHECK: "key_check",
                JOB_OUTCOMES: "job_outcomes", JOB_DURATIONS: "job_durations", JOB_RETRIES: "job_retries",
                RATE_LIMIT_WAITS: "rate_limit_waits"}
@@ -193,7 +198,9 @@ active_jobs = TenantKey("active_jobs", "active-jobs")                   # added 
 connector = Record("connector", "connector")
 connectors = TenantKey("connectors", "connectors")
 refresh_lock = Record("refresh_lock", "connector", "refresh-lock")      # tasks/flows/refresh.py
-refresh_queued = Versioned("refresh_queued", "connector", "refresh-queued")  # per credential version
+# How many scheduled refreshes were queued for one credential version (the backoff's exponent).
+refresh_queued = Versioned("refresh_queued", "connector", "refresh-queued")
+refresh_schedule = TenantKey("refresh_schedule", "refresh-schedule")    # tasks/storage/refresh_schedule.py
 rate_log = Record("rate_log", "rate")                                   # by connector id (tasks/provider/gate.py)
 rate_blocked = Record("rate_blocked", "rate", "blocked")                # the provider said 429 + Retry-After
 pool = Record("pool", "pool")
@@ -235,7 +242,7 @@ def parse(key: str | bytes) -> Key | None:
 
 # Members and fields that name a tenant's record inside a fleet-wide key ("tenant/id").
 def expiring_member(tenant: str, connector_id: str) -> str:
-    """The connector's member of ``EXPIRING``."""
+    """The connector's member of ``EXPIRING`` (earlier versions' schedule)."""
     return f"{tenant}/{connector_id}"
 
 

@@ -56,9 +56,9 @@ class Transaction:
     def delete(self, *names: str) -> None:
         self.commands.append(("DEL", *names))
 
-    def zadd(self, key: str, mapping: Mapping[str, float], nx: bool = False) -> None:
+    def zadd(self, key: str, mapping: Mapping[str, float], nx: bool = False, lt: bool = False) -> None:
         pairs = [part for member, score in mapping.items() for part in (score, member)]
-        self.commands.append(("ZADD", key, "NX", *pairs) if nx else ("ZADD", key, *pairs))
+        self.commands.append(("ZADD", key, *("NX",) * nx, *("LT",) * lt, *pairs))
 
     def zrem(self, key: str, member: str) -> None:
         self.commands.append(("ZREM", key, member))

@@ -2,26 +2,32 @@
 
 Proves: one command brings up embedded Redis, the API and workers; a basic connector is
 authorised through it; SIGTERM stops every process it started; a second ``up`` on the
-same data dir still serves the first run's jobs and connectors.
+same data dir still serves the first run's jobs and connectors. On a port already in use
+``up`` exits 2 naming ``--port`` and starts nothing; and a program that answers ``/readyz``
+200 on its port is never taken for the API ``up`` started.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from authq.redis_server import free_port
+from authq.redis_server import free_port, start_redis
+from tasks.security.sealing import generate_key
 from tests.support.helpers import TEST_CATALOG
-from tests.support.processes import alive, cmdline, descendants
+from tests.support.processes import alive, cmdline, descendants, mentioning
 from tests.support.provider import GOOD_KEY, GOOD_SECRET, Provider
 
 pytestmark = pytest.mark.integration
@@ -150,3 +156,93 @@ def test_second_up_on_same_data_dir_is_refused(tmp_path: Path, up_env: dict[str,
         assert "already running" in clash.stderr
     finally:
         assert first.stop() == 0
+
+
+class Squatter:
+    """Another program on the port, answering ``GET /readyz`` 200 as a ready authq would."""
+
+    def __init__(self, port: int) -> None:
+        seen = self.readyz_asked = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path == "/readyz":
+                    seen.append(time.monotonic())
+                body = json.dumps({"status": "ready", "workers": 2, "instance": "someone-else"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_up_on_a_port_in_use_exits_2_naming_port_and_starts_nothing(tmp_path: Path, up_env: dict[str, str]) -> None:
+    port = free_port()
+    squatter = Squatter(port)
+    data_dir = tmp_path / "data"
+    try:
+        run = subprocess.run(authq_command() + ["up", "--port", str(port), "--data-dir", str(data_dir)],
+                             env=up_env, capture_output=True, text=True, timeout=60)
+    finally:
+        squatter.close()
+    output = run.stdout + run.stderr
+    assert run.returncode == 2, output
+    assert f"authq: error: port {port} is in use" in run.stderr, output
+    assert "--port" in run.stderr, output
+    assert "Traceback" not in output
+    assert "authq: ready" not in output
+    assert "Redis" not in run.stdout, output                       # no Redis was started ...
+    assert not (data_dir / "redis").exists() or not any((data_dir / "redis").iterdir())
+    assert mentioning(str(data_dir.resolve())) == []              # ... nor any other process
+    assert squatter.readyz_asked == []                            # nothing was taken for ready
+
+
+def test_a_squatter_answering_readyz_is_not_taken_for_up_s_api(tmp_path: Path, up_env: dict[str, str]) -> None:
+    """The port was free when ``up`` checked it, and taken (by a program that answers /readyz 200)
+    before the API listened: ``up`` must not say ready, must report the API's own error (its log's
+    last lines, no traceback of its own) and exit non-zero, leaving no process behind."""
+    redis_server = start_redis(tmp_path / "redis", secrets.token_urlsafe(16), appendonly=False)
+    admin = redis_server.client()
+    port = free_port()
+    data_dir = tmp_path / "data"
+    env = {**up_env, "AUTHQ_REDIS_URL": redis_server.url, "AUTHQ_SECRET_KEY": generate_key()}
+    squatter = None
+    try:
+        clients = len(admin.client_list())
+        admin.execute_command("CLIENT", "PAUSE", 20000, "WRITE")   # up waits on Redis (its key check writes)
+        with open(tmp_path / "up.log", "wb") as out:
+            process = subprocess.Popen(authq_command() + ["up", "--port", str(port), "--workers", "1",
+                                                          "--data-dir", str(data_dir)],
+                                       env=env, stdout=out, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 30
+            while len(admin.client_list()) <= clients:             # up has checked the port and connected
+                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "up.log").read_text()
+                time.sleep(0.05)
+            squatter = Squatter(port)
+            admin.execute_command("CLIENT", "UNPAUSE")
+            code = process.wait(90)
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        if squatter is not None:
+            squatter.close()
+        admin.close()
+        redis_server.stop()
+    output = (tmp_path / "up.log").read_text(errors="replace")
+    assert code != 0, output
+    assert "authq: ready" not in output, output
+    assert squatter.readyz_asked, "up never asked the squatter: this test proved nothing"
+    assert "api exited at start" in output, output
+    assert f"port {port} is in use" in output, output              # the API's own words, from its log
+    assert "Traceback" not in output, output
+    assert mentioning(str(data_dir.resolve())) == []

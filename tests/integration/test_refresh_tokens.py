@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import pytest
 
 from tasks.model.records import Connector, Job
 from tasks.security.sealing import SecretBox
@@ -208,7 +209,7 @@ async def test_invalid_grant_expires_the_connector(client, tenant, workers, fres
     shown = await connector_view(client, tenant, connector_id)
     assert shown["status"] == "expired"
     # An expired connector is no longer on the refresh schedule.
-    assert redis_client.zscore(schema.EXPIRING, schema.expiring_member(tenant.name, connector_id)) is None
+    assert redis_client.zscore(schema.refresh_schedule(tenant.name), connector_id) is None
 
 
 async def test_scheduled_refresh_before_expiry(client, tenant, workers, fresh_oauth, test_ca, redis_client,
@@ -292,5 +293,66 @@ async def test_scheduled_refreshes_keep_a_short_lived_token_alive(client, tenant
         assert fresh_oauth.refresh_reuse_detected == 0
         assert record.status == "authorised"
         assert fresh_oauth.is_active(tokens_of(record, secret_key)["access_token"])
+    finally:
+        await client.delete(f"/api/v1/connectors/{connector_id}", headers=tenant.headers)
+
+
+WINDOW = 300.0   # the workers' AUTHQ_REFRESH_WINDOW_SECONDS (the default)
+
+
+def refresh_jobs(redis_client, tenant, connector_id: str) -> list[Job]:  # type: ignore[no-untyped-def]
+    found = [Job.from_stored(redis_client.get(key), tenant.name) for key in job_keys(redis_client, tenant.name)]
+    return [j for j in found if j.type == "refresh" and j.connector_id == connector_id]
+
+
+async def scheduled_attempt(redis_client, tenant, connector_id: str) -> tuple[Job, float, float]:  # type: ignore[no-untyped-def]
+    """Make the connector due now (as if its backoff had passed), let the workers' scan queue its
+    refresh, and wait for that job's end: the job, and the bounds of the delay the scan chose."""
+    schedule = schema.refresh_schedule(tenant.name)
+    known = {j.id for j in refresh_jobs(redis_client, tenant, connector_id)}
+    before = time.time()
+    redis_client.zadd(schedule, {connector_id: before}, xx=True)
+    redis_client.zadd(schema.REFRESH_TENANTS, {tenant.name: before}, lt=True)   # as a write lowers it
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        new = [j for j in refresh_jobs(redis_client, tenant, connector_id) if j.id not in known]
+        if new and new[0].status in ("succeeded", "failed"):
+            after = time.time()
+            pushed = float(redis_client.zscore(schedule, connector_id)) - WINDOW
+            return new[0], pushed - after, pushed - before
+        await asyncio.sleep(0.2)
+    raise AssertionError("the scan queued no refresh, or it did not end, within 20 s")
+
+
+async def test_a_failing_scheduled_refresh_backs_off_and_a_success_starts_over(client, tenant, workers, fresh_oauth,
+                                                                             test_ca, redis_client):
+    client_id = f"backoff-{secrets.token_hex(4)}"
+    connector_id = await authorised_connector(client, tenant, fresh_oauth, test_ca, client_id)  # due in an hour
+    try:
+        fresh_oauth.remove_client(client_id)          # the provider now refuses every refresh
+        delays = []
+        for _ in range(2):
+            job, low, high = await scheduled_attempt(redis_client, tenant, connector_id)
+            assert job.status == "failed", job
+            assert stored(redis_client, tenant, connector_id).status == "authorised"   # not the connector's end
+            delays.append((low, high))
+        (low1, high1), (low2, high2) = delays
+        assert low1 >= 48 - 1 and high1 <= 60 + 1, delays          # the base, less up to 20% jitter
+        assert low2 >= 96 - 1 and high2 <= 120 + 1, delays         # doubled after a second failure
+        assert len(token_requests(fresh_oauth, client_id, "refresh_token")) == 2      # no retry in between
+
+        fresh_oauth.add_client(client_id, CLIENT_SECRET, redirect_uris=[REDIRECT_URI], scope="read")
+        job, _, _ = await scheduled_attempt(redis_client, tenant, connector_id)
+        assert job.status == "succeeded", job
+        record = stored(redis_client, tenant, connector_id)
+        assert record.credential_version == 2
+        assert record.credentials.expires_at is not None     # the schedule is the new token's expiry again
+        assert float(redis_client.zscore(schema.refresh_schedule(tenant.name), connector_id)) == pytest.approx(
+            record.credentials.expires_at.timestamp(), abs=1)
+
+        fresh_oauth.remove_client(client_id)
+        job, low, high = await scheduled_attempt(redis_client, tenant, connector_id)
+        assert job.status == "failed", job
+        assert low >= 48 - 1 and high <= 60 + 1, (low, high)       # after a success, from the base again
     finally:
         await client.delete(f"/api/v1/connectors/{connector_id}", headers=tenant.headers)

@@ -46,3 +46,18 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def mentioning(text: str) -> list[tuple[int, str]]:
+    """Live processes (this user's) whose command line or environment holds ``text``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            seen = Path(f"/proc/{entry}/cmdline").read_bytes() + Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in seen and alive(int(entry)):
+            found.append((int(entry), cmdline(int(entry))))
+    return found

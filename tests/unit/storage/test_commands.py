@@ -159,7 +159,8 @@ async def test_a_checked_write_behaves_alike_through_either_adapter(db: redis.Re
         assert await run(commands.replace_connector_if(connector(tenant, version=2), expected_version=1))
         assert Connector.model_validate_json(db.get(schema.connector(tenant, "con_cas"))).credential_version == 2
         assert await run(commands.replace_connector_if_exists(connector(tenant, version=5)))
-        assert db.zscore(schema.EXPIRING, schema.expiring_member(tenant, "con_cas")) is not None
+        assert db.zscore(schema.refresh_schedule(tenant), "con_cas") is not None
+        assert db.zscore(schema.REFRESH_TENANTS, tenant) is not None
         assert db.zrange(schema.connectors(tenant), 0, -1) == [b"con_cas"]
 
 
@@ -171,5 +172,5 @@ async def test_pages_and_deletes_through_the_api(db: redis.Redis, store: Store, 
     assert await api.connectors("paged", 9, 2) == ([], 3)
     assert await api.delete_connector("paged", "con_2")
     assert not await api.delete_connector("paged", "con_2")
-    assert db.zscore(schema.EXPIRING, schema.expiring_member("paged", "con_2")) is None
+    assert db.zscore(schema.refresh_schedule("paged"), "con_2") is None
     assert (await api.connectors("paged", 1, 10))[1] == 2
