@@ -7,9 +7,10 @@ import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.body import MAX_BODY
+from api.event_hub import EventHub
 from api.middlewares import api_key, errors, request_id
 from api.openapi import OPENAPI, OpenApiDocument
 from api.prometheus import http_metrics, setup_metrics
@@ -17,7 +18,21 @@ from api.protocol_errors import server_log
 from api.ratelimit import ApiRateLimiter
 from api.routes import setup_routes
 from api.store import ApiStore
-from api.typedefs import API_RATE, BOX, CATALOG, INLINE_QUEUE, INSTANCE, QUEUE, REDIS, SETTINGS, STATIC_KEYS, STORE
+from api.stream_slots import StreamSlots
+from api.typedefs import (
+    API_RATE,
+    BOX,
+    CATALOG,
+    EVENT_HUB,
+    INLINE_QUEUE,
+    INSTANCE,
+    QUEUE,
+    REDIS,
+    SETTINGS,
+    STATIC_KEYS,
+    STORE,
+    STREAM_SLOTS,
+)
 from api.views.certificates import setup_certificates
 from api.views.jobs import setup_events
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
@@ -52,13 +67,29 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     return app
 
 
+# How long a command waits for a free connection of the pool before the request answers 503.
+POOL_WAIT_SECONDS = 5.0
+
+
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client = Redis.from_url(app[SETTINGS].require_redis_url(), health_check_interval=30)
+    """The command pool (its size explicit: ``AUTHQ_API_REDIS_CONNECTIONS``; a command waits for a
+    free connection rather than failing at once) and, apart from it, the event hub's one
+    pub/sub connection: no number of event streams or waiters takes a connection from the pool."""
+    url = app[SETTINGS].require_redis_url()
+    pool = BlockingConnectionPool.from_url(url, max_connections=app[SETTINGS].api_redis_connections,
+                                           timeout=POOL_WAIT_SECONDS, health_check_interval=30,
+                                           client_name="authq-api")
+    client = Redis.from_pool(pool)
     app[REDIS] = client
     app[STORE] = ApiStore(client)
+    app[STREAM_SLOTS] = StreamSlots(app[STORE].pipelined)
+    app[EVENT_HUB] = EventHub(url)
+    app[EVENT_HUB].start()
     if per_second := app[SETTINGS].api_rate_limit:
         app[API_RATE] = ApiRateLimiter(client, per_second)
     yield
+    await app[EVENT_HUB].close()
+    await app[STREAM_SLOTS].close()
     await client.aclose()
 
 

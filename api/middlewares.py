@@ -18,7 +18,7 @@ from api.auth import presented_key, tenant_of
 from api.operations import ENDPOINTS_BY_ROUTE
 from api.responses import error
 from api.typedefs import API_RATE, REQUEST_ID, TENANT
-from tasks.errors import BodyUnreadable, NotFound, RequestInvalid
+from tasks.errors import BodyUnreadable, EventsUnavailable, NotFound, RequestInvalid
 from tasks.model.ids import unique_id
 from tasks.storage.schema import hash_api_key
 
@@ -59,7 +59,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         message = {404: "Not found.", 405: "Method not allowed.", 413: "The request body is too large."}.get(
             exc.status, exc.reason)
         return error(exc.status, message, headers={k: v for k, v in exc.headers.items() if k in ("Allow",)})
-    except (RedisConnectionError, RedisTimeoutError):
+    except (RedisConnectionError, RedisTimeoutError, EventsUnavailable):
         # Redis restarting or unreachable: answer like the submission path does (503 and
         # Retry-After), not as an internal error; the client tries again.
         log.warning("Redis unavailable", extra={"request_id": request.get(REQUEST_ID), "path": request.path})

@@ -11,7 +11,8 @@ request at a time the batch is one call: the cost is a single extra loop turn.
 (The idea is ioredis's ``enableAutoPipelining``. Measured side by side at load, it cut the
 API's time per accepted job from ~410 µs to ~310 µs; see the README's Benchmarks.) Every single
 command or script the API's store sends goes through it (``api/store.py``); transactions,
-checked writes and event streams use a connection of their own.
+checked writes take a pooled connection each; event streams and waiters use none of the pool
+(``api/event_hub.py``).
 """
 
 from __future__ import annotations

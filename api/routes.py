@@ -114,10 +114,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET", f"{V1}/jobs/{{job}}/events", jobs.events, "Follow a job as server-sent events", "jobs",
         description="The job's changes as a server-sent event stream: each event is `event: job`, an `id` that "
                     "counts up, and `data`: the job as `GET /jobs/{job}` shows it in `data` (the `JobView` schema). "
-                    "Comment lines keep a quiet stream open. The stream ends after the job's finished state.",
+                    "Comment lines keep a quiet stream open. The stream ends after the job's finished state, or "
+                    "after `AUTHQ_STREAM_MAX_SECONDS` (10 minutes) with `event: reconnect`: reconnect with "
+                    "`Last-Event-ID`. One API key holds at most 50 open streams.",
         params=(Param("Last-Event-ID", "header", "A reconnecting client's last event id: ids continue from it.",
                       {"type": "integer", "minimum": 0}),),
         answers={200: Reply("An event stream of the job's states.", media="text/event-stream"),
+                 429: Reply("This API key has 50 event streams open already (or `AUTHQ_API_RATE_LIMIT` is "
+                            "exceeded).", schemas.ErrorBody, headers=("Retry-After",)),
                  **not_found("job")}),
     # Connection pools
     Endpoint(

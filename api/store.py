@@ -8,17 +8,14 @@ concurrent requests share round trips: accepting a job is one script call, a pol
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import WatchError
 
 from api.pipelining import AutoPipeline
 from tasks.model.records import ApiKey, Certificate, ConnectionPool, Connector, Job, Session
-from tasks.storage import commands, schema, states
+from tasks.storage import commands, states
 from tasks.storage.steps import CheckAndSet, Op, Script, Step, Transaction
 
 T = TypeVar("T")
@@ -80,17 +77,6 @@ class ApiStore:
 
     async def discard_job(self, tenant: str, job_id: str) -> None:
         await self.run(commands.discard_job(tenant, job_id))
-
-    @asynccontextmanager
-    async def job_changes(self, tenant: str, job_id: str) -> AsyncIterator[PubSub]:
-        """Subscribed to the job's change notices (one per save; the message is only a nudge to
-        read the record again). Subscribe before the first read, and no change is missed."""
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(schema.job_events(tenant, job_id))
-            yield pubsub
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     # connectors
     async def connector(self, tenant: str, connector_id: str) -> Connector | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
+from api.event_hub import EventHub
 from api.ratelimit import ApiRateLimiter
 from api.store import ApiStore
+from api.stream_slots import StreamSlots
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
 from tasks.model.catalog import Catalog
 from tasks.security.sealing import SecretBox
@@ -15,6 +17,8 @@ from tasks.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 STORE = web.AppKey("store", ApiStore)
+EVENT_HUB = web.AppKey("event_hub", EventHub)         # the process's one pub/sub connection
+STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)  # open event streams per API key
 API_RATE = web.AppKey("api_rate", ApiRateLimiter)   # set unless AUTHQ_API_RATE_LIMIT is off
 CATALOG = web.AppKey("catalog", Catalog)
 BOX = web.AppKey("box", SecretBox)

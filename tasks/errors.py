@@ -10,6 +10,7 @@
     ├── TenantFull                the tenant has its cap of jobs in flight; nothing was kept -> HTTP 429
     ├── QueueUnavailable          the broker did not take the job; nothing was kept -> HTTP 503
     ├── CertificateParserBusy     every certificate-parsing slot stayed taken -> HTTP 503
+    ├── EventsUnavailable         no subscription to a channel in time (the pub/sub connection is reconnecting) -> 503
     ├── RetryLater                not an error of the job: run it again after ``delay`` seconds
     │   ├── Deferred              a rate-limit permit or pool slot is not free yet (no attempt used)
     │   └── Taken                 another run holds the job's run lease (no attempt used)
@@ -132,6 +133,11 @@ class QueueUnavailable(AuthqError):
 
 class CertificateParserBusy(AuthqError):
     """Every certificate-parsing slot stayed taken while the upload waited: try again shortly."""
+
+
+class EventsUnavailable(AuthqError):
+    """The API's pub/sub connection did not confirm a subscription in time (Redis is being
+    reconnected to): answered like any Redis outage, 503 and ``Retry-After``."""
 
 
 class RetryLater(AuthqError):

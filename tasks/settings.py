@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".authq")
     api_rate_limit: float | None = Field(default=DEFAULT_API_RATE_LIMIT, gt=0)
     max_queued_per_tenant: int = Field(default=100_000, ge=1)
+    # How long a job's event stream stays open before it ends, asking the client to reconnect.
+    stream_max_seconds: float = Field(default=600.0, gt=0)
+    # The API's pool of Redis connections for commands (event streams use one connection of
+    # their own per process): a request waits for a free one, at most 5 s, then answers 503.
+    api_redis_connections: int = Field(default=50, ge=1)
 
     # Where the API listens (``authq api``/``up`` flags override these).
     host: str = DEFAULT_HOST

@@ -68,6 +68,22 @@ end
 return 1
 """
 
+# A holder keeping its lease (a long-lived one: the API's event streams): its expiry moved to
+# now + lease, re-added if it had lapsed meanwhile (the holder is alive, so it counts).
+# KEYS[1] lease key; ARGV[1] lease (µs), ARGV[2] lease id. Returns 1.
+_RENEW_LUA = """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local lease = tonumber(ARGV[1])
+redis.call('ZADD', key, now + lease, ARGV[2])
+local ttl = math.ceil(lease / 1000)
+if redis.call('PTTL', key) < ttl then
+  redis.call('PEXPIRE', key, ttl)
+end
+return 1
+"""
+
 # Microseconds until the earliest live lease expires (0 when none is held).
 _WAIT_HINT_LUA = """
 local t = redis.call('TIME')
@@ -129,5 +145,7 @@ class PoolSemaphore:
         """Seconds until the earliest lease expires: when to retry at the latest (0.0 if none)."""
         return max(0.0, int(self._wait_hint(keys=[pool_key])) / _MICRO)
 
-# The sliding-window script, for callers with another Redis client (the API's asyncio one).
+# The scripts, for callers with another Redis client (the API's asyncio one).
 RATE_LIMIT_SCRIPT = _RATE_LUA
+LEASE_ACQUIRE_SCRIPT = _ACQUIRE_LUA
+LEASE_RENEW_SCRIPT = _RENEW_LUA

@@ -21,11 +21,9 @@ examples per operation and mode, no example database. Jobs the fuzzer creates st
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import logging
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -37,7 +35,6 @@ import pytest
 import redis
 import requests
 import schemathesis
-from aiohttp import web
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis.errors import Unsatisfiable
@@ -47,42 +44,12 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 from tasks.settings import Settings
 from tasks.storage import schema
 from tests.support.helpers import Tenant
+from tests.support.served_app import serve_in_thread
 
 EXAMPLES_PER_MODE = 20
 REQUEST_TIMEOUT = 15.0
 FAKE_WORKER = "fuzz-heartbeat@test"
 _WAIT = re.compile(r"(wait\s*=\s*)\d+(?:\.\d+)?", re.I)
-
-
-def _serve(app: web.Application) -> Iterator[str]:
-    """Run ``app`` on 127.0.0.1:<free port> in a thread with its own loop; yield its base URL."""
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    started = threading.Event()
-    port: list[int] = []
-
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port.append(runner.addresses[0][1])
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=run, name="fuzz-api", daemon=True)
-    thread.start()
-    assert started.wait(30), "the API did not start"
-    try:
-        yield f"http://127.0.0.1:{port[0]}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
 
 
 @pytest.fixture
@@ -93,7 +60,7 @@ def api_url(settings: Settings) -> Iterator[str]:
     # The fuzzer sends one key's requests as fast as it can make them: its rate limit is raised
     # (not turned off) so every answer is the endpoint's own, not a 429.
     fuzzed = settings.model_copy(update={"api_rate_limit": 1_000_000.0})
-    yield from _serve(create_app(fuzzed, make_job_queue(fuzzed)))
+    yield from serve_in_thread(create_app(fuzzed, make_job_queue(fuzzed)), "fuzz-api")
 
 
 @pytest.fixture

@@ -19,32 +19,14 @@ import time
 
 import pytest
 
-from tasks.model.records import Job, ProgressStep, new_id, utcnow
+from tasks.model.records import ProgressStep, utcnow
 from tasks.storage import schema
 from tasks.storage.store import Store
+from tests.support.event_streams import read_events, stored_job
 from tests.support.helpers import authorise_body, poll_job
 
 pytestmark = pytest.mark.integration
 ORDER = {"queued": 0, "running": 1, "retrying": 1, "succeeded": 2, "failed": 2}
-
-
-async def read_events(response, timeout: float = 30.0) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
-    """Parse an event stream until the server closes it (the test fails if it does not)."""
-    events: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    async with asyncio.timeout(timeout):
-        while True:
-            line = await response.content.readline()
-            if not line:  # end of stream: the server closed it
-                return events
-            text = line.decode().rstrip("\r\n")
-            if not text:
-                if current:
-                    events.append(current)
-                    current = {}
-            elif not text.startswith(":"):
-                name, _, val = text.partition(":")
-                current[name] = val[1:] if val.startswith(" ") else val
 
 
 async def open_stream(client, tenant, job_id: str, **headers: str):  # type: ignore[no-untyped-def]
@@ -59,13 +41,6 @@ async def shown(client, tenant, job_id: str) -> dict:  # type: ignore[no-untyped
     answer = await client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers)
     assert answer.status == 200
     return (await answer.json())["data"]
-
-
-def stored_job(store: Store, owner: str) -> Job:
-    """A job record the store keeps, with no broker message: nothing runs it but the test."""
-    job = Job(id=new_id("job"), tenant=owner, type="authorise", connector_id=new_id("con"), created_at=utcnow())
-    store.create_job(job, "sealed-request-not-used")
-    return job
 
 
 async def test_stream_follows_a_real_job_to_its_end(client, tenant, workers, fresh_provider):
