@@ -114,6 +114,8 @@ class EventHub:
         # make them push frames that redis-py may hand to its push handler instead.
         self._factory = ConnectionPool.from_url(redis_url, client_name=name, socket_keepalive=True,
                                                 socket_connect_timeout=5, protocol=2)
+        # A URL's own options win over from_url's arguments: a `?protocol=3` would be kept.
+        self._factory.connection_kwargs["protocol"] = 2
         self._queue_size = queue_size
         self._subscribe_timeout = subscribe_timeout
         self._ping_seconds = ping_seconds

@@ -20,7 +20,6 @@ from tasks.jobs.context import JobContext
 from tasks.model.bodies import AuthoriseIn, ReauthoriseIn
 from tasks.model.catalog import Implementation
 from tasks.model.records import Connector, Job, RateLimit
-from tasks.validation.destinations import moves_destination
 from tasks.validation.variables import build_variables, merge_variables
 
 
@@ -144,10 +143,6 @@ def reauthorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> 
                                     platform_app=platform_app_key is not None, given_for=given_for)
     except RequestInvalid as exc:
         raise _invalid(exc) from None
-    if moves_destination(current.variables, variables, impl, given_for, ctx.box):
-        # A provider's 429 blocked the connector for the host that sent it; the new host said
-        # nothing of the kind, and this job's own requests go there.
-        ctx.store.unblock_connector(job.tenant, current.id)
     rate_limit = RateLimit(unit=pick("rate_limit_unit", current.rate_limit.unit) or current.rate_limit.unit,
                            duration=pick("rate_limit_duration", current.rate_limit.duration)
                            or current.rate_limit.duration)

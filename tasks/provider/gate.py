@@ -3,8 +3,10 @@
 First a slot of the connector's connection pool (when it has one), then a permit of its
 rate limit. A wait shorter than ``SLEEP_AT_MOST`` is slept through; a longer one raises
 ``Deferred`` and the job runs again later, so no worker sits idle behind a limit. A
-provider's 429 with ``Retry-After`` blocks the connector's limiter for that long, an hour at most
-(a reauthorise that moves the connector to another host clears it: ``Store.unblock_connector``).
+provider's 429 with ``Retry-After`` blocks the connector's requests to that host for that long,
+an hour at most: the block names the host that sent it, so a reauthorise that moves the connector
+elsewhere is not held up by it, while the connector stays blocked at the old host until the move
+has succeeded (a failed move leaves it where it was).
 """
 
 from __future__ import annotations
@@ -76,13 +78,19 @@ class Gate:
             raise Deferred(seconds, why)
         time.sleep(seconds)
 
-    def _blocked_for(self, limits: Limits) -> float:
-        ms = self.redis.pttl(limits.blocked_key)
+    def _blocked_for(self, limits: Limits, host: str) -> float:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(limits.blocked_key)
+            pipe.pttl(limits.blocked_key)
+            by, ms = pipe.execute()
+        if by is None or (by not in (b"1", "1") and by not in (host.encode(), host)):
+            return 0.0  # no block, or another host's ("1": written before blocks named their host)
         return ms / 1000 if ms and ms > 0 else 0.0
 
     @contextmanager
-    def permit(self, limits: Limits) -> Iterator[None]:
-        blocked = self._blocked_for(limits)
+    def permit(self, limits: Limits, host: str) -> Iterator[None]:
+        """A slot and a permit for one request to ``host`` (``host:port`` as connected to)."""
+        blocked = self._blocked_for(limits, host)
         if blocked:
             self._wait_or_defer(blocked, "provider_rate_limited")
         lease = None
@@ -100,9 +108,9 @@ class Gate:
             if lease and pool_key:
                 self.pools.release(pool_key, lease)
 
-    def block(self, limits: Limits, seconds: float) -> None:
-        """The provider said 429 + Retry-After: nobody calls it for this connector until then
-        (an hour at most)."""
+    def block(self, limits: Limits, seconds: float, host: str) -> None:
+        """``host`` said 429 + Retry-After: nobody calls it for this connector until then (an
+        hour at most)."""
         seconds = min(seconds, RETRY_AFTER_AT_MOST)
         if seconds > 0:
-            self.redis.set(limits.blocked_key, "1", px=max(1, int(seconds * 1000)))
+            self.redis.set(limits.blocked_key, host, px=max(1, int(seconds * 1000)))

@@ -65,6 +65,12 @@ def retry_after_seconds(response: httpx2.Response) -> float | None:
     return min(RETRY_AFTER_AT_MOST, max(0.0, seconds)) if math.isfinite(seconds) else None
 
 
+def authority(url: httpx2.URL) -> str:
+    """``host:port`` of a request (the port spelt out): what a provider's block names."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return f"{url.host.lower()}:{port}"
+
+
 class GuardedTransport(httpx2.BaseTransport):
     def __init__(self, context: ssl.SSLContext, policy: AddressPolicy, resolve: Resolve | None, deadline: float,
                  gate: Gate | None, limits: Limits | None) -> None:
@@ -75,11 +81,12 @@ class GuardedTransport(httpx2.BaseTransport):
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         require_http_url(str(request.url))
+        host = authority(request.url)
         owned = contextlib.ExitStack()  # what the answer's body holds until it is closed
         answer: httpcore2.Response | None = None
         try:
             if self.gate is not None and self.limits is not None:
-                owned.enter_context(self.gate.permit(self.limits))
+                owned.enter_context(self.gate.permit(self.limits, host))
             deadline = time.monotonic() + self.deadline
             sent = httpcore2.Request(
                 method=request.method,
@@ -101,7 +108,7 @@ class GuardedTransport(httpx2.BaseTransport):
         response = httpx2.Response(status_code=answer.status, headers=headers, stream=body,
                                    extensions=answer.extensions)
         if response.status_code == 429 and self.gate is not None and self.limits is not None:
-            self.gate.block(self.limits, retry_after_seconds(response) or 1.0)
+            self.gate.block(self.limits, retry_after_seconds(response) or 1.0, host)
         return response
 
     def close(self) -> None:

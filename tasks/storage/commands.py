@@ -191,6 +191,9 @@ def write_connector(into: Batch | Transaction, connector: Connector) -> None:
         into.zadd(schema.REFRESH_TENANTS, {connector.tenant: expires.timestamp()}, lt=True)
     else:
         into.zrem(schema.refresh_schedule(connector.tenant), connector.id)
+        # And from an earlier version's schedule, not yet adopted: adopting it would bring back
+        # a refresh for a connector that is no longer authorised.
+        into.zrem(schema.EXPIRING, schema.expiring_member(connector.tenant, connector.id))
 
 
 def save_connector(connector: Connector) -> Op[bool]:
@@ -225,11 +228,6 @@ def replace_connector_if_exists(connector: Connector) -> Op[bool]:
         # changed meanwhile (a refresh, or a delete): look again
 
 
-def unblock_connector(tenant: str, connector_id: str) -> Op[None]:
-    """Forget a provider's 429 block of the connector (``tasks/provider/gate.py``)."""
-    yield ("DEL", schema.rate_blocked(tenant, connector_id))
-
-
 def delete_connector(tenant: str, connector_id: str) -> Op[bool]:
     if not schema.is_id(connector_id):
         return False
@@ -237,6 +235,7 @@ def delete_connector(tenant: str, connector_id: str) -> Op[bool]:
     tx.delete(schema.connector(tenant, connector_id))
     tx.zrem(schema.connectors(tenant), connector_id)
     tx.zrem(schema.refresh_schedule(tenant), connector_id)
+    tx.zrem(schema.EXPIRING, schema.expiring_member(tenant, connector_id))  # not yet adopted
     return (yield from _deleted(tx))
 
 

@@ -110,9 +110,6 @@ class Store:
     def replace_connector_if_exists(self, connector: Connector) -> bool:
         return run(self.redis, commands.replace_connector_if_exists(connector))
 
-    def unblock_connector(self, tenant: str, connector_id: str) -> None:
-        run(self.redis, commands.unblock_connector(tenant, connector_id))
-
     # the records a job reads
     def session(self, tenant: str, session_id: str) -> Session | None:
         return run(self.redis, commands.session(tenant, session_id))

@@ -151,3 +151,16 @@ async def test_listen_fails_as_a_redis_outage_when_no_subscription_comes(name):
         assert hub.listeners("anything") == 0
     finally:
         await hub.close()
+
+
+async def test_a_redis_url_asking_for_resp3_still_gets_a_working_hub(redis_server, publisher, name):
+    """The URL's options override ``from_url``'s arguments: the hub insists on RESP2, in which
+    subscription replies and messages are read in order, rather than push frames it never sees."""
+    hub = EventHub(f"{redis_server.url}?protocol=3", name=name, subscribe_timeout=3)
+    try:
+        a = channel()
+        async with hub.listen(a) as listener:
+            await publisher.publish(a, "running")
+            assert await listener.get(timeout=5) == Notice(b"running")
+    finally:
+        await hub.close()

@@ -230,3 +230,18 @@ def test_the_tenant_index_follows_the_schedule(ctx: JobContext, db: redis.Redis)
     db.zadd(schema.REFRESH_TENANTS, {"idx": time.time() - 1})  # stale: earlier than anything it holds
     assert tick(ctx, publish) == 0
     assert db.zscore(schema.REFRESH_TENANTS, "idx") is None  # nothing scheduled: the tenant leaves the index
+
+
+def test_a_connector_leaving_authorised_or_deleted_is_not_adopted_from_the_earlier_schedule(
+        ctx: JobContext, db: redis.Redis) -> None:
+    """An earlier version's entry not yet adopted must not bring back a refresh for a connector
+    that has since expired, failed or been deleted."""
+    publish = Published(ctx)
+    failed, deleted = saved(ctx, "stale", 2, expires_in=60)
+    db.delete(schema.refresh_schedule("stale"), schema.REFRESH_TENANTS)
+    db.zadd(schema.EXPIRING, {schema.expiring_member("stale", c.id): time.time() + 60 for c in (failed, deleted)})
+    ctx.store.save_connector(failed.model_copy(update={"status": "failed"}))
+    assert ctx.store.run(commands.delete_connector("stale", deleted.id))
+    tick(ctx, publish)
+    assert publish.jobs == []
+    assert db.zscore(schema.refresh_schedule("stale"), failed.id) is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -63,8 +64,8 @@ def test_a_failed_tls_handshake_is_before_send() -> None:
 def test_a_permit_not_granted_is_before_send(redis_client: redis.Redis) -> None:
     gate = Gate(redis_client)
     limits = Limits("t-kinds", f"con_{secrets.token_hex(4)}", rate_limit=1, window_seconds=60.0)
-    gate.block(limits, 30)  # as a provider's 429 with Retry-After: 30 would
     with raw_server() as server, Outbound(5, allow_private=True, gate=gate).client(limits) as client:
+        gate.block(limits, 30, urlsplit(server.url()).netloc)  # as its 429 with Retry-After: 30 would
         with pytest.raises(Deferred) as deferred:
             client.get(f"{server.url()}/check")
         assert server.requests == []

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -12,7 +13,7 @@ import httpx2
 import pytest
 import redis
 
-from tasks.errors import ProviderUnreachable
+from tasks.errors import Deferred, ProviderUnreachable
 from tasks.provider.gate import RETRY_AFTER_AT_MOST, Gate, Limits
 from tasks.provider.transport import Outbound, retry_after_seconds
 from tests.support.raw_servers import raw_server
@@ -53,7 +54,7 @@ def test_an_unreadable_retry_after_is_ignored(value: str) -> None:
 
 def test_the_gate_blocks_for_at_most_an_hour(redis_client: redis.Redis) -> None:
     gate, governed = Gate(redis_client), limits()
-    gate.block(governed, 999_999_999)
+    gate.block(governed, 999_999_999, "provider.example:443")
     ttl = redis_client.pttl(governed.blocked_key) / 1000
     assert HOUR - 5 < ttl <= HOUR
 
@@ -67,3 +68,19 @@ def test_a_429_with_a_31_year_retry_after_blocks_the_connector_for_an_hour(redis
     assert limited.value.code == "provider_rate_limited" and limited.value.retry_after == HOUR
     ttl = redis_client.pttl(governed.blocked_key) / 1000
     assert HOUR - 5 < ttl <= HOUR, f"the connector is blocked for {ttl:.0f}s"
+
+
+def test_a_block_holds_the_host_that_sent_it_and_no_other(redis_client: redis.Redis) -> None:
+    """The 429 came from one host: a connector moved elsewhere is not held up by it, and the
+    old host stays blocked for as long as it asked."""
+    gate, governed = Gate(redis_client), limits()
+    outbound = Outbound(5, allow_private=True, gate=gate)
+    with raw_server(status=429, headers={"Retry-After": "600"}) as limiting, raw_server() as other:
+        with pytest.raises(ProviderUnreachable):
+            outbound.check("GET", f"{limiting.url()}/check", options=outbound.client_options(governed))
+        assert redis_client.get(governed.blocked_key) == urlsplit(limiting.url()).netloc.encode()
+        outbound.check("GET", f"{other.url()}/check", options=outbound.client_options(governed))
+        assert len(other.requests) == 1
+        with pytest.raises(Deferred):
+            outbound.check("GET", f"{limiting.url()}/again", options=outbound.client_options(governed))
+        assert len(limiting.requests) == 1
