@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import secrets
-from urllib.parse import urlsplit
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
