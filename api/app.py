@@ -86,7 +86,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[EVENT_HUB] = EventHub(url)
     app[EVENT_HUB].start()
     if per_second := app[SETTINGS].api_rate_limit:
-        app[API_RATE] = ApiRateLimiter(client, per_second)
+        app[API_RATE] = ApiRateLimiter(app[STORE].pipelined, per_second)
     yield
     await app[EVENT_HUB].close()
     await app[STREAM_SLOTS].close()

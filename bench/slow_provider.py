@@ -168,7 +168,7 @@ def _jobs(bench: Bench, workers: Workers, job_body: str, count: int, submitters:
     cfg: dict[str, Any] = {"mode": "jobs", "redis": bench.redis_server.url, "count": count, "rate": None,
                            "duration": 0.0, "timeout": 240.0, "concurrency": submitters, "api": bench.api_url,
                            "key": bench.api_key, "tenant": "bench", "body": job_body}
-    pids = bench.our_pids() + [p.pid for p in workers.procs if p.alive()]
+    pids = {**bench.our_pids(), **{p.pid: f"slow-worker{n}" for n, p in enumerate(workers.procs, 1) if p.alive()}}
     cpu = CpuMeter(pids)
     with cpu:
         res = bench._loadgen(cfg, label, 300.0)
