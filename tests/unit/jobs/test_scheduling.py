@@ -15,41 +15,21 @@ adopted, none lost.
 from __future__ import annotations
 
 import math
-import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
-from authq.redis_server import RedisServer, start_redis
 from tasks.jobs.context import JobContext
 from tasks.jobs.scheduling import scan_due_refreshes
 from tasks.model.records import Connector, new_id, utcnow
 from tasks.storage import commands, schema
 from tests.support.jobs import make_context
-from tests.support.leakcheck import remember_secret
 
 WINDOW = 300.0
 PERIOD = 30.0
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("scheduling-redis"), secrets.token_urlsafe(16), appendonly=False)
-    remember_secret(server.password)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def db(server: RedisServer) -> Iterator[redis.Redis]:
-    client = server.client()
-    client.flushall()
-    yield client
-    client.close()
 
 
 @pytest.fixture

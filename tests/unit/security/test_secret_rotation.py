@@ -21,12 +21,10 @@ Redis, and the session's Redis belongs to the session's key):
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +32,7 @@ import redis
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-from authq.redis_server import RedisServer, free_port, start_redis
+from authq.redis_server import RedisServer, free_port
 from tasks.errors import ConfigError, SecretUnreadable
 from tasks.model.records import Certificate, Connector
 from tasks.security.key_check import KEY_CHECK_TEXT, ensure_key_check, verify_key_check
@@ -49,22 +47,6 @@ NEW = generate_key()
 UNKNOWN = generate_key()   # a key no configuration below holds
 BOTH = f"{NEW},{OLD}"      # the rotation procedure: the new key first, the old one after it
 PASSPHRASE = "rotation-passphrase-81x"
-
-
-@pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("rotation-redis"), secrets.token_urlsafe(16), appendonly=False)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def db(own_redis: RedisServer) -> Iterator[redis.Redis]:
-    """An empty Redis for each test: its data, and its key check, are the test's own."""
-    client = own_redis.client()
-    client.flushall()
-    yield client
-    client.close()
 
 
 def settings_for(server: RedisServer, key: str | None, tenant: Tenant | None = None) -> Settings:

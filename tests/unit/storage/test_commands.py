@@ -6,9 +6,8 @@ start script and an end batch)."""
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -16,27 +15,10 @@ import redis
 from redis.asyncio import Redis
 
 from api.store import ApiStore
-from authq.redis_server import RedisServer, start_redis
+from authq.redis_server import RedisServer
 from tasks.model.records import Connector, Job, new_id, utcnow
 from tasks.storage import commands, schema
 from tasks.storage.store import Store
-from tests.support.leakcheck import remember_secret
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("commands-redis"), secrets.token_urlsafe(16), appendonly=False)
-    remember_secret(server.password)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def db(server: RedisServer) -> Iterator[redis.Redis]:
-    client = server.client()
-    client.flushall()
-    yield client
-    client.close()
 
 
 @pytest.fixture
@@ -45,8 +27,8 @@ def store(db: redis.Redis) -> Store:
 
 
 @pytest.fixture
-async def api(server: RedisServer, db: redis.Redis) -> AsyncIterator[ApiStore]:
-    client = Redis.from_url(server.url)
+async def api(own_redis: RedisServer, db: redis.Redis) -> AsyncIterator[ApiStore]:
+    client = Redis.from_url(own_redis.url)
     yield ApiStore(client)
     await client.aclose()
 
