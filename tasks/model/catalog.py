@@ -201,5 +201,6 @@ def load_catalog(path: Path | None) -> Catalog:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read catalog {path}: {exc.strerror}. Check AUTHQ_CATALOG.") from None
+        raise ConfigError(f"cannot read catalog {path}: {exc.strerror}. Check the path (AUTHQ_CATALOG, or the "
+                          "file given to `authq catalog check`).") from None
     return parse_catalog(text, str(path))

@@ -79,3 +79,12 @@ def test_authq_catalog_check_refuses_it(tmp_path: Path, capsys):
     # The test session's own catalog points its platform app at a loopback server by variable:
     # loadable for the tests, and exactly what the check refuses.
     assert main(["catalog", "check", str(TEST_CATALOG)]) == 2
+
+
+def test_a_catalog_file_that_cannot_be_read_names_both_ways_it_was_given(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`authq catalog check FILE` reads a file given on the command line, not AUTHQ_CATALOG: the
+    message must not send the user to a setting they never set."""
+    missing = tmp_path / "nowhere.yaml"
+    assert main(["catalog", "check", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read catalog {missing}" in err and "authq catalog check" in err and "AUTHQ_CATALOG" in err
