@@ -3,7 +3,7 @@
     authq:workers                                zset    worker name -> last heartbeat (unix time)
     authq:apikeys                                hash    API key id -> sha256 of the key
     authq:apikey:{sha256}                        string  the API key's record
-    authq:api-rate:{sha256}                      zset    the API key's rate-limit log
+    authq:api-arrival:{sha256}                   string  the API key's rate limit (GCRA arrival time)
     authq:api-streams:{sha256}                   zset    the API key's open event streams (leases)
     authq:refresh-tenants                        zset    tenant -> its refresh schedule's earliest score (or less)
     authq:expiring                               zset    "tenant/connector" -> token expiry: earlier versions' schedule
@@ -223,7 +223,7 @@ idempotency = Record("idempotency", "idempotency", hashed=True)         # by the
 
 # not tenant-scoped: looked up by what a caller presents (an API key, a provider's callback)
 api_key = FleetRecord("api_key", "apikey")                              # by hash_api_key(key)
-api_rate_log = FleetRecord("api_rate_log", "api-rate")                  # by hash_api_key(key)
+api_rate = FleetRecord("api_rate", "api-arrival")                       # by hash_api_key(key)
 api_streams = FleetRecord("api_streams", "api-streams")                 # by hash_api_key(key) (api/stream_slots.py)
 auth_state = FleetRecord("auth_state", "state", hashed=True)            # by the state itself (tasks/storage/states.py)
 auth_state_claim = FleetRecord("auth_state_claim", "state", "claim", hashed=True)

@@ -39,7 +39,7 @@ STORED_NAMES = {
     schema.session("acme", "ses_1"): "authq:t:acme:session:ses_1",
     schema.idempotency("acme", "key-1"): f"authq:t:acme:idempotency:{schema.sha256('key-1')}",
     schema.api_key(KEY_HASH): f"authq:apikey:{KEY_HASH}",
-    schema.api_rate_log(KEY_HASH): f"authq:api-rate:{KEY_HASH}",
+    schema.api_rate(KEY_HASH): f"authq:api-arrival:{KEY_HASH}",
     schema.api_streams(KEY_HASH): f"authq:api-streams:{KEY_HASH}",
     schema.auth_state(STATE): f"authq:state:{STATE_HASH}",
     schema.auth_state_claim(STATE): f"authq:state:{STATE_HASH}:claim",
