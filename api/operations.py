@@ -91,6 +91,11 @@ IDEMPOTENCY = Param(IDEMPOTENCY_HEADER, "header",
                     "request is still being accepted: 409.",
                     {"type": "string", "minLength": 1, "maxLength": 255})
 SUBMISSION_PARAMS = (PREFER, IDEMPOTENCY)
+CONNECTOR_FILTERS = tuple(
+    Param(f"filter[{name}]", "query", f"Only connectors whose `{name}` is one of these (comma separated). "
+          "An unknown `filter[…]` name: 422.", {"type": "string", "examples": [example]})
+    for name, example in (("status", "expired,failed"), ("authentication_implementation_id", "shopify-admin-token"),
+                          ("system", "shopify"), ("session_id", "ses_0123456789abcdef0123456789abcdef")))
 
 # What the API-key middleware may answer instead of any endpoint that needs a key.
 UNAUTHENTICATED = Reply("Missing or unknown API key: `{\"message\": \"Unauthenticated.\"}`.", schemas.ErrorBody,

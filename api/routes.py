@@ -12,6 +12,7 @@ from aiohttp import web
 from api import schemas
 from api.operations import (
     BODY_ERRORS,
+    CONNECTOR_FILTERS,
     ENDPOINTS_BY_ROUTE,
     HTML,
     JOB_ACCEPTED,
@@ -163,8 +164,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         answers={200: Reply("The session.", schemas.SessionResponse), **not_found("session")}),
     # Connectors
     Endpoint(
-        "GET", f"{V1}/connectors", connectors.index, "List connectors", "connectors", params=(PAGE, PER_PAGE),
-        answers=listed(schemas.ConnectorPage, "connectors")),
+        "GET", f"{V1}/connectors", connectors.index, "List connectors", "connectors",
+        params=(PAGE, PER_PAGE, *CONNECTOR_FILTERS),
+        answers={**listed(schemas.ConnectorPage, "connectors"),
+                 422: Reply("`page` or `per_page` out of range, an unknown `filter[…]` name or an unknown status.",
+                            schemas.ValidationErrorBody)}),
     Endpoint(
         "GET", f"{V1}/connectors/{{connector}}", connectors.show, "Show a connector", "connectors",
         answers={200: Reply("The connector (no secret values).", schemas.ConnectorResponse),
