@@ -91,6 +91,9 @@ IDEMPOTENCY = Param(IDEMPOTENCY_HEADER, "header",
                     "request is still being accepted: 409.",
                     {"type": "string", "minLength": 1, "maxLength": 255})
 SUBMISSION_PARAMS = (PREFER, IDEMPOTENCY)
+MIN_TTL = Param("min_ttl", "query", "Seconds the OAuth 2 access token must still be valid for; one that expires "
+                "sooner is refreshed first (0–3600, default 60).",
+                {"type": "integer", "minimum": 0, "maximum": 3600, "default": 60})
 CONNECTOR_FILTERS = tuple(
     Param(f"filter[{name}]", "query", f"Only connectors whose `{name}` is one of these (comma separated). "
           "An unknown `filter[…]` name: 422.", {"type": "string", "examples": [example]})

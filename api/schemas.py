@@ -14,6 +14,7 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
+from tasks.flows.credentials_for_use import CredentialsForUseView
 from tasks.model.views import CertificateView, ConnectorView, JobView, PoolView, SessionView
 
 EXACT = ConfigDict(extra="forbid")
@@ -88,6 +89,11 @@ class SessionResponse(TypedDict):
 @with_config(EXACT)
 class ErrorBody(TypedDict):
     message: str
+
+
+@with_config(EXACT)
+class CredentialsResponse(TypedDict):
+    data: CredentialsForUseView
 
 
 @with_config(EXACT)
