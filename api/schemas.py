@@ -14,7 +14,7 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-from tasks.model.views import CertificateView, ConnectorView, JobView, PoolView, SessionView
+from tasks.model.views import AuditEventView, CertificateView, ConnectorView, JobView, PoolView, SessionView
 
 EXACT = ConfigDict(extra="forbid")
 
@@ -81,6 +81,13 @@ class CertificatePage(TypedDict):
 @with_config(EXACT)
 class SessionResponse(TypedDict):
     data: SessionView
+
+
+@with_config(EXACT)
+class AuditEventPage(TypedDict):
+    data: list[AuditEventView]
+    meta: PageMeta
+    links: PageLinks
 
 
 # -- errors ------------------------------------------------------------------------------

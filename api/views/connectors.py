@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.auth import tenant
+from api.auth import actor, tenant
 from api.body import json_body
 from api.path_ids import path_id
 from api.responses import one, page_params, paged
 from api.submit import submit
 from api.typedefs import STORE
 from tasks.errors import NotFound
+from tasks.model.audit import AuditEvent
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -27,7 +28,9 @@ async def show(request: web.Request) -> web.StreamResponse:
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
-    if not await request.app[STORE].delete_connector(tenant(request), path_id(request, "connector")):
+    connector_id = path_id(request, "connector")
+    event = AuditEvent.new("connector.deleted", actor(request), connector_id)
+    if not await request.app[STORE].delete_connector(tenant(request), connector_id, event):
         raise NotFound("Connector")
     return web.Response(status=204)
 
