@@ -48,9 +48,14 @@ def tenant(request: web.Request) -> str:
     return str(request[TENANT])
 
 
-def actor(request: web.Request) -> Actor:
-    """Who makes this request, as the audit log names them: the key's id (None on an endpoint
-    that needs no key) and the client's address as the server saw it (a proxy in front is that
-    address unless the server is told to trust its forwarding headers)."""
+def actor_fields(request: web.Request) -> dict[str, str | None]:
+    """Who makes this request, as the audit log names them (``Actor``'s fields, as a plain dict: a
+    job's request carries them, on the accept path, where a model costs): the key's id (None on
+    an endpoint that needs no key) and the client's address as the server saw it (a proxy in
+    front is that address unless the server is told to trust its forwarding headers)."""
     caller = request.get(CALLER)
-    return Actor(api_key_id=caller.id if caller is not None else None, ip=request.remote)
+    return {"api_key_id": caller.id if caller is not None else None, "ip": request.remote}
+
+
+def actor(request: web.Request) -> Actor:
+    return Actor.model_validate(actor_fields(request))

@@ -14,7 +14,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from api import idempotency
-from api.auth import actor
+from api.auth import actor_fields
 from api.responses import error, one
 from api.typedefs import BOX, INLINE_QUEUE, QUEUE, REQUEST_ID, SETTINGS, STORE
 from api.waiting import preferred_wait, wait_for_job
@@ -44,7 +44,7 @@ async def accept(request: web.Request, tenant: str, job_type: JobType, connector
     store = request.app[STORE]
     inline = request.app.get(INLINE_QUEUE)
     # Who asked travels with the job, sealed with its request, to the end where its change is audited.
-    sealed = request.app[BOX].seal_json({**body, ACTOR_FIELD: actor(request).model_dump()})
+    sealed = request.app[BOX].seal_json({**body, ACTOR_FIELD: actor_fields(request)})
     job_json = job.stored_json()
     if inline is not None:
         # Stored and queued in one Redis transaction: either both happened or neither did.
