@@ -87,6 +87,7 @@ async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
             return error(401, "Unauthenticated.", headers={"WWW-Authenticate": "Bearer"})
         request[TENANT] = caller.tenant
         request[CALLER] = caller
+        await request.app[KEY_USAGE].used(caller.id)   # a use, whatever the answer (at most a write a minute)
         limiter = request.app.get(API_RATE)
         if limiter is not None:
             wait = await limiter.wait_for(hash_api_key(presented_key(request) or ""))
@@ -97,5 +98,4 @@ async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
         refused = None if scope is None else lacks_scope(caller, scope)
         if refused is not None:
             return error(403, refused)
-        await request.app[KEY_USAGE].used(caller.id)
     return await handler(request)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 
 import pytest
 
 from authq.cli import main
 from tasks.model.api_keys import static_key_id
+from tasks.storage import schema
 from tests.support.leakcheck import remember_secret
 
 
@@ -97,3 +99,14 @@ async def test_bad_scopes_and_a_static_key_revoke_are_refused(capsys, admin_env,
     assert code == 2 and "AUTHQ_API_KEYS" in err
     code, _, err = run(capsys, "keys", "revoke", f"key_{secrets.token_hex(16)}")
     assert code == 2 and "not found" in err
+
+
+async def test_a_busy_key_is_noted_once_not_at_every_request(client, tenant, redis_client) -> None:  # type: ignore[no-untyped-def]
+    key_id = static_key_id(tenant.key)
+    assert (await client.get("/api/v1/connectors", headers=tenant.headers)).status == 200
+    first = float(redis_client.hget(schema.API_KEYS_USED, key_id) or 0)
+    assert first == pytest.approx(time.time(), abs=30)
+    redis_client.hset(schema.API_KEYS_USED, key_id, "1000.0")   # were a request to write, this would move
+    for _ in range(5):
+        assert (await client.get("/api/v1/connectors", headers=tenant.headers)).status == 200
+    assert float(redis_client.hget(schema.API_KEYS_USED, key_id) or 0) == 1000.0
