@@ -8,6 +8,10 @@ page filtered by either is read from its own set rather than found by scanning t
 Every write also trims the sets it touches to the last 90 days and sets them to expire 90
 days on, so a set nothing writes to any more (a deleted connector's) goes in the end too.
 
+Endpoints that audit what they do call ``record`` with an ``AuditEvent.new(type, actor, connector_id,
+**details)`` in the same step as their change (``credentials.read`` with the read's own writes,
+``webhook.created`` / ``webhook.deleted`` with the webhook's).
+
 Events of one millisecond are ordered by their ids, which begin with the time
 (``tasks.model.audit.new_event_id``); pages are newest first.
 """
