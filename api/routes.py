@@ -30,7 +30,8 @@ from api.operations import (
     not_found,
     pages,
 )
-from api.views import certificates, connectors, credentials, docs, jobs, oauth, ops, pools, sessions
+from api.views import audit, certificates, connectors, credentials, docs, jobs, oauth, ops, pools, sessions
+from tasks.model.audit import AUDIT_TYPES
 from tasks.model.bodies import (
     AuthenticateIn,
     AuthoriseIn,
@@ -202,6 +203,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                  409: Reply("The connector has never been authorised (`status` is its status), or a request with the "
                             "same `Idempotency-Key` is still being accepted.", schemas.ConflictBody,
                             headers=("Retry-After",))}),
+    # The audit log
+    Endpoint(
+        "GET", f"{V1}/audit-events", audit.index, "List audit events", "audit log",
+        description="The tenant's audit events, newest first: who (`actor`: the API key's id and the client's "
+                    "address) changed what (`type`, `connector_id`, `details`: never a secret) and when. "
+                    "Kept 90 days. An unknown query parameter, a `connector_id` that is not a connector id or "
+                    "an unknown `type` is a 422.",
+        params=(Param("connector_id", "query", "Only the events of this connector (it may be deleted since).",
+                      {"type": "string", "pattern": "^con_[0-9a-f]{32}$"}),
+                Param("type", "query", "Only the events of this type.", {"type": "string", "enum": list(AUDIT_TYPES)}),
+                PAGE, PER_PAGE),
+        answers={200: Reply("A page of audit events, newest first.", schemas.AuditEventPage),
+                 422: Reply("An unknown filter, a malformed one, or `page` / `per_page` out of range.",
+                            schemas.ValidationErrorBody)}),
     # Operations, at the root
     Endpoint(
         "GET", "/healthz", ops.healthz, "The process is up", "operations", key=False,

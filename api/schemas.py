@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from tasks.flows.credentials_for_use import CredentialsForUseView
-from tasks.model.views import CertificateView, ConnectorView, JobView, PoolView, SessionView
+from tasks.model.views import AuditEventView, CertificateView, ConnectorView, JobView, PoolView, SessionView
 
 EXACT = ConfigDict(extra="forbid")
 
@@ -82,6 +82,13 @@ class CertificatePage(TypedDict):
 @with_config(EXACT)
 class SessionResponse(TypedDict):
     data: SessionView
+
+
+@with_config(EXACT)
+class AuditEventPage(TypedDict):
+    data: list[AuditEventView]
+    meta: PageMeta
+    links: PageLinks
 
 
 # -- errors ------------------------------------------------------------------------------
