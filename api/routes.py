@@ -177,7 +177,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                  **not_found("connector")}),
     Endpoint(
         "GET", f"{V1}/connectors/{{connector}}/credentials", credentials.show, "Read a connector's credentials",
-        "connectors", params=(MIN_TTL,),
+        "connectors", params=(MIN_TTL,), scope="credentials",
         description="The headers and query a request to the provider must carry, and the type's usable values "
                     "(never a refresh token, client secret, private key or passphrase); `Cache-Control: no-store`. "
                     "An OAuth 2 token that expires within `min_ttl` seconds is refreshed first (single-flight, "

@@ -141,6 +141,12 @@ class ApiStore:
                            type_: AuditType | None = None) -> tuple[list[AuditEvent], int]:
         return await self.run(audit.events(tenant, page, per_page, connector_id, type_))
 
+    async def audit(self, tenant: str, event: AuditEvent) -> None:
+        """Record an event that is itself the change (a credentials read): one transaction."""
+        tx = Transaction()
+        audit.record(tx, tenant, event)
+        await self.send(tx)
+
     # single-use authorization states (tasks/storage/states.py)
     async def auth_state(self, raw: str) -> states.AuthState | None:
         return await self.run(states.auth_state(raw))
