@@ -14,7 +14,8 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-from tasks.model.views import CertificateView, ConnectorView, JobView, PoolView, SessionView
+from tasks.errors import RefusalCode
+from tasks.model.views import CertificateView, ConnectorView, JobView, PermitView, PoolView, SessionView
 
 EXACT = ConfigDict(extra="forbid")
 
@@ -67,6 +68,11 @@ class PoolPage(TypedDict):
 
 
 @with_config(EXACT)
+class PermitResponse(TypedDict):
+    data: PermitView
+
+
+@with_config(EXACT)
 class CertificateResponse(TypedDict):
     data: CertificateView
 
@@ -94,6 +100,14 @@ class ErrorBody(TypedDict):
 class ConflictBody(TypedDict):
     message: str
     status: NotRequired[Annotated[str, Field(description="The connector's status, when it is the conflict.")]]
+
+
+@with_config(EXACT)
+class RefusalBody(TypedDict):
+    message: str
+    code: Annotated[RefusalCode,
+                    Field(description="Which limit held the request: the rate limit (a provider's 429 included) "
+                                      "or the connection pool.")]
 
 
 @with_config(EXACT)
