@@ -12,8 +12,8 @@ adds is waiting without cost:
   on the pool's channel by the script that frees it; the pump listens on that channel through the
   process's event hub (``api/event_hub.py``: its one pub/sub connection) and looks again at once.
   A slot nobody frees lapses with its lease, which is when the script says to look again anyway.
-- A request that asks not to wait (or whose connector already has waiters queued here, when it
-  asks not to wait) is answered without queueing, and one that waits never jumps the queue.
+- A request that asks not to wait is answered at once: by one attempt, or, when others already
+  wait in line here, refused without asking Redis (it never takes a permit ahead of them).
 """
 
 from __future__ import annotations
