@@ -14,11 +14,14 @@ import secrets
 import threading
 import time
 
+import pytest
 import redis
 
+from tasks.errors import Deferred
 from tasks.model.records import ConnectionPool, utcnow
 from tasks.provider import permits
 from tasks.provider.connector_limits import Limits
+from tasks.provider.gate import Gate
 from tasks.storage import schema
 from tasks.storage.store import run
 from tests.unit.provider.test_limits import assert_sliding, run_threads
@@ -160,3 +163,24 @@ def test_a_block_holds_the_permits_it_names(redis_client: redis.Redis) -> None:
     run(redis_client, permits.block(everywhere, 999_999, permits.ANY_HOST))
     assert 3599 < redis_client.pttl(everywhere.blocked_key) / 1000 <= 3600  # an hour at most
     assert take(redis_client, everywhere, host="provider.example:443")[1].status == permits.BLOCKED
+
+
+def test_the_gate_holds_no_slot_while_it_waits_and_announces_the_slot_it_frees(redis_client: redis.Redis) -> None:
+    shared = pool(f"t-permits-{secrets.token_hex(4)}", 1)
+    governed = limits(1, 30.0, shared)
+    slots = schema.pool_slots(shared.tenant, shared.id)
+    gate = Gate(redis_client)
+    listening = redis_client.pubsub()
+    listening.subscribe(schema.pool_freed(shared.tenant, shared.id))
+    assert listening.get_message(timeout=2)["type"] == "subscribe"  # type: ignore[index]
+    with gate.permit(governed, "provider.example:443"):
+        assert redis_client.zcard(slots) == 1
+    message = listening.get_message(timeout=2)
+    assert message is not None and message["channel"] == schema.pool_freed(shared.tenant, shared.id).encode()
+    assert redis_client.zcard(slots) == 0
+    # The rate limit is spent for 30 s: the job is deferred, and holds no slot meanwhile.
+    with pytest.raises(Deferred) as deferred, gate.permit(governed, "provider.example:443"):
+        raise AssertionError("no permit was free")
+    assert deferred.value.reason == "rate_limit" and 29 < deferred.value.delay <= 30
+    assert redis_client.zcard(slots) == 0
+    listening.close()
