@@ -105,9 +105,10 @@ class ConflictBody(TypedDict):
 @with_config(EXACT)
 class RefusalBody(TypedDict):
     message: str
-    code: Annotated[RefusalCode,
-                    Field(description="Which limit held the request: the rate limit (a provider's 429 included) "
-                                      "or the connection pool.")]
+    code: NotRequired[Annotated[RefusalCode,
+                                Field(description="Which of the connector's limits held the request: the rate "
+                                                  "limit (a provider's 429 included) or the connection pool. "
+                                                  "Absent when `AUTHQ_API_RATE_LIMIT` refused it.")]]
 
 
 @with_config(EXACT)
