@@ -194,3 +194,32 @@ async def test_waiting_in_vain_answers_429_after_the_wait_and_leaves_the_line(
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
     assert redis_client.zcard(schema.pool_slots(tenant.name, pool_id)) == 1  # the slot given up is not held
+
+
+async def test_no_permit_jumps_the_line_and_waiters_gone_leave_it(
+        client, tenant, redis_client, secret_key) -> None:
+    pool_id = await make_pool(client, tenant, 1)
+    connector = save_connector(redis_client, secret_key, tenant, connection_pool_id=pool_id)
+    governor = client.app[GOVERNOR]
+    first = (await (await take(client, tenant, connector.id)).json())["data"]["id"]
+    waiting = asyncio.ensure_future(take(client, tenant, connector.id, wait=20))
+    await queued(client, connector.id)
+    # Asking not to wait while another waits first: refused here, without a permit script.
+    before = governor.script_calls
+    refused = await take(client, tenant, connector.id, wait=0)
+    assert refused.status == 429 and (await refused.json())["code"] == "pool_exhausted"
+    assert governor.script_calls == before
+
+    # Waiters whose clients are gone leave the line (the pump ends with it); a slot freed next is
+    # nobody's.
+    gone = asyncio.ensure_future(governor.acquire(tenant.name, connector, max_wait=20))
+    await queued(client, connector.id, count=2)
+    waiting.cancel()  # the HTTP request's client went away: its handler is cancelled
+    gone.cancel()
+    deadline = time.monotonic() + 3
+    while governor._lines:
+        assert time.monotonic() < deadline, "the line outlived its waiters"
+        await asyncio.sleep(0.02)
+    assert (await client.delete(f"{V1}/permits/{first}", headers=tenant.headers)).status == 204
+    assert redis_client.zcard(schema.pool_slots(tenant.name, pool_id)) == 0
+    assert (await take(client, tenant, connector.id)).status == 201
