@@ -12,7 +12,9 @@ import re
 import time
 from datetime import datetime, timedelta
 
-from api.typedefs import GOVERNOR
+from api.event_hub import EventHub
+from api.governor import Governor
+from api.typedefs import GOVERNOR, STORE
 from tasks.model.records import RateLimit
 from tasks.provider import permits
 from tasks.provider.connector_limits import Limits
@@ -223,3 +225,24 @@ async def test_no_permit_jumps_the_line_and_waiters_gone_leave_it(
     assert (await client.delete(f"{V1}/permits/{first}", headers=tenant.headers)).status == 204
     assert redis_client.zcard(schema.pool_slots(tenant.name, pool_id)) == 0
     assert (await take(client, tenant, connector.id)).status == 201
+
+
+async def test_without_the_event_hub_a_waiter_looks_again_every_second(client, tenant, redis_client,
+                                                                       secret_key) -> None:
+    """A hub that cannot subscribe (its Redis unreachable): the pump polls for the slot instead."""
+    pool_id = await make_pool(client, tenant, 1)
+    connector = save_connector(redis_client, secret_key, tenant, connection_pool_id=pool_id)
+    hub = EventHub("redis://127.0.0.1:1", subscribe_timeout=0.2, reconnect_delays=(5.0,))
+    governor = Governor(client.app[STORE], hub)
+    try:
+        held = await governor.acquire(tenant.name, connector, max_wait=0)
+        waiting = asyncio.ensure_future(governor.acquire(tenant.name, connector, max_wait=10))
+        await asyncio.sleep(1.5)
+        assert not waiting.done()
+        assert await governor.release(tenant.name, held.id)
+        freed_at = time.monotonic()
+        grant = await waiting
+        assert grant.connection_pool_id == pool_id and time.monotonic() - freed_at < 1.5
+    finally:
+        await governor.close()
+        await hub.close()
