@@ -85,6 +85,13 @@ class Listener:
                 return None
         return self._notices.popleft()
 
+    def newest(self, first: Notice) -> Notice:
+        """``first`` (just taken by ``get``) and every notice waiting behind it, as one: the
+        newest, or ``MISSED`` if any of them was."""
+        notices = [first, *self._notices]
+        self._notices.clear()
+        return MISSED if any(n.missed for n in notices) else notices[-1]
+
     def clear(self) -> None:
         """Drop the waiting notices (a consumer about to re-read the state needs none of them)."""
         self._notices.clear()

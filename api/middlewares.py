@@ -61,6 +61,13 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         message = {404: "Not found.", 405: "Method not allowed.", 413: "The request body is too large."}.get(
             exc.status, exc.reason)
         return error(exc.status, message, headers={k: v for k, v in exc.headers.items() if k in ("Allow",)})
+    except ConnectionResetError:
+        # The client closed the connection before its request was read (a load tester stopping,
+        # a phone losing signal): nothing is wrong here and no one is left to answer. Counted as
+        # nginx's 499, "client closed request".
+        log.info("client closed the connection mid-request", extra={"request_id": request.get(REQUEST_ID),
+                                                                     "path": request.path})
+        return web.Response(status=499)
     except (RedisConnectionError, RedisTimeoutError, EventsUnavailable):
         # Redis restarting or unreachable: answer like the submission path does (503 and
         # Retry-After), not as an internal error; the client tries again.

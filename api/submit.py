@@ -14,7 +14,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from api import idempotency
-from api.responses import error, one
+from api.responses import error
 from api.typedefs import BOX, INLINE_QUEUE, QUEUE, REQUEST_ID, SETTINGS, STORE
 from api.waiting import preferred_wait, wait_for_job
 from tasks.errors import IdempotencyKeyInUse, QueueUnavailable, TenantFull
@@ -82,9 +82,9 @@ async def submit(request: web.Request, tenant: str, job_type: JobType, connector
         return error(409, "A request with this Idempotency-Key is still being accepted; retry shortly.",
                      headers={"Retry-After": "1"})
     if isinstance(held, idempotency.Replay):
-        first = await store.job(tenant, held.job_id)
+        first = await store.job_json(tenant, held.job_id)
         if first is not None:
-            return _answer(first, held.status)
+            return _answer(held.job_id, first, held.status)
         held = None  # the job has expired since: treat as new
     try:
         job, job_json = await accept(request, tenant, job_type, connector_id, body, job_id,
@@ -96,24 +96,23 @@ async def submit(request: web.Request, tenant: str, job_type: JobType, connector
             return error(429, "This tenant has too many jobs queued or running; retry when some have finished.",
                          headers={"Retry-After": "5"})
         return unavailable()
-    status = 202
+    stored = job_json.encode()
     wait = preferred_wait(request)
     if wait is not None:
-        job = await wait_for_job(request, job, wait)
-        status = 200 if job.finished else 202
+        stored = await wait_for_job(request, tenant, job.id, stored, wait)
+    status = 200 if wait is not None and Job.stored_finished(stored) else 202
     if held:
         await idempotency.remember(store.redis, held, job.id, status)
-    response = _answer(job, status, job_json if wait is None else None)
+    response = _answer(job.id, stored, status)
     if wait is not None:
         response.headers["Preference-Applied"] = f"wait={wait:g}"
     return response
 
 
-def _answer(job: Job, status: int, job_json: str | None = None) -> web.Response:
-    """The job as ``{"data": view}``; from ``job_json`` (its stored view) when the caller has it."""
-    headers = {"Location": f"/api/v1/jobs/{job.id}"}
-    if not job.finished:
+def _answer(job_id: str, stored: bytes, status: int) -> web.Response:
+    """The job as ``{"data": view}``, from its stored view (``Job.stored_json``) as it is."""
+    headers = {"Location": f"/api/v1/jobs/{job_id}"}
+    if not Job.stored_finished(stored):
         headers["Retry-After"] = POLL_AFTER_SECONDS
-    if job_json is None:
-        return one(job.view(), status=status, headers=headers)
-    return web.Response(text=f'{{"data":{job_json}}}', status=status, headers=headers, content_type="application/json")
+    return web.Response(body=b'{"data":' + stored + b"}", status=status, headers=headers,
+                        content_type="application/json")

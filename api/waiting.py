@@ -1,4 +1,11 @@
-"""``Prefer: wait=N`` (RFC 7240): hold an answer up to N seconds for a job to finish."""
+"""``Prefer: wait=N`` (RFC 7240): hold an answer up to N seconds for a job to finish.
+
+A waiter works on the job as stored (``Job.stored_json``, the bytes a poll serves): the
+workers publish those bytes on the job's channel with every save, so a waiter that hears the
+last one answers with it, reading and parsing nothing. (A copy published before the waiter's
+read may be heard after it: at worst an older state of a job still running, since a finished
+job never changes, and the waiter answers as soon as it holds a finished one.)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import time
 
 from aiohttp import web
 
-from api.event_hub import SUBSCRIBE_TIMEOUT
+from api.event_hub import SUBSCRIBE_TIMEOUT, Listener, Notice
 from api.typedefs import EVENT_HUB, STORE
 from tasks.errors import EventsUnavailable
 from tasks.model.records import Job
@@ -26,47 +33,57 @@ def preferred_wait(request: web.Request) -> float | None:
     return min(MAX_WAIT, float(match.group(1)))
 
 
-async def wait_for_job(request: web.Request, job: Job, seconds: float) -> Job:
-    """The job once it ended, or as it is when ``seconds`` are up.
+def published_job(changes: Listener, notice: Notice) -> bytes | None:
+    """The job a notice carries (the newest of those waiting), or None when it must be read:
+    a notice of a lost message, or one without the job (an older worker's bare status)."""
+    latest = changes.newest(notice)
+    return None if latest.missed or not latest.data.startswith(b"{") else latest.data
+
+
+async def wait_for_job(request: web.Request, tenant: str, job_id: str, stored: bytes, seconds: float) -> bytes:
+    """The job (as stored) once it ended, or as it is when ``seconds`` are up.
 
     The waiter listens on the job's channel through the process's event hub (no Redis
-    connection of its own) and reads the record after subscribing, then again on each notice
-    (and every ``RECHECK_SECONDS`` in case one was lost). If the hub cannot subscribe in time
-    (Redis reconnecting), it polls the record instead."""
-    if job.finished:
-        return job
+    connection of its own) and reads the record once after subscribing (a save before that
+    went unheard); then each notice brings the job's new state, and the record is read again
+    only every ``RECHECK_SECONDS`` without one, or after a lost message. If the hub cannot
+    subscribe in time (Redis reconnecting), it polls the record instead."""
+    if Job.stored_finished(stored):
+        return stored
     store = request.app[STORE]
     deadline = time.monotonic() + seconds
     try:
-        async with request.app[EVENT_HUB].listen(schema.job_events(job.tenant, job.id),
+        async with request.app[EVENT_HUB].listen(schema.job_events(tenant, job_id),
                                                  timeout=min(seconds, SUBSCRIBE_TIMEOUT)) as changes:
+            latest = await store.job_json(tenant, job_id)
             while True:
-                latest = await store.job(job.tenant, job.id)
-                if latest is None:
-                    return job
-                job = latest
+                if latest is None:  # expired or removed meanwhile: what was last seen stands
+                    return stored
+                stored = latest
                 remaining = deadline - time.monotonic()
-                if job.finished or remaining <= 0:
-                    return job
-                if await changes.get(timeout=min(RECHECK_SECONDS, remaining)) is not None:
-                    changes.clear()  # the read covers every notice that waited
+                if Job.stored_finished(stored) or remaining <= 0:
+                    return stored
+                notice = await changes.get(timeout=min(RECHECK_SECONDS, remaining))
+                latest = None if notice is None else published_job(changes, notice)
+                if latest is None:
+                    latest = await store.job_json(tenant, job_id)
     except EventsUnavailable:
         pass
-    return await _poll(request, job, deadline)
+    return await _poll(request, tenant, job_id, stored, deadline)
 
 
-async def _poll(request: web.Request, job: Job, deadline: float) -> Job:
+async def _poll(request: web.Request, tenant: str, job_id: str, stored: bytes, deadline: float) -> bytes:
     """Poll the record (cheap GETs, backing off 10 ms -> 250 ms) until it ends or time is up."""
     store = request.app[STORE]
     delay = 0.01
-    while not job.finished:
+    while not Job.stored_finished(stored):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         await asyncio.sleep(min(delay, remaining))
         delay = min(delay * 1.5, 0.25)
-        latest = await store.job(job.tenant, job.id)
+        latest = await store.job_json(tenant, job_id)
         if latest is None:
             break
-        job = latest
-    return job
+        stored = latest
+    return stored

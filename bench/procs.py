@@ -117,8 +117,9 @@ def pool_argv(pool: str, concurrency: int | None) -> list[str]:
 
 
 def worker_argv(kind: str, index: int, run_id: str, log_level: str, pool: list[str]) -> list[str]:
-    """``authq up``'s worker command line (``pool``: ``--pool=solo`` as it runs them); the no-op
-    workers differ only in ``-A``, so both kinds run with the same pool."""
+    """``authq up``'s worker command line (``pool``: by default ``--pool=threads
+    --concurrency=8``, as it runs them); the no-op workers differ only in ``-A``, so both kinds
+    run with the same pool."""
     app = "worker" if kind == "authq" else "bench.noop"
     return [sys.executable, "-m", "celery", "-A", app, "worker", *pool, f"--loglevel={log_level}",
             "-n", f"bench-{kind}{index}-{run_id}@%h", "-Q", WORKER_QUEUES, "--without-gossip", "--without-mingle"]
@@ -131,7 +132,7 @@ class Workers:
     """
 
     def __init__(self, env: dict[str, str], client: redis.Redis, log_dir: Path, count: int, log_level: str,
-                 pool: str = "solo", concurrency: int | None = None) -> None:
+                 pool: str = "threads", concurrency: int | None = None) -> None:
         self.env = env
         self.pool = pool_argv(pool, concurrency)
         self.pool_flags = " ".join(self.pool)

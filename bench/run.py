@@ -31,6 +31,8 @@ from bench import profile as prof
 from bench import slow_provider
 from bench.procs import ROOT, CpuMeter, Proc, Workers, rss, start_api, start_reference
 from bench.report import Figure, Target, median, summary, table
+from tasks.settings import DEFAULT_WORKER_CONCURRENCY
+from worker.config import POOL
 
 TENANT = "bench"
 CATALOG = ROOT / "bench" / "catalog.yaml"
@@ -56,6 +58,11 @@ TARGETS = {
     "api_rss": Target("max", 100.0, "MB"),
     "worker_rss": Target("max", 150.0, "MB"),
 }
+
+
+# A profiled end-to-end run is this many times a measured one: one measured run lasts about a
+# second, too few samples for py-spy's 100 Hz to say where the time goes.
+PROFILE_JOBS_FACTOR = 5
 
 
 @dataclass
@@ -480,7 +487,7 @@ class Bench:
         spy = self._pyspy()
         raw = self.out / f"profile-{name}.txt"
         proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "-F",
-                                 "--threads", "--idle", "-o", str(raw)],
+                                 "--threads", "--idle", "--nonblocking", "-o", str(raw)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)
         try:
@@ -517,9 +524,9 @@ class Bench:
         self.client.flushdb()
         self.workers.ensure("authq")
         self.profiles["worker_e2e"] = self._profiled(self.workers.procs[0].pid, "worker-e2e", lambda: self.jobs(
-            "ours", "profile-e2e-worker", count=p.e2e_count, waiting=True))
+            "ours", "profile-e2e-worker", count=PROFILE_JOBS_FACTOR * p.e2e_count, waiting=True))
         self.profiles["api_e2e"] = self._profiled(self.api.pid, "api-e2e", lambda: self.jobs(
-            "ours", "profile-e2e-api", count=p.e2e_count, waiting=True))
+            "ours", "profile-e2e-api", count=PROFILE_JOBS_FACTOR * p.e2e_count, waiting=True))
         self.workers.stop()
         for name, summary_ in self.profiles.items():
             if summary_:
@@ -577,11 +584,12 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--body", choices=tuple(BODIES), default="basic",
                      help="the authorise body: basic (a secret password; default) or token (one variable, no "
                           "secret: what the bench measured before, for comparison)")
-    top.add_argument("--worker-pool", choices=("solo", "threads", "prefork"), default="solo",
-                     help="the Celery pool of both kinds of worker, authq's and the no-op's (default solo, "
+    top.add_argument("--worker-pool", choices=("solo", "threads", "prefork"), default=POOL,
+                     help=f"the Celery pool of both kinds of worker, authq's and the no-op's (default {POOL}, "
                           "as authq up runs them)")
-    top.add_argument("--worker-concurrency", type=int, default=None,
-                     help="--concurrency of each worker, for a threads or prefork pool")
+    top.add_argument("--worker-concurrency", type=int, default=DEFAULT_WORKER_CONCURRENCY,
+                     help=f"--concurrency of each worker, for a threads or prefork pool (default "
+                          f"{DEFAULT_WORKER_CONCURRENCY}, AUTHQ_WORKER_CONCURRENCY's default)")
     top.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="where to write the JSON")
     top.add_argument("--max-minutes", type=float, default=20.0, help="stop starting new runs after this long")
     return top

@@ -14,12 +14,12 @@ from redis.exceptions import RedisError
 from api.auth import presented_key, tenant
 from api.event_hub import Listener
 from api.path_ids import path_id
-from api.responses import error, one
+from api.responses import error
 from api.stream_slots import RETRY_AFTER_SECONDS, StreamSlot
 from api.typedefs import EVENT_HUB, REQUEST_ID, SETTINGS, STORE, STREAM_SLOTS
 from api.waiting import preferred_wait, wait_for_job
 from tasks.errors import NotFound
-from tasks.model.records import FINISHED
+from tasks.model.records import Job
 from tasks.storage import schema
 from tasks.storage.schema import hash_api_key
 
@@ -42,22 +42,19 @@ def setup_events(app: web.Application) -> None:
 
 async def show(request: web.Request) -> web.StreamResponse:
     owner = tenant(request)
-    wait = preferred_wait(request)
-    if wait is None:
-        # The hot path of every client: the stored bytes are the public view; no parsing.
-        raw = await request.app[STORE].job_json(owner, path_id(request, "job"))
-        if raw is None:
-            raise NotFound("Job")
-        headers = {} if b'"finished_at":null' not in raw else {"Retry-After": "1"}
-        return web.Response(body=b'{"data":' + raw + b"}", content_type="application/json", headers=headers)
-    job = await request.app[STORE].job(owner, path_id(request, "job"))
-    if job is None:
+    job_id = path_id(request, "job")
+    # The hot path of every client: the stored bytes are the public view; no parsing.
+    raw = await request.app[STORE].job_json(owner, job_id)
+    if raw is None:
         raise NotFound("Job")
-    job = await wait_for_job(request, job, wait)
-    headers = {"Preference-Applied": f"wait={wait:g}"}
-    if not job.finished:
+    wait = preferred_wait(request)
+    headers = {}
+    if wait is not None:
+        raw = await wait_for_job(request, owner, job_id, raw, wait)
+        headers["Preference-Applied"] = f"wait={wait:g}"
+    if not Job.stored_finished(raw):
         headers["Retry-After"] = "1"
-    return one(job.view(), headers=headers)
+    return web.Response(body=b'{"data":' + raw + b"}", content_type="application/json", headers=headers)
 
 
 def _first_id(request: web.Request) -> int:
@@ -134,7 +131,7 @@ async def _stream(request: web.Request, owner: str, job_id: str, raw: bytes | No
                 counter += 1
                 await response.write(b"id: %d\nevent: job\ndata: %s\n\n" % (counter, raw))
                 sent, last_write = raw, time.monotonic()
-                if json.loads(raw)["status"] in FINISHED:
+                if Job.stored_finished(raw):
                     break
             if closing.is_set() or _gone(request):
                 break
@@ -149,6 +146,8 @@ async def _stream(request: web.Request, owner: str, job_id: str, raw: bytes | No
             await request.app[STREAM_SLOTS].keep(slot)
             notice = await changes.get(timeout=min(POLL_SECONDS, ends_at - now))
             if notice is not None or quiet:
+                # Read, not the notice's copy: a copy published before an earlier read may
+                # arrive after it, and a stream never goes back to an older state.
                 changes.clear()  # the read below covers every notice that waited
                 raw = await store.job_json(owner, job_id)
         await response.write_eof()

@@ -232,6 +232,14 @@ class Job(Record):
         as they are; the tenant is not in it: it is in the key, and the task's arguments."""
         return _compact_json(self.view())
 
+    @staticmethod
+    def stored_finished(raw: bytes) -> bool:
+        """Whether a stored job (``stored_json``) has ended, read without parsing it: the view
+        puts ``id``, ``type`` and ``status`` before anything a flow wrote, so the first
+        ``"status":`` in it is the job's own."""
+        start = raw.index(b'"status":"') + 10
+        return raw[start:raw.index(b'"', start)].decode() in FINISHED
+
     @classmethod
     def from_stored(cls, raw: bytes | str, tenant: str) -> Job:
         return cls.model_validate({**json.loads(raw), "tenant": tenant})

@@ -148,13 +148,15 @@ def save_job(job: Job, job_ttl: int, also: Callable[[Batch], None] | None = None
     batch = Batch()
     if also is not None:
         also(batch)
-    batch.set(schema.job(job.tenant, job.id), job.stored_json(), ex=ttl)
+    stored = job.stored_json()
+    batch.set(schema.job(job.tenant, job.id), stored, ex=ttl)
     if ttl:
         batch.delete(schema.submission(job.tenant, job.id))
         batch.delete(schema.job_deferred(job.tenant, job.id))
         batch.expire(schema.job_starts(job.tenant, job.id), ttl)
         batch.srem(schema.active_jobs(job.tenant), job.id)  # idempotent: a re-save changes nothing
-    batch.publish(schema.job_events(job.tenant, job.id), job.status)
+    # The job as stored: a waiter or an event stream has the new state without reading it back.
+    batch.publish(schema.job_events(job.tenant, job.id), stored)
     return (yield from batch.op())
 
 

@@ -197,7 +197,7 @@ job_lease = Record("job_lease", "job", "lease")                         # tasks/
 # Milliseconds the job was deferred in all (waiting for permits is not an attempt, but it is
 # bounded): INCRBY at each deferral, read by the start, deleted by the job's end.
 job_deferred = Record("job_deferred", "job", "deferred")
-job_events = Record("job_events", "job", "events")                      # pub/sub: the status, after every save
+job_events = Record("job_events", "job", "events")                      # pub/sub: the job as stored, after every save
 active_jobs = TenantKey("active_jobs", "active-jobs")                   # added at accept, removed at the end
 # How long a finished job is kept: AUTHQ_JOB_TTL_SECONDS for a job somebody asked for, but at
 # most this for a refresh the scan queued by itself. With hourly tokens a connector has one such

@@ -156,3 +156,60 @@ async def test_a_waiter_listens_on_the_hub_and_answers_when_the_job_ends(client,
     assert answer.status == 200 and answer.headers["Preference-Applied"] == "wait=20"
     assert (await answer.json())["data"]["status"] == "succeeded"
     assert hub.listeners(channel) == 0
+
+
+async def _listening(client: TestClient, channel: str, waiting: asyncio.Task[ClientResponse]) -> None:
+    hub = client.app[EVENT_HUB]
+    deadline = time.monotonic() + 5
+    while hub.listeners(channel) != 1:
+        assert time.monotonic() < deadline and not waiting.done(), "the waiter never listened on the hub"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_waiter_answers_with_the_published_job_reading_it_only_once(client, tenant, store, monkeypatch):
+    from api.store import ApiStore
+
+    reads: list[str] = []
+    real_read = ApiStore.job_json
+
+    async def counted(self, owner, job_id):  # type: ignore[no-untyped-def]
+        reads.append(job_id)
+        return await real_read(self, owner, job_id)
+
+    monkeypatch.setattr(ApiStore, "job_json", counted)
+    job = stored_job(store, tenant.name)
+    waiting = asyncio.create_task(client.get(f"/api/v1/jobs/{job.id}", headers={**tenant.headers,
+                                                                                 "Prefer": "wait=20"}))
+    await _listening(client, schema.job_events(tenant.name, job.id), waiting)
+    job.status, job.started_at = "running", utcnow()
+    store.save_job(job)
+    job.status, job.finished_at, job.result = "succeeded", utcnow(), {"connector": None}
+    store.save_job(job)
+    answer = await asyncio.wait_for(waiting, 10)
+    assert answer.status == 200 and (await answer.json())["data"] == job.view()
+    # the poll's own read and the one after subscribing; the two saves came with the job in them
+    assert reads == [job.id, job.id]
+
+
+async def test_a_notice_without_the_job_makes_the_waiter_read_it(client, tenant, store, redis_client):
+    job = stored_job(store, tenant.name)
+    waiting = asyncio.create_task(client.get(f"/api/v1/jobs/{job.id}", headers={**tenant.headers,
+                                                                                 "Prefer": "wait=20"}))
+    channel = schema.job_events(tenant.name, job.id)
+    await _listening(client, channel, waiting)
+    job.status, job.finished_at, job.result = "failed", utcnow(), None
+    redis_client.set(schema.job(tenant.name, job.id), job.stored_json())  # saved by a worker that
+    started = time.monotonic()
+    redis_client.publish(channel, "failed")                                # publishes only the status
+    answer = await asyncio.wait_for(waiting, 10)
+    assert time.monotonic() - started < 0.9  # at the notice, not at the next once-a-second recheck
+    assert answer.status == 200 and (await answer.json())["data"]["status"] == "failed"
+
+
+def test_the_stored_status_is_read_without_parsing_the_job() -> None:
+    job = Job(id="job_" + "0" * 32, tenant="t", type="authorise", created_at=utcnow(),
+              result={"connector": {"status": "succeeded"}}, error=None)
+    assert not Job.stored_finished(job.stored_json().encode())  # a flow's "status" comes after the job's
+    for status in ("succeeded", "failed"):
+        job.status = status  # type: ignore[assignment]
+        assert Job.stored_finished(job.stored_json().encode())

@@ -334,3 +334,42 @@ async def test_per_page_at_its_bounds_is_a_paged_list(client, tenant, collection
     payload = await answer.json()
     assert set(payload) == {"data", "meta", "links"}
     assert payload["meta"]["per_page"] == per_page and payload["meta"]["current_page"] == 1
+
+
+
+def test_a_client_resetting_mid_body_is_no_server_error(settings, tenant, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Served as `authq api` serves it (a runner: the handler is not cancelled when the client
+    goes, its body read fails): a reset mid-body is logged as the client's doing, not as ours."""
+    import socket
+    import struct
+    import time
+    from urllib.parse import urlsplit
+
+    from api.app import create_app
+    from api.prometheus import METRICS
+    from tests.support.served_app import serve_in_thread
+    from worker.queues import make_job_queue
+
+    app = create_app(settings, make_job_queue(settings))
+    served = serve_in_thread(app, "reset-api")
+    url = urlsplit(next(served))
+    body = json.dumps(authorise_body()).encode()
+    try:
+        with caplog.at_level(logging.INFO):
+            sock = socket.create_connection((url.hostname, url.port))
+            sock.sendall(f"POST {AUTHORISE} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tenant.key}\r\n"
+                         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                         + body[:10])
+            time.sleep(0.2)  # the handler is reading the body
+            # SO_LINGER 0: the close resets the connection, as a client killed mid-request does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            counter = app[METRICS].requests.labels("/api/v1/oauth/authorise", "POST", "499")
+            deadline = time.monotonic() + 5
+            while counter._value.get() < 1:
+                assert time.monotonic() < deadline, [(r.levelname, r.getMessage()) for r in caplog.records]
+                time.sleep(0.02)
+    finally:
+        served.close()
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert "client closed the connection mid-request" in [r.getMessage() for r in caplog.records]
