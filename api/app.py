@@ -11,6 +11,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.body import MAX_BODY
 from api.event_hub import EventHub
+from api.governor import Governor
 from api.key_usage import KeyUsage
 from api.middlewares import api_key, errors, request_id
 from api.openapi import OPENAPI, OpenApiDocument
@@ -25,6 +26,7 @@ from api.typedefs import (
     BOX,
     CATALOG,
     EVENT_HUB,
+    GOVERNOR,
     INLINE_QUEUE,
     INSTANCE,
     KEY_USAGE,
@@ -76,7 +78,8 @@ POOL_WAIT_SECONDS = 5.0
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     """The command pool (its size explicit: ``AUTHQ_API_REDIS_CONNECTIONS``; a command waits for a
     free connection rather than failing at once) and, apart from it, the event hub's one
-    pub/sub connection: no number of event streams or waiters takes a connection from the pool."""
+    pub/sub connection: no number of event streams or waiters takes a connection from the pool
+    (the governor's waiters for pool slots listen there too)."""
     url = app[SETTINGS].require_redis_url()
     pool = BlockingConnectionPool.from_url(url, max_connections=app[SETTINGS].api_redis_connections,
                                            timeout=POOL_WAIT_SECONDS, health_check_interval=30,
@@ -88,9 +91,11 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[KEY_USAGE] = KeyUsage(app[STORE])
     app[EVENT_HUB] = EventHub(url)
     app[EVENT_HUB].start()
+    app[GOVERNOR] = Governor(app[STORE], app[EVENT_HUB])
     if per_second := app[SETTINGS].api_rate_limit:
         app[API_RATE] = ApiRateLimiter(app[STORE].pipelined, per_second)
     yield
+    await app[GOVERNOR].close()
     await app[EVENT_HUB].close()
     await app[STREAM_SLOTS].close()
     await client.aclose()

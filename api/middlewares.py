@@ -17,9 +17,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.auth import caller_of, lacks_scope, presented_key
 from api.operations import ENDPOINTS_BY_ROUTE
-from api.responses import error
+from api.responses import error, refused
 from api.typedefs import API_RATE, CALLER, KEY_USAGE, REQUEST_ID, TENANT
-from tasks.errors import BodyUnreadable, EventsUnavailable, NotFound, RequestInvalid
+from tasks.errors import BodyUnreadable, EventsUnavailable, NotFound, Refused, RequestInvalid
 from tasks.model.api_keys import Scope
 from tasks.model.ids import unique_id
 from tasks.storage.schema import hash_api_key
@@ -62,6 +62,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(404, exc.message)
     except BodyUnreadable as exc:
         return error(exc.status, exc.message)
+    except Refused as exc:
+        return refused(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

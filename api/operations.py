@@ -161,6 +161,7 @@ TAGS = [
     {"name": "certificates", "description": "Client certificates for mutual TLS to providers."},
     {"name": "sessions", "description": "Short-lived connect sessions for one end user."},
     {"name": "connectors", "description": "The configured, authenticated connectors."},
+    {"name": "permits", "description": "Permits of a connector's rate limit and pool, for the platform's own calls."},
     {"name": "audit log", "description": "Who changed what, kept 90 days."},
     {"name": "operations", "description": "At the root, no API key."},
 ]
@@ -172,5 +173,6 @@ PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
     "pool": ("The connection pool's id (an integer).", {"type": "integer", "minimum": 1}),
     "certificate": ("The certificate's id.", {"type": "string"}),
     "session": ("The session's id.", {"type": "string"}),
+    "permit": ("The permit's id.", {"type": "string"}),
     "file": ("A file name.", {"type": "string"}),
 }

@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from api.schemas import ErrorBody, PageLinks, PageMeta, ValidationErrorBody
-from tasks.errors import RequestInvalid
+from api.schemas import ErrorBody, PageLinks, PageMeta, RefusalBody, ValidationErrorBody
+from tasks.errors import Refused, RequestInvalid
 
 
 def one(data: Mapping[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -24,6 +24,17 @@ def error(status: int, message: str, headers: dict[str, str] | None = None,
     body: ErrorBody | ValidationErrorBody = (
         {"message": message} if errors is None else {"message": message, "errors": errors})
     return web.json_response(body, status=status, headers=headers)
+
+
+REFUSALS = {"rate_limited": "The connector's rate limit allows no more requests just now",
+            "pool_exhausted": "Every slot of the connector's connection pool is taken"}
+
+
+def refused(exc: Refused) -> web.Response:
+    """429: no permit in time (§9), with which limit held it and when to try again (whole seconds)."""
+    seconds = max(1, math.ceil(exc.retry_after))
+    body: RefusalBody = {"message": f"{REFUSALS[exc.code]}; retry in {seconds} s.", "code": exc.code}
+    return web.json_response(body, status=429, headers={"Retry-After": str(seconds)})
 
 
 def page_params(request: web.Request) -> tuple[int, int]:

@@ -30,13 +30,14 @@ from api.operations import (
     not_found,
     pages,
 )
-from api.views import audit, certificates, connectors, credentials, docs, jobs, oauth, ops, pools, sessions
+from api.views import audit, certificates, connectors, credentials, docs, jobs, oauth, ops, permits, pools, sessions
 from tasks.model.audit import AUDIT_TYPES
 from tasks.model.bodies import (
     AuthenticateIn,
     AuthoriseIn,
     CertificateIn,
     ConnectionPoolIn,
+    PermitIn,
     ReauthoriseIn,
     SessionIn,
     WooCallbackIn,
@@ -203,6 +204,32 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                  409: Reply("The connector has never been authorised (`status` is its status), or a request with the "
                             "same `Idempotency-Key` is still being accepted.", schemas.ConflictBody,
                             headers=("Retry-After",))}),
+    # Permits: the platform's own calls, governed by the connector's rate limit and pool
+    Endpoint(
+        "POST", f"{V1}/connectors/{{connector}}/permits", permits.create, "Take a permit to call the provider",
+        "permits", body=PermitIn, body_required=False, scope="proxy",
+        description="For a call the platform makes itself: a permit of the connector's rate limit and, when the "
+                    "connector is in a connection pool, a slot of the pool, taken together (the same limits "
+                    "authq's own calls take, shared fleet-wide). Over a limit the request waits up to "
+                    "`wait_seconds` (0–30, default 0), in line behind earlier waiters, then answers 429 with "
+                    "`code` and `Retry-After`. The slot is held until `DELETE /permits/{permit}` or "
+                    "`expires_at` (the pool's `timeout`, default 30 s). A permit has no `Location`: it is not "
+                    "a record one reads back.",
+        answers={201: Reply("The permit: a rate-limit permit taken and, in a pool, a slot held.",
+                            schemas.PermitResponse),
+                 **BODY_ERRORS, **not_found("connector"),
+                 409: Reply("The connector is not `authorised` (`status` is its status).", schemas.ConflictBody),
+                 429: Reply("No permit within `wait_seconds`: `code` says which limit held it (`rate_limited`, a "
+                            "provider's 429 included, or `pool_exhausted`); `Retry-After` when one could be free. "
+                            "(Or `AUTHQ_API_RATE_LIMIT` is exceeded: then the body has no `code`.)",
+                            schemas.RefusalBody, headers=("Retry-After",))}),
+    Endpoint(
+        "DELETE", f"{V1}/permits/{{permit}}", permits.delete, "Free a permit's slot", "permits", scope="proxy",
+        description="Frees the pool slot the permit holds (waiters for it are served at once). The rate-limit "
+                    "permit stays spent.",
+        answers={204: Reply("Freed."),
+                 404: Reply("No such permit for this API key's tenant, or it was freed already or has expired.",
+                            schemas.ErrorBody)}),
     # The audit log
     Endpoint(
         "GET", f"{V1}/audit-events", audit.index, "List audit events", "audit log",

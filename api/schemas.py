@@ -14,8 +14,9 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
+from tasks.errors import RefusalCode
 from tasks.flows.credentials_for_use import CredentialsForUseView
-from tasks.model.views import AuditEventView, CertificateView, ConnectorView, JobView, PoolView, SessionView
+from tasks.model.views import AuditEventView, CertificateView, ConnectorView, JobView, PermitView, PoolView, SessionView
 
 EXACT = ConfigDict(extra="forbid")
 
@@ -68,6 +69,11 @@ class PoolPage(TypedDict):
 
 
 @with_config(EXACT)
+class PermitResponse(TypedDict):
+    data: PermitView
+
+
+@with_config(EXACT)
 class CertificateResponse(TypedDict):
     data: CertificateView
 
@@ -107,6 +113,15 @@ class CredentialsResponse(TypedDict):
 class ConflictBody(TypedDict):
     message: str
     status: NotRequired[Annotated[str, Field(description="The connector's status, when it is the conflict.")]]
+
+
+@with_config(EXACT)
+class RefusalBody(TypedDict):
+    message: str
+    code: NotRequired[Annotated[RefusalCode,
+                                Field(description="Which of the connector's limits held the request: the rate "
+                                                  "limit (a provider's 429 included) or the connection pool. "
+                                                  "Absent when `AUTHQ_API_RATE_LIMIT` refused it.")]]
 
 
 @with_config(EXACT)

@@ -1,7 +1,7 @@
 """At most ``MAX_STREAMS_PER_KEY`` open event streams per API key, counted fleet-wide.
 
 Each open stream holds a lease in the key's sorted set (``authq:api-streams:{sha}``, scored by
-expiry on the Redis clock; the lease scripts of ``tasks/provider/limiter.py``). Taking one drops
+expiry on the Redis clock; the lease scripts of ``tasks/provider/limit_scripts.py``). Taking one drops
 the expired leases first, so the count is right across every API process sharing the Redis,
 and a process that dies without releasing its leases stops counting for them within
 ``LEASE_SECONDS``. A live stream renews its lease every ``RENEW_SECONDS``.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError
 
 from api.pipelining import AutoPipeline
-from tasks.provider.limiter import LEASE_ACQUIRE_SCRIPT, LEASE_RENEW_SCRIPT
+from tasks.provider.limit_scripts import LEASE_ACQUIRE, LEASE_RENEW
 from tasks.storage import schema
 
 MAX_STREAMS_PER_KEY = 50   # the contract's limit (§5 jobs)
@@ -49,7 +49,7 @@ class StreamSlots:
     async def acquire(self, key_hash: str) -> StreamSlot | None:
         """A slot for one more stream of the key, or None when it holds ``limit`` already."""
         slot = StreamSlot(schema.api_streams(key_hash), secrets.token_hex(12), time.monotonic() + self._renew_seconds)
-        granted = await self._pipeline.eval(LEASE_ACQUIRE_SCRIPT, [slot.key], [self.limit, self._lease, slot.lease_id])
+        granted = await self._pipeline.eval(LEASE_ACQUIRE, [slot.key], [self.limit, self._lease, slot.lease_id])
         return slot if int(granted) else None
 
     async def keep(self, slot: StreamSlot) -> None:
@@ -58,7 +58,7 @@ class StreamSlots:
         if now < slot.renew_at:
             return
         slot.renew_at = now + self._renew_seconds
-        await self._pipeline.eval(LEASE_RENEW_SCRIPT, [slot.key], [self._lease, slot.lease_id])
+        await self._pipeline.eval(LEASE_RENEW, [slot.key], [self._lease, slot.lease_id])
 
     def release(self, slot: StreamSlot) -> None:
         """Free the slot, in the background: a stream's end (even a cancelled one) never waits

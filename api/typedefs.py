@@ -6,6 +6,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from api.event_hub import EventHub
+from api.governor import Governor
 from api.key_usage import KeyUsage
 from api.ratelimit import ApiRateLimiter
 from api.store import ApiStore
@@ -21,6 +22,7 @@ REDIS = web.AppKey("redis", Redis)
 STORE = web.AppKey("store", ApiStore)
 EVENT_HUB = web.AppKey("event_hub", EventHub)         # the process's one pub/sub connection
 STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)  # open event streams per API key
+GOVERNOR = web.AppKey("governor", Governor)         # permits for the platform's own calls (§9)
 API_RATE = web.AppKey("api_rate", ApiRateLimiter)   # set unless AUTHQ_API_RATE_LIMIT is off
 CATALOG = web.AppKey("catalog", Catalog)
 BOX = web.AppKey("box", SecretBox)

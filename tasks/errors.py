@@ -11,6 +11,7 @@
     ├── QueueUnavailable          the broker did not take the job; nothing was kept -> HTTP 503
     ├── CertificateParserBusy     every certificate-parsing slot stayed taken -> HTTP 503
     ├── EventsUnavailable         no subscription to a channel in time (the pub/sub connection is reconnecting) -> 503
+    ├── Refused                   no permit of a connector's rate limit or pool within the wait asked for -> 429
     ├── RetryLater                not an error of the job: run it again after ``delay`` seconds
     │   ├── Deferred              a rate-limit permit or pool slot is not free yet (no attempt used)
     │   └── Taken                 another run holds the job's run lease (no attempt used)
@@ -38,7 +39,7 @@ subclass the built-in exception their callers already catch, ``LookupTimeout``
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tasks.telemetry.redaction import scrub_optional
 
@@ -141,6 +142,20 @@ class CertificateParserBusy(AuthqError):
 class EventsUnavailable(AuthqError):
     """The API's pub/sub connection did not confirm a subscription in time (Redis is being
     reconnected to): answered like any Redis outage, 503 and ``Retry-After``."""
+
+
+RefusalCode = Literal["rate_limited", "pool_exhausted"]
+
+
+class Refused(AuthqError):
+    """No permit for a connector's request in time (contract §9): ``code`` says which limit held
+    it (``rate_limited``, a provider's block included, or ``pool_exhausted``) and ``retry_after``
+    how many seconds until one could be free, as far as Redis can tell."""
+
+    def __init__(self, code: RefusalCode, retry_after: float) -> None:
+        self.code: RefusalCode = code
+        self.retry_after = retry_after
+        super().__init__(f"{code}: retry in {retry_after:.1f}s")
 
 
 class RetryLater(AuthqError):

@@ -139,6 +139,12 @@ class ConnectionPoolIn(Body):
     timeout: Annotated[StrictInt, Field(ge=1)] | None = None
 
 
+class PermitIn(Body):
+    wait_seconds: Annotated[float, Field(ge=0, le=30, allow_inf_nan=False,
+                                                     description="How long to wait for a permit, in "
+                                                                 "seconds (0–30); 0 answers at once.")] = 0
+
+
 class CertificateIn(Body):
     certificate: Annotated[StrictStr, Field(min_length=1, max_length=200_000)]
     passphrase: Annotated[StrictStr, Field(max_length=1000)] | None = None

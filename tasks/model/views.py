@@ -160,6 +160,19 @@ class PoolView(TypedDict):
 
 
 @with_config(EXACT)
+class PermitView(TypedDict):
+    """A permit (§9): a rate-limit permit taken and, in a pool, a slot held until ``expires_at``."""
+
+    id: Annotated[str, Field(description="`pmt_` and 32 hex digits: what `DELETE /permits/{permit}` frees.")]
+    connector_id: str
+    connection_pool_id: Annotated[int | None, Field(description="The pool whose slot is held; null without one.")]
+    granted_at: Timestamp
+    expires_at: Annotated[str, Field(pattern=TIMESTAMP_PATTERN, json_schema_extra={"format": "date-time"},
+                                     description="When the slot lapses if it is not freed first (the pool's "
+                                                 "`timeout`, default 30 s).")]
+
+
+@with_config(EXACT)
 class CertificateView(TypedDict):
     id: str
     name: str | None

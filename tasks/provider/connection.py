@@ -11,7 +11,7 @@ from typing import Any
 from tasks.flows import lookups
 from tasks.jobs.context import JobContext
 from tasks.model.records import Connector
-from tasks.provider.gate import Limits
+from tasks.provider.connector_limits import Limits
 
 
 def limits_for(ctx: JobContext, connector: Connector) -> Limits:

@@ -23,7 +23,9 @@
     authq:t:{tenant}:refresh-schedule            zset    connector -> token expiry, or its next attempt + the window
     authq:t:{tenant}:rate:{connector}[:blocked]  zset    the connector's rate-limit log; a provider's 429
     authq:t:{tenant}:pool:{id}, :pool-slots:{id} string, zset   a connection pool, its taken slots
+        ...:pool-slots:{id}:freed                channel a slot of the pool was freed (pub/sub)
         ...:pools (zset), :pool-seq (counter)    its index, its next id
+    authq:t:{tenant}:permit:{id}                 string  a permit of the API's governor, until it lapses
     authq:t:{tenant}:certificate:{id}            string  a certificate; its index: ...:certificates
     authq:t:{tenant}:session:{id}                string  an end-user session
     authq:t:{tenant}:idempotency:{sha256}        string  an Idempotency-Key's first answer
@@ -223,6 +225,8 @@ pool = Record("pool", "pool")
 pools = TenantKey("pools", "pools")
 pool_seq = TenantKey("pool_seq", "pool-seq")
 pool_slots = Record("pool_slots", "pool-slots")
+pool_freed = Record("pool_freed", "pool-slots", "freed")                # pub/sub: a slot was released
+permit = Record("permit", "permit")                                     # tasks/provider/permits.py
 
 certificate = Record("certificate", "certificate")
 certificates = TenantKey("certificates", "certificates")

@@ -24,6 +24,11 @@ def _label(loc: tuple[int | str, ...]) -> str:
     return (names[-1] if names else "value").replace("_", " ")
 
 
+def _number(bound: Any) -> Any:
+    """A bound as written: 30, not the 30.0 a float field holds it as."""
+    return int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+
+
 def _sentence(error: Any) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -40,6 +45,8 @@ def _sentence(error: Any) -> str:
         return f"The {label} field must be a string."
     if kind in {"int_type", "int_parsing", "int_from_float"}:
         return f"The {label} field must be an integer."
+    if kind in {"float_type", "float_parsing", "finite_number"}:
+        return f"The {label} field must be a number."
     if kind == "bool_type":
         return f"The {label} field must be true or false."
     if kind in {"list_type", "tuple_type"}:
@@ -47,9 +54,9 @@ def _sentence(error: Any) -> str:
     if kind in {"model_type", "dict_type", "model_attributes_type"}:
         return f"The {label} field must be an object."
     if kind == "greater_than_equal":
-        return f"The {label} field must be at least {ctx.get('ge')}."
+        return f"The {label} field must be at least {_number(ctx.get('ge'))}."
     if kind == "less_than_equal":
-        return f"The {label} field must not be greater than {ctx.get('le')}."
+        return f"The {label} field must not be greater than {_number(ctx.get('le'))}."
     if kind == "too_long":
         return f"The {label} field must not have more than {ctx.get('max_length')} items."
     if kind == "literal_error":

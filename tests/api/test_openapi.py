@@ -40,6 +40,7 @@ from tasks.model.bodies import (
     AuthoriseIn,
     CertificateIn,
     ConnectionPoolIn,
+    PermitIn,
     ReauthoriseIn,
     SessionIn,
     WooCallbackIn,
@@ -72,6 +73,8 @@ CONTRACT = [
     ("GET", f"{V1}/connectors/{{connector}}"),
     ("DELETE", f"{V1}/connectors/{{connector}}"),
     ("POST", f"{V1}/connectors/{{connector}}/refresh"),
+    ("POST", f"{V1}/connectors/{{connector}}/permits"),
+    ("DELETE", f"{V1}/permits/{{permit}}"),
     ("GET", f"{V1}/audit-events"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -87,6 +90,7 @@ REQUEST_MODELS = {
     ("POST", f"{V1}/connection-pools"): ConnectionPoolIn,
     ("POST", f"{V1}/certificates"): CertificateIn,
     ("POST", f"{V1}/sessions"): SessionIn,
+    ("POST", f"{V1}/connectors/{{connector}}/permits"): PermitIn,
 }
 # Under /api/v1, what needs no API key: what providers (and the browsers they send back) call,
 # authenticated by the single-use state they carry (contract §5), and the pages that follow it.
@@ -321,6 +325,34 @@ async def test_connector_and_certificate_answers_match_the_document(client, tena
     rejected = await client.post(certificates, json={"certificate": "not a pem"}, headers=tenant.headers)
     assert rejected.status == 422
     await assert_documented(doc, "POST", certificates, rejected)
+
+
+async def test_permit_answers_match_the_document(client, tenant, redis_client, secret_key) -> None:
+    doc = await _document(client)
+    pool = await client.post(f"{V1}/connection-pools", json={"name": "one", "limit": 1}, headers=tenant.headers)
+    record = save_connector(redis_client, secret_key, tenant, connection_pool_id=(await pool.json())["data"]["id"])
+    take = f"{V1}/connectors/{{connector}}/permits"
+    url = f"{V1}/connectors/{record.id}/permits"
+    granted = await client.post(url, headers=tenant.headers)
+    assert granted.status == 201, await granted.text()
+    permit = (await assert_documented(doc, "POST", take, granted))["data"]
+    _valid(schemas.PermitResponse, {"data": permit})
+    refused = await client.post(url, json={"wait_seconds": 0}, headers=tenant.headers)
+    assert refused.status == 429
+    _valid(schemas.RefusalBody, await assert_documented(doc, "POST", take, refused))
+    invalid = await client.post(url, json={"wait_seconds": 31}, headers=tenant.headers)
+    assert invalid.status == 422
+    await assert_documented(doc, "POST", take, invalid)
+    pending = save_connector(redis_client, secret_key, tenant, status="pending")
+    conflict = await client.post(f"{V1}/connectors/{pending.id}/permits", headers=tenant.headers)
+    assert conflict.status == 409
+    _valid(schemas.ConflictBody, await assert_documented(doc, "POST", take, conflict))
+    freed = await client.delete(f"{V1}/permits/{permit['id']}", headers=tenant.headers)
+    assert freed.status == 204
+    await assert_documented(doc, "DELETE", f"{V1}/permits/{{permit}}", freed)
+    again = await client.delete(f"{V1}/permits/{permit['id']}", headers=tenant.headers)
+    assert again.status == 404
+    await assert_documented(doc, "DELETE", f"{V1}/permits/{{permit}}", again)
 
 
 async def test_operations_answers_match_the_document(client) -> None:

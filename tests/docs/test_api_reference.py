@@ -18,7 +18,7 @@ from tests.support.markdown import DOCS, ROOT, code, section, table_rows
 from worker.queues import make_job_queue
 
 API_MD = DOCS / "api.md"
-TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*(?:\[[A-Za-z0-9_]+\])?")  # `filter[status]` is one name
 ERROR_CODE = re.compile(r"^[a-z]+(?:_[a-z]+)+$")
 ERROR_CODE_SECTION = "Job error codes"
 

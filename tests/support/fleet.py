@@ -4,6 +4,7 @@ every terminal status a job publishes. Used by the crash-safety and worker-concu
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -127,7 +128,7 @@ class Ends:
                             continue
                         if message["type"] == "psubscribe":
                             self._subscribed.set()
-                        elif message["type"] == "pmessage" and message["data"] in (b"succeeded", b"failed"):
+                        elif message["type"] == "pmessage" and _ended(message["data"]):
                             job_id = schema.job_events.parse(message["channel"]).id
                             self.ends[job_id] += 1
             except (redis.ConnectionError, redis.TimeoutError, OSError):
@@ -136,3 +137,8 @@ class Ends:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+def _ended(published: bytes) -> bool:
+    """Whether a job channel's message (the job as stored, after a save) is a terminal status."""
+    return bool(json.loads(published).get("status") in ("succeeded", "failed"))

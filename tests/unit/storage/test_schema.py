@@ -35,6 +35,8 @@ STORED_NAMES = {
     schema.pools("acme"): "authq:t:acme:pools",
     schema.pool_seq("acme"): "authq:t:acme:pool-seq",
     schema.pool_slots("acme", 3): "authq:t:acme:pool-slots:3",
+    schema.pool_freed("acme", 3): "authq:t:acme:pool-slots:3:freed",
+    schema.permit("acme", "pmt_1"): "authq:t:acme:permit:pmt_1",
     schema.certificate("acme", "crt_1"): "authq:t:acme:certificate:crt_1",
     schema.certificates("acme"): "authq:t:acme:certificates",
     schema.session("acme", "ses_1"): "authq:t:acme:session:ses_1",
