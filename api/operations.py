@@ -91,6 +91,14 @@ IDEMPOTENCY = Param(IDEMPOTENCY_HEADER, "header",
                     "request is still being accepted: 409.",
                     {"type": "string", "minLength": 1, "maxLength": 255})
 SUBMISSION_PARAMS = (PREFER, IDEMPOTENCY)
+MIN_TTL = Param("min_ttl", "query", "Seconds the OAuth 2 access token must still be valid for; one that expires "
+                "sooner is refreshed first (0–3600, default 60).",
+                {"type": "integer", "minimum": 0, "maximum": 3600, "default": 60})
+CONNECTOR_FILTERS = tuple(
+    Param(f"filter[{name}]", "query", f"Only connectors whose `{name}` is one of these (comma separated). "
+          "An unknown `filter[…]` name: 422.", {"type": "string", "examples": [example]})
+    for name, example in (("status", "expired,failed"), ("authentication_implementation_id", "shopify-admin-token"),
+                          ("system", "shopify"), ("session_id", "ses_0123456789abcdef0123456789abcdef")))
 
 # What the API-key middleware may answer instead of any endpoint that needs a key.
 UNAUTHENTICATED = Reply("Missing or unknown API key: `{\"message\": \"Unauthenticated.\"}`.", schemas.ErrorBody,

@@ -12,10 +12,12 @@ from aiohttp import web
 from api import schemas
 from api.operations import (
     BODY_ERRORS,
+    CONNECTOR_FILTERS,
     ENDPOINTS_BY_ROUTE,
     HTML,
     JOB_ACCEPTED,
     JSON,
+    MIN_TTL,
     PAGE,
     PER_PAGE,
     PREFER,
@@ -28,7 +30,7 @@ from api.operations import (
     not_found,
     pages,
 )
-from api.views import certificates, connectors, docs, jobs, oauth, ops, permits, pools, sessions
+from api.views import certificates, connectors, credentials, docs, jobs, oauth, ops, permits, pools, sessions
 from tasks.model.bodies import (
     AuthenticateIn,
     AuthoriseIn,
@@ -164,11 +166,28 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         answers={200: Reply("The session.", schemas.SessionResponse), **not_found("session")}),
     # Connectors
     Endpoint(
-        "GET", f"{V1}/connectors", connectors.index, "List connectors", "connectors", params=(PAGE, PER_PAGE),
-        answers=listed(schemas.ConnectorPage, "connectors")),
+        "GET", f"{V1}/connectors", connectors.index, "List connectors", "connectors",
+        params=(PAGE, PER_PAGE, *CONNECTOR_FILTERS),
+        answers={**listed(schemas.ConnectorPage, "connectors"),
+                 422: Reply("`page` or `per_page` out of range, an unknown `filter[…]` name or an unknown status.",
+                            schemas.ValidationErrorBody)}),
     Endpoint(
         "GET", f"{V1}/connectors/{{connector}}", connectors.show, "Show a connector", "connectors",
         answers={200: Reply("The connector (no secret values).", schemas.ConnectorResponse),
+                 **not_found("connector")}),
+    Endpoint(
+        "GET", f"{V1}/connectors/{{connector}}/credentials", credentials.show, "Read a connector's credentials",
+        "connectors", params=(MIN_TTL,),
+        description="The headers and query a request to the provider must carry, and the type's usable values "
+                    "(never a refresh token, client secret, private key or passphrase); `Cache-Control: no-store`. "
+                    "An OAuth 2 token that expires within `min_ttl` seconds is refreshed first (single-flight, "
+                    "waiting at most 30 s).",
+        answers={200: Reply("The credentials, ready to use.", schemas.CredentialsResponse),
+                 409: Reply("The connector is not `authorised` (a refresh the provider refused makes it `expired`).",
+                            schemas.ConflictBody),
+                 422: Reply("`min_ttl` is not an integer from 0 to 3600.", schemas.ValidationErrorBody),
+                 503: Reply("The token had to be refreshed and the provider could not be reached in time.",
+                            schemas.ErrorBody, headers=("Retry-After",)),
                  **not_found("connector")}),
     Endpoint(
         "DELETE", f"{V1}/connectors/{{connector}}", connectors.delete, "Delete a connector", "connectors",

@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from tasks.errors import RefusalCode
+from tasks.flows.credentials_for_use import CredentialsForUseView
 from tasks.model.views import CertificateView, ConnectorView, JobView, PermitView, PoolView, SessionView
 
 EXACT = ConfigDict(extra="forbid")
@@ -94,6 +95,11 @@ class SessionResponse(TypedDict):
 @with_config(EXACT)
 class ErrorBody(TypedDict):
     message: str
+
+
+@with_config(EXACT)
+class CredentialsResponse(TypedDict):
+    data: CredentialsForUseView
 
 
 @with_config(EXACT)

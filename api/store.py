@@ -14,8 +14,10 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from api.pipelining import AutoPipeline
+from tasks.model.connector_filter import ConnectorFilter
 from tasks.model.records import ApiKey, Certificate, ConnectionPool, Connector, Job, Session
 from tasks.storage import commands, states
+from tasks.storage.connector_list import connectors_matching
 from tasks.storage.steps import CheckAndSet, Op, Script, Step, Transaction
 
 T = TypeVar("T")
@@ -82,7 +84,10 @@ class ApiStore:
     async def connector(self, tenant: str, connector_id: str) -> Connector | None:
         return await self.run(commands.connector(tenant, connector_id))
 
-    async def connectors(self, tenant: str, page: int, per_page: int) -> tuple[list[Connector], int]:
+    async def connectors(self, tenant: str, page: int, per_page: int,
+                         wanted: ConnectorFilter | None = None) -> tuple[list[Connector], int]:
+        if wanted:
+            return await self.run(connectors_matching(tenant, wanted, page, per_page))
         return await self.run(commands.connectors(tenant, page, per_page))
 
     async def delete_connector(self, tenant: str, connector_id: str) -> bool:

@@ -67,7 +67,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     app = create_app(settings, make_job_queue(settings))
     app.on_startup.append(_freeze_heap)
     try:
-        web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+        web.run_app(app, host=settings.host, port=settings.port, access_log=None, reuse_port=args.reuse_port or None,
                     print=lambda _: print(f"authq api listening on http://{settings.host}:{settings.port}", flush=True))
     except OSError as exc:   # the port was taken (or the address is not this machine's): one line, no traceback
         error = bind_error(exc, settings.host, settings.port)
@@ -89,6 +89,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = _settings(host=args.host, port=args.port, data_dir=args.data_dir)
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1.")
+    if args.api_processes < 1:
+        raise ConfigError("--api-processes must be at least 1.")
     data = DataDir(settings.data_dir)
     data.prepare()
     lock = data.lock()
@@ -128,7 +130,10 @@ def cmd_up(args: argparse.Namespace) -> int:
                 out.write(raw + "\n")
             say(f"authq: made an API key for tenant 'default' ({record.id}); it is in {key_file}")
         client.close()
-        children = [Child("api", api_argv(), data.log("api"), env)]
+        # One API process is "api" (its log api.log); several share the port (SO_REUSEPORT).
+        apis = ["api"] if args.api_processes == 1 else [f"api{i}" for i in range(1, args.api_processes + 1)]
+        children = [Child(name, api_argv(reuse_port=len(apis) > 1), data.log(name), env, essential=True)
+                    for name in apis]
         children += [Child(f"worker{i}", worker_argv(i, settings.worker_concurrency), data.log(f"worker{i}"), env)
                      for i in range(1, args.workers + 1)]
         base = f"http://{settings.host}:{settings.port}"
@@ -136,7 +141,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                              [worker_name(i) for i in range(1, args.workers + 1)])
         supervisor = Supervisor(children, f"{base}/readyz", instance, workers.seen)
         supervisor.install_signals()
-        say(f"authq: starting the API and {args.workers} worker{'s' if args.workers > 1 else ''} "
+        api_text = "the API" if len(apis) == 1 else f"{len(apis)} API processes"
+        say(f"authq: starting {api_text} and {args.workers} worker{'s' if args.workers > 1 else ''} "
             f"(logs in {data.path / 'logs'})…")
         supervisor.start_all()
         supervisor.wait_ready()
@@ -255,11 +261,15 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default=None, help=f"listen address (default {DEFAULT_HOST})")
     up.add_argument("--port", type=int, default=None, help=f"listen port (default {DEFAULT_PORT})")
     up.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    up.add_argument("--api-processes", type=int, default=1,
+                    help="API processes sharing the port (default 1; the kernel spreads connections over them)")
     up.add_argument("--data-dir", type=Path, default=None, help="where to keep data (default ./.authq)")
     up.set_defaults(run=cmd_up)
     api = sub.add_parser("api", help="run the HTTP API only (needs AUTHQ_REDIS_URL)")
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
+    api.add_argument("--reuse-port", action="store_true",
+                     help="listen with SO_REUSEPORT, beside other API processes on the same port")
     api.set_defaults(run=cmd_api)
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="make an API key for a tenant")

@@ -55,6 +55,7 @@ class Child:
     argv: list[str]
     log_path: Path
     env: dict[str, str]
+    essential: bool = False  # an API process: if it dies, `up` stops (a dead worker is started again)
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
@@ -164,8 +165,8 @@ class Supervisor:
                 if child.alive():
                     continue
                 code = child.process.returncode if child.process else None
-                if child.name == "api":
-                    say(f"authq: the API exited (code {code}); stopping. "
+                if child.essential:
+                    say(f"authq: the API ({child.name}) exited (code {code}); stopping. "
                         f"Last lines of {child.log_path}:\n{child.tail()}")
                     return 1
                 now = time.monotonic()
@@ -210,8 +211,8 @@ def worker_argv(index: int, concurrency: int) -> list[str]:
             "--without-gossip", "--without-mingle"]
 
 
-def api_argv() -> list[str]:
-    return [sys.executable, "-m", "authq", "api"]
+def api_argv(reuse_port: bool = False) -> list[str]:
+    return [sys.executable, "-m", "authq", "api"] + (["--reuse-port"] if reuse_port else [])
 
 
 def die_with_parent() -> None:

@@ -151,7 +151,10 @@ async def run_jobs(cfg: dict[str, Any]) -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=connector) as session:
         # One job first, untimed: each worker's first job pays for its connections and imports.
         async with session.post(url, data=body, headers=headers) as answer:
-            warm = (await answer.json())["data"]["id"]
+            first = await answer.json()
+            if "data" not in first:
+                raise SystemExit(f"loadgen: the first authorise answered {answer.status}: {first}")
+            warm = first["data"]["id"]
         await _wait_jobs(redis, lambda i: schema.job(tenant, i), [warm], time.monotonic() + 30)
 
         async def post(t_submit: float) -> None:

@@ -13,7 +13,7 @@ Everything else is the bench's (``bench/run.py``): its Redis, its API process an
 generator (``bench.loadgen``'s closed loop, enough submitters that the queue never runs dry).
 The provider is an aiohttp server on a thread of the bench process: every request is answered
 ``200`` after ``DELAY`` seconds, and it counts the requests it holds at once. Jobs use
-``test-basic`` (tests/support/catalog.yaml): one credential check each, nothing else outbound.
+``bench-checked`` (bench/catalog.yaml): one credential check each, nothing else outbound.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ SUBMITTERS_PER_SLOT = 4
 
 def body(provider_url: str) -> str:
     return json.dumps({
-        "name": "bench-slow", "authentication_implementation_id": "test-basic", "timezone": "Europe/London",
+        "name": "bench-slow", "authentication_implementation_id": "bench-checked", "timezone": "Europe/London",
         "date_format": "Y-m-d", "rate_limit_unit": "second", "rate_limit_duration": 100,
         "variables": [{"key": "base_url", "value": provider_url},
                       {"key": "consumer_key", "value": "ck_bench"},

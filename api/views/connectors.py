@@ -11,12 +11,14 @@ from api.responses import one, page_params, paged
 from api.submit import submit
 from api.typedefs import STORE
 from tasks.errors import NotFound
+from tasks.model.connector_filter import parse_filter
 
 
 async def index(request: web.Request) -> web.StreamResponse:
     page, per_page = page_params(request)
-    items, total = await request.app[STORE].connectors(tenant(request), page, per_page)
-    return paged(request, [c.view() for c in items], total, page, per_page)
+    wanted = parse_filter(request.query.items())
+    items, total = await request.app[STORE].connectors(tenant(request), page, per_page, wanted)
+    return paged(request, [c.view() for c in items], total, page, per_page, keep=wanted.query())
 
 
 async def show(request: web.Request) -> web.StreamResponse:

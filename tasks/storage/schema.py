@@ -208,6 +208,9 @@ SCHEDULED_JOB_KEPT_SECONDS = 3600
 connector = Record("connector", "connector")
 connectors = TenantKey("connectors", "connectors")
 refresh_lock = Record("refresh_lock", "connector", "refresh-lock")      # tasks/flows/refresh.py
+# The refresh job a credentials read queued for one credential version: every other read of that
+# version waits on the same job instead of queueing its own (api/views/credentials.py).
+refresh_for_use = Versioned("refresh_for_use", "connector", "refresh-for-use")
 # How many scheduled refreshes were queued for one credential version (the backoff's exponent).
 refresh_queued = Versioned("refresh_queued", "connector", "refresh-queued")
 refresh_schedule = TenantKey("refresh_schedule", "refresh-schedule")    # tasks/storage/refresh_schedule.py

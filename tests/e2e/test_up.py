@@ -61,12 +61,12 @@ def http(method: str, url: str, key: str | None = None, body: object | None = No
 
 
 class Up:
-    def __init__(self, data_dir: Path, port: int, env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, port: int, env: dict[str, str], *flags: str) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.log = data_dir.parent / f"up-{port}-{time.monotonic_ns()}.log"
         self.out = open(self.log, "wb")  # noqa: SIM115 (the process's output for its whole life)
         self.process = subprocess.Popen(
-            authq_command() + ["up", "--port", str(port), "--workers", "2", "--data-dir", str(data_dir)],
+            authq_command() + ["up", "--port", str(port), "--workers", "2", "--data-dir", str(data_dir), *flags],
             env=env, stdout=self.out, stderr=subprocess.STDOUT)
 
     def output(self) -> str:
@@ -249,3 +249,40 @@ def test_a_squatter_answering_readyz_is_not_taken_for_up_s_api(tmp_path: Path, u
     assert f"port {port} is in use" in output, output              # the API's own words, from its log
     assert "Traceback" not in output, output
     assert mentioning(str(data_dir.resolve())) == []
+
+
+def listening_on(port: int) -> set[int]:
+    """The pids with a socket listening on 127.0.0.1:``port`` (from /proc, as ``ss -ltnp`` reads it)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    pids = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                pids.add(int(fd_dir.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return pids
+
+
+def test_api_processes_share_the_port_and_one_dying_stops_up(tmp_path: Path, up_env: dict[str, str]) -> None:
+    port = free_port()
+    up = Up(tmp_path / "data", port, up_env, "--api-processes", "2")
+    try:
+        up.wait_ready()
+        apis = [pid for pid in descendants(up.process.pid) if " authq api" in f" {cmdline(pid)}"]
+        assert len(apis) == 2 and all("--reuse-port" in cmdline(pid) for pid in apis), [cmdline(p) for p in apis]
+        assert listening_on(port) == set(apis)
+        assert "starting 2 API processes" in up.output()
+        assert all(http("GET", f"{up.base}/readyz")[0] == 200 for _ in range(20))  # each a new connection
+        os.kill(apis[0], signal.SIGKILL)
+        up.process.wait(30)
+        assert up.process.returncode == 1 and "exited" in up.output() and "stopping" in up.output()
+    finally:
+        if up.process.poll() is None:
+            up.stop()
+        else:
+            up.out.close()

@@ -26,6 +26,7 @@ STORED_NAMES = {
     schema.connector("acme", "con_1"): "authq:t:acme:connector:con_1",
     schema.connectors("acme"): "authq:t:acme:connectors",
     schema.refresh_lock("acme", "con_1"): "authq:t:acme:connector:con_1:refresh-lock",
+    schema.refresh_for_use("acme", "con_1", 3): "authq:t:acme:connector:con_1:refresh-for-use:3",
     schema.refresh_queued("acme", "con_1", 7): "authq:t:acme:connector:con_1:refresh-queued:7",
     schema.refresh_schedule("acme"): "authq:t:acme:refresh-schedule",
     schema.rate_log("acme", "con_1"): "authq:t:acme:rate:con_1",
