@@ -37,6 +37,7 @@ from api.typedefs import (
 )
 from api.views.certificates import setup_certificates
 from api.views.jobs import setup_events
+from api.views.proxy import setup_proxy
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
 from tasks.model.catalog import load_catalog
 from tasks.security.key_check import check_at_start_url
@@ -60,6 +61,7 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     setup_metrics(app)  # this app's own registry of HTTP counters (GET /metrics)
     setup_events(app)   # job event streams end when the server shuts down
     setup_certificates(app)  # uploads are parsed in child processes
+    setup_proxy(app)         # one client session to the providers, per process
     settings.require_redis_url()
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_key_check)
