@@ -134,7 +134,8 @@ def _app(provider: Provider) -> web.Application:
         return response
 
     app = web.Application(middlewares=[observe], client_max_size=64 * 1024 * 1024)
-    app.router.add_route("*", "/echo/{tail:.*}", echo)
+    for prefix in ("", "/shops/{shop}"):
+        app.router.add_route("*", f"{prefix}/echo/{{tail:.*}}", echo)
     app.router.add_get("/download/{size:\\d+}", download)
     for prefix in ("", "/shops/{shop}"):
         app.router.add_get(f"{prefix}/wp-json/wc/v3/system_status", system_status)
