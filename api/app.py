@@ -12,6 +12,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from api.body import MAX_BODY
 from api.event_hub import EventHub
 from api.governor import Governor
+from api.key_usage import KeyUsage
 from api.middlewares import api_key, errors, request_id
 from api.openapi import OPENAPI, OpenApiDocument
 from api.prometheus import http_metrics, setup_metrics
@@ -28,6 +29,7 @@ from api.typedefs import (
     GOVERNOR,
     INLINE_QUEUE,
     INSTANCE,
+    KEY_USAGE,
     QUEUE,
     REDIS,
     SETTINGS,
@@ -54,7 +56,7 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     app[INSTANCE] = settings.instance_id or secrets.token_hex(16)
     app[CATALOG] = load_catalog(settings.catalog)
     app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
-    app[STATIC_KEYS] = {hash_api_key(key): tenant for key, tenant in settings.static_api_keys().items()}
+    app[STATIC_KEYS] = {hash_api_key(key): record for key, record in settings.static_api_keys().items()}
     app[QUEUE] = queue
     if isinstance(queue, InlineJobQueue):
         app[INLINE_QUEUE] = queue
@@ -88,6 +90,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = client
     app[STORE] = ApiStore(client)
     app[STREAM_SLOTS] = StreamSlots(app[STORE].pipelined)
+    app[KEY_USAGE] = KeyUsage(app[STORE])
     app[EVENT_HUB] = EventHub(url)
     app[EVENT_HUB].start()
     app[GOVERNOR] = Governor(app[STORE], app[EVENT_HUB])

@@ -1,15 +1,21 @@
-"""API keys: ``Authorization: <key>`` or ``Authorization: Bearer <key>``.
+"""API keys: ``Authorization: <key>`` or ``Authorization: Bearer <key>``, and what each may do.
 
 Keys are looked up by their SHA-256, never compared as strings: the keys from
 ``AUTHQ_API_KEYS`` sit in a dict by hash, those made with ``authq keys create`` in Redis by
 hash. A lookup by hash leaks nothing about a key through timing.
+
+Each endpoint declares the scope it needs (``Endpoint.scope``, default ``manage``); the
+middleware answers 403 for a key without it before the handler runs, so before any record is
+looked up: the answer is the same whatever id the path names.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from api.typedefs import STATIC_KEYS, STORE, TENANT
+from api.typedefs import CALLER, STATIC_KEYS, STORE, TENANT
+from tasks.model.api_keys import ApiKey, Scope
+from tasks.model.audit import Actor
 from tasks.storage.schema import hash_api_key
 
 
@@ -20,18 +26,36 @@ def presented_key(request: web.Request) -> str | None:
     return header or None
 
 
-async def tenant_of(request: web.Request) -> str | None:
+async def caller_of(request: web.Request) -> ApiKey | None:
+    """The record of the key the request presents, or None (no key, an unknown or revoked one)."""
     key = presented_key(request)
     if key is None:
         return None
     digest = hash_api_key(key)
-    tenant = request.app[STATIC_KEYS].get(digest)
-    if tenant is not None:
-        return str(tenant)
-    stored = await request.app[STORE].api_key(digest)
-    return stored.tenant if stored else None
+    static = request.app[STATIC_KEYS].get(digest)
+    if static is not None:
+        return static
+    return await request.app[STORE].api_key(digest)
+
+
+def lacks_scope(caller: ApiKey, scope: Scope) -> str | None:
+    """The 403's message when ``caller`` may not use an endpoint that needs ``scope``, else None."""
+    return None if caller.allows(scope) else f"This API key lacks the {scope} scope."
 
 
 def tenant(request: web.Request) -> str:
     """The tenant of an authenticated request (set by the middleware)."""
     return str(request[TENANT])
+
+
+def actor_fields(request: web.Request) -> dict[str, str | None]:
+    """Who makes this request, as the audit log names them (``Actor``'s fields, as a plain dict: a
+    job's request carries them, on the accept path, where a model costs): the key's id (None on
+    an endpoint that needs no key) and the client's address as the server saw it (a proxy in
+    front is that address unless the server is told to trust its forwarding headers)."""
+    caller = request.get(CALLER)
+    return {"api_key_id": caller.id if caller is not None else None, "ip": request.remote}
+
+
+def actor(request: web.Request) -> Actor:
+    return Actor.model_validate(actor_fields(request))

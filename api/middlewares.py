@@ -1,4 +1,5 @@
-"""Cross-cutting request handling: API-key authentication and error rendering.
+"""Cross-cutting request handling: API-key authentication (and the scope an endpoint needs) and
+error rendering.
 
 Every error leaves as JSON with a ``message`` (the contract's shapes); an unexpected
 exception is logged with the request id and answered 500 without internals.
@@ -14,11 +15,12 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.auth import presented_key, tenant_of
+from api.auth import caller_of, lacks_scope, presented_key
 from api.operations import ENDPOINTS_BY_ROUTE
 from api.responses import error, refused
-from api.typedefs import API_RATE, REQUEST_ID, TENANT
+from api.typedefs import API_RATE, CALLER, KEY_USAGE, REQUEST_ID, TENANT
 from tasks.errors import BodyUnreadable, EventsUnavailable, NotFound, Refused, RequestInvalid
+from tasks.model.api_keys import Scope
 from tasks.model.ids import unique_id
 from tasks.storage.schema import hash_api_key
 
@@ -32,6 +34,13 @@ def needs_key(request: web.Request) -> bool:
     answered 401, so a caller without a key learns nothing of which paths exist."""
     endpoint = request.app[ENDPOINTS_BY_ROUTE].get(request.match_info.route)
     return request.path.startswith(API_PREFIX) if endpoint is None else endpoint.key
+
+
+def needed_scope(request: web.Request) -> Scope | None:
+    """The scope the request's endpoint declares (None for a request no endpoint serves: its
+    404 or 405 says nothing a key of any scope may not know)."""
+    endpoint = request.app[ENDPOINTS_BY_ROUTE].get(request.match_info.route)
+    return None if endpoint is None else endpoint.scope
 
 
 @web.middleware
@@ -82,14 +91,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
     if needs_key(request):
-        tenant = await tenant_of(request)
-        if tenant is None:
+        caller = await caller_of(request)
+        if caller is None:
             return error(401, "Unauthenticated.", headers={"WWW-Authenticate": "Bearer"})
-        request[TENANT] = tenant
+        request[TENANT] = caller.tenant
+        request[CALLER] = caller
+        await request.app[KEY_USAGE].used(caller.id)   # a use, whatever the answer (at most a write a minute)
         limiter = request.app.get(API_RATE)
         if limiter is not None:
             wait = await limiter.wait_for(hash_api_key(presented_key(request) or ""))
             if wait > 0:
                 return error(429, "Too many requests for this API key; slow down.",
                              headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        scope = needed_scope(request)
+        refused = None if scope is None else lacks_scope(caller, scope)
+        if refused is not None:
+            return error(403, refused)
     return await handler(request)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from api.operations import (
     ENDPOINTS_BY_ROUTE,
+    FORBIDDEN,
     HEADERS,
     JSON,
     PATH_PARAMS,
@@ -49,6 +50,9 @@ the slow work; clients poll the job (or hold the answer with `Prefer: wait=N`).
   `{"data": [...], "meta": {...}, "links": {...}}`.
 * Authentication: `Authorization: <api-key>` or `Authorization: Bearer <api-key>`. Every record
   belongs to the key's tenant; another tenant's record answers 404, exactly as a missing one does.
+* Scopes: a key has some of `manage` (every endpoint described here that needs a key), `proxy` and
+  `credentials`; each operation names the one it needs (`x-authq-scope`). A valid key without it:
+  403 `{"message": "This API key lacks the <scope> scope."}`, before any record is looked up.
 * Errors: `{"message": "..."}`; validation failures (422) add `errors` by dotted field path.
 * Times are UTC, ISO 8601 with `Z`. Ids are opaque strings, except connection pool ids (integers).
 * Secrets are never returned: where one exists the API shows `"value": null, "has_value": true`.
@@ -136,10 +140,13 @@ def _operation(components: _Components, method: str, path: str, endpoint: Endpoi
     answers = dict(endpoint.answers)
     if endpoint.key:
         answers.setdefault(401, UNAUTHENTICATED)
+        answers.setdefault(403, FORBIDDEN)
         answers.setdefault(429, RATE_LIMITED)
         answers.setdefault(503, STORE_UNAVAILABLE)
     out["responses"] = {str(code): _reply(components, answers[code]) for code in sorted(answers)}
     out["security"] = [{SECURITY_SCHEME: []}] if endpoint.key else []
+    if endpoint.key:
+        out["x-authq-scope"] = endpoint.scope
     return out
 
 

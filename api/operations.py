@@ -19,6 +19,7 @@ from api import schemas
 from api.body import MAX_BODY
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.waiting import MAX_WAIT
+from tasks.model.api_keys import Scope
 
 JSON = "application/json"
 HTML = "text/html"
@@ -47,7 +48,7 @@ class Param:
 @dataclass(frozen=True)
 class Endpoint:
     """One endpoint: the route (``method``, ``path``, ``handler``), whether a caller needs an API
-    key (``key``), and what the API description says of it."""
+    key (``key``) and which scope of it (``scope``), and what the API description says of it."""
 
     method: str
     path: str
@@ -55,6 +56,7 @@ class Endpoint:
     summary: str
     tag: str
     key: bool = True
+    scope: Scope = "manage"
     description: str = ""
     body: type[BaseModel] | None = None          # the model that validates the request body
     body_schema: dict[str, Any] | None = None    # a body that no model validates (free-form JSON)
@@ -106,6 +108,9 @@ UNAUTHENTICATED = Reply("Missing or unknown API key: `{\"message\": \"Unauthenti
 RATE_LIMITED = Reply("Too many requests for this API key (`AUTHQ_API_RATE_LIMIT`, default 100 per second).",
                      schemas.ErrorBody,
                      headers=("Retry-After",))
+FORBIDDEN = Reply("The API key is valid but lacks the scope this endpoint needs: "
+                  "`{\"message\": \"This API key lacks the <scope> scope.\"}`, whatever the path's id.",
+                  schemas.ErrorBody)
 STORE_UNAVAILABLE = Reply("The service's store (Redis) is unavailable just now; retry.", schemas.ErrorBody,
                           headers=("Retry-After",))
 
@@ -159,6 +164,7 @@ TAGS = [
     {"name": "permits", "description": "Permits of a connector's rate limit and pool, for the platform's own calls."},
     {"name": "proxy", "description": "The platform's requests to a connector's provider, credentials added, "
                                      "governed."},
+    {"name": "audit log", "description": "Who changed what, kept 90 days."},
     {"name": "operations", "description": "At the root, no API key."},
 ]
 

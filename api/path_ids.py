@@ -29,6 +29,11 @@ _SHAPES = {name: re.compile(prefix + r"_[0-9a-f]{32}") for name, (prefix, _) in 
 _POOL_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 
+def has_shape(name: str, raw: str) -> bool:
+    """Whether ``raw`` has the shape of an id of kind ``name`` (``connector``: ``con_`` and 32 hex digits)."""
+    return _SHAPES[name].fullmatch(raw) is not None
+
+
 def path_id(request: web.Request, name: str) -> str:
     """The id in the path parameter ``name``, or ``NotFound`` when it is not of its kind's shape."""
     raw = request.match_info[name]

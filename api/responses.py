@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -56,15 +57,15 @@ def page_params(request: web.Request) -> tuple[int, int]:
 
 
 def paged(request: web.Request, items: Sequence[Mapping[str, Any]], total: int, page: int,
-          per_page: int, keep: Mapping[str, str] | None = None) -> web.Response:
+          per_page: int, filters: Mapping[str, str] | None = None) -> web.Response:
     """A page of records' views, with the page's place in the list and links to its neighbours
-    (which ``keep`` the list's filters)."""
+    (which keep the list's ``filters``)."""
     last = max(1, math.ceil(total / per_page))
-    base = request.url.with_query(None)
+    base = request.url.with_query(None).path
+    kept = "".join(f"&{k}={quote(v, safe='')}" for k, v in (filters or {}).items())
 
     def link(p: int) -> str:
-        url = base.with_query({**(keep or {}), "page": p, "per_page": per_page})
-        return f"{url.path}?{url.query_string}"
+        return f"{base}?page={p}&per_page={per_page}{kept}"
 
     meta: PageMeta = {"current_page": page, "per_page": per_page, "total": total, "last_page": last,
                       "from": (page - 1) * per_page + 1 if items else None,

@@ -30,7 +30,21 @@ from api.operations import (
     not_found,
     pages,
 )
-from api.views import certificates, connectors, credentials, docs, jobs, oauth, ops, permits, pools, proxy, sessions
+from api.views import (
+    audit,
+    certificates,
+    connectors,
+    credentials,
+    docs,
+    jobs,
+    oauth,
+    ops,
+    permits,
+    pools,
+    proxy,
+    sessions,
+)
+from tasks.model.audit import AUDIT_TYPES
 from tasks.model.bodies import (
     AuthenticateIn,
     AuthoriseIn,
@@ -177,7 +191,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                  **not_found("connector")}),
     Endpoint(
         "GET", f"{V1}/connectors/{{connector}}/credentials", credentials.show, "Read a connector's credentials",
-        "connectors", params=(MIN_TTL,),
+        "connectors", params=(MIN_TTL,), scope="credentials",
         description="The headers and query a request to the provider must carry, and the type's usable values "
                     "(never a refresh token, client secret, private key or passphrase); `Cache-Control: no-store`. "
                     "An OAuth 2 token that expires within `min_ttl` seconds is refreshed first (single-flight, "
@@ -206,7 +220,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     # Permits: the platform's own calls, governed by the connector's rate limit and pool
     Endpoint(
         "POST", f"{V1}/connectors/{{connector}}/permits", permits.create, "Take a permit to call the provider",
-        "permits", body=PermitIn, body_required=False,
+        "permits", body=PermitIn, body_required=False, scope="proxy",
         description="For a call the platform makes itself: a permit of the connector's rate limit and, when the "
                     "connector is in a connection pool, a slot of the pool, taken together (the same limits "
                     "authq's own calls take, shared fleet-wide). Over a limit the request waits up to "
@@ -223,12 +237,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                             "(Or `AUTHQ_API_RATE_LIMIT` is exceeded: then the body has no `code`.)",
                             schemas.RefusalBody, headers=("Retry-After",))}),
     Endpoint(
-        "DELETE", f"{V1}/permits/{{permit}}", permits.delete, "Free a permit's slot", "permits",
+        "DELETE", f"{V1}/permits/{{permit}}", permits.delete, "Free a permit's slot", "permits", scope="proxy",
         description="Frees the pool slot the permit holds (waiters for it are served at once). The rate-limit "
                     "permit stays spent.",
         answers={204: Reply("Freed."),
                  404: Reply("No such permit for this API key's tenant, or it was freed already or has expired.",
                             schemas.ErrorBody)}),
+    # The audit log
+    Endpoint(
+        "GET", f"{V1}/audit-events", audit.index, "List audit events", "audit log",
+        description="The tenant's audit events, newest first: who (`actor`: the API key's id and the client's "
+                    "address) changed what (`type`, `connector_id`, `details`: never a secret) and when. "
+                    "Kept 90 days. An unknown query parameter, a `connector_id` that is not a connector id or "
+                    "an unknown `type` is a 422.",
+        params=(Param("connector_id", "query", "Only the events of this connector (it may be deleted since).",
+                      {"type": "string", "pattern": "^con_[0-9a-f]{32}$"}),
+                Param("type", "query", "Only the events of this type.", {"type": "string", "enum": list(AUDIT_TYPES)}),
+                PAGE, PER_PAGE),
+        answers={200: Reply("A page of audit events, newest first.", schemas.AuditEventPage),
+                 422: Reply("An unknown filter, a malformed one, or `page` / `per_page` out of range.",
+                            schemas.ValidationErrorBody)}),
     # Operations, at the root
     Endpoint(
         "GET", "/healthz", ops.healthz, "The process is up", "operations", key=False,
@@ -259,7 +287,7 @@ PROXY_PATH = f"{V1}/connectors/{{connector}}/proxy/{{path:.*}}"
 PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 ENDPOINTS += tuple(
     Endpoint(
-        method, PROXY_PATH, proxy.proxy, f"Proxy a {method} to the connector's provider", "proxy",
+        method, PROXY_PATH, proxy.proxy, f"Proxy a {method} to the connector's provider", "proxy", scope="proxy",
         params=(Param("X-Authq-Max-Wait", "header", "Seconds to wait in line for a permit (0–300, default 30).",
                       {"type": "number", "minimum": 0, "maximum": 300, "default": 30}),),
         body_schema={"description": "Any body, of any type, forwarded as it is (up to AUTHQ_PROXY_MAX_BODY)."},

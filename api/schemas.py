@@ -16,7 +16,7 @@ from typing_extensions import TypedDict
 
 from tasks.errors import RefusalCode
 from tasks.flows.credentials_for_use import CredentialsForUseView
-from tasks.model.views import CertificateView, ConnectorView, JobView, PermitView, PoolView, SessionView
+from tasks.model.views import AuditEventView, CertificateView, ConnectorView, JobView, PermitView, PoolView, SessionView
 
 EXACT = ConfigDict(extra="forbid")
 
@@ -88,6 +88,13 @@ class CertificatePage(TypedDict):
 @with_config(EXACT)
 class SessionResponse(TypedDict):
     data: SessionView
+
+
+@with_config(EXACT)
+class AuditEventPage(TypedDict):
+    data: list[AuditEventView]
+    meta: PageMeta
+    links: PageLinks
 
 
 # -- errors ------------------------------------------------------------------------------

@@ -14,9 +14,12 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from api.pipelining import AutoPipeline
+from tasks.model.api_keys import ApiKey
+from tasks.model.audit import AuditEvent
 from tasks.model.connector_filter import ConnectorFilter
-from tasks.model.records import ApiKey, Certificate, ConnectionPool, Connector, Job, Session
-from tasks.storage import commands, states
+from tasks.model.records import Certificate, ConnectionPool, Connector, Job, Session
+from tasks.model.views import AuditType
+from tasks.storage import audit, commands, states
 from tasks.storage.connector_list import connectors_matching
 from tasks.storage.steps import CheckAndSet, Op, Script, Step, Transaction
 
@@ -90,8 +93,8 @@ class ApiStore:
             return await self.run(connectors_matching(tenant, wanted, page, per_page))
         return await self.run(commands.connectors(tenant, page, per_page))
 
-    async def delete_connector(self, tenant: str, connector_id: str) -> bool:
-        return await self.run(commands.delete_connector(tenant, connector_id))
+    async def delete_connector(self, tenant: str, connector_id: str, event: AuditEvent | None = None) -> bool:
+        return await self.run(commands.delete_connector(tenant, connector_id, event))
 
     # connection pools
     async def next_pool_id(self, tenant: str) -> int:
@@ -132,6 +135,17 @@ class ApiStore:
     # API keys made with `authq keys create`
     async def api_key(self, key_hash: str) -> ApiKey | None:
         return await self.run(commands.api_key(key_hash))
+
+    # the audit log (tasks/storage/audit.py)
+    async def audit_events(self, tenant: str, page: int, per_page: int, connector_id: str | None = None,
+                           type_: AuditType | None = None) -> tuple[list[AuditEvent], int]:
+        return await self.run(audit.events(tenant, page, per_page, connector_id, type_))
+
+    async def audit(self, tenant: str, event: AuditEvent) -> None:
+        """Record an event that is itself the change (a credentials read): one transaction."""
+        tx = Transaction()
+        audit.record(tx, tenant, event)
+        await self.send(tx)
 
     # single-use authorization states (tasks/storage/states.py)
     async def auth_state(self, raw: str) -> states.AuthState | None:

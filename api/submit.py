@@ -14,11 +14,13 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from api import idempotency
+from api.auth import actor_fields
 from api.responses import error
 from api.typedefs import BOX, INLINE_QUEUE, QUEUE, REQUEST_ID, SETTINGS, STORE
 from api.waiting import preferred_wait, wait_for_job
 from tasks.errors import IdempotencyKeyInUse, QueueUnavailable, TenantFull
 from tasks.jobs.queue_port import JobCopy
+from tasks.model.audit import ACTOR_FIELD
 from tasks.model.records import Job, new_id, utcnow
 from tasks.model.views import JobType
 
@@ -41,7 +43,8 @@ async def accept(request: web.Request, tenant: str, job_type: JobType, connector
               created_at=utcnow())
     store = request.app[STORE]
     inline = request.app.get(INLINE_QUEUE)
-    sealed = request.app[BOX].seal_json(body)
+    # Who asked travels with the job, sealed with its request, to the end where its change is audited.
+    sealed = request.app[BOX].seal_json({**body, ACTOR_FIELD: actor_fields(request)})
     job_json = job.stored_json()
     if inline is not None:
         # Stored and queued in one Redis transaction: either both happened or neither did.

@@ -1,4 +1,4 @@
-"""``authq``: up, api, keys create/revoke, secrets rotate, catalog check."""
+"""``authq``: up, api, keys create/list/revoke, secrets rotate, catalog check."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from authq.ports import check_can_listen
     from authq.redis_server import start_redis
     from authq.supervisor import Child, OwnWorkers, Supervisor, api_argv, die_with_parent, say, worker_argv, worker_name
+    from tasks.model.api_keys import SCOPES
     from tasks.security.key_check import check_at_start
     from tasks.security.sealing import SecretBox
     from tasks.storage.api_keys import count_keys, create_key
@@ -123,7 +124,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         # A key that does not open the stored secrets stops `up` here, before any child starts.
         check_at_start(client, SecretBox(settings.secret_key.get_secret_value()))  # type: ignore[union-attr]
         if not settings.static_api_keys() and count_keys(client) == 0:
-            record, raw = create_key(client, "default")
+            record, raw = create_key(client, "default", SCOPES)   # a newcomer's key: it may try everything
             key_file = data.path / "api-key"
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as out:
@@ -162,12 +163,31 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
+    from tasks.model.api_keys import parse_scopes
     from tasks.storage.api_keys import create_key
 
+    scopes = parse_scopes(args.scopes, ",")   # (a ValueError is the CLI's error line, exit 2)
     settings = _settings(data_dir=args.data_dir)
-    record, raw = create_key(_redis_for_admin(settings), args.tenant)
-    print(f"key id:  {record.id}\ntenant:  {record.tenant}\napi key: {raw}\n"
+    record, raw = create_key(_redis_for_admin(settings), args.tenant, scopes)
+    print(f"key id:  {record.id}\ntenant:  {record.tenant}\nscopes:  {','.join(record.scopes)}\napi key: {raw}\n"
           "(shown once: authq keeps only its hash)")
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from tasks.model.records import iso
+    from tasks.storage.api_keys import list_keys
+
+    settings = _settings(data_dir=args.data_dir)
+    static = settings.static_api_keys().values()
+    listed = list_keys(_redis_for_admin(settings), static, args.tenant)
+    rows = [("ID", "TENANT", "SCOPES", "CREATED", "LAST USED")]
+    rows += [(k.key.id, k.key.tenant, ",".join(k.key.scopes),
+              "AUTHQ_API_KEYS" if k.key.static else iso(k.key.created_at) or "-",
+              iso(k.last_used_at) or "never") for k in listed]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -175,8 +195,10 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from tasks.storage.api_keys import revoke_key
 
     settings = _settings(data_dir=args.data_dir)
-    revoke_key(_redis_for_admin(settings), args.key_id)
-    print(f"revoked {args.key_id}")
+    if any(k.id == args.key_id for k in settings.static_api_keys().values()):
+        raise ConfigError(f"{args.key_id} is a key of AUTHQ_API_KEYS: remove it there and restart the API.")
+    record = revoke_key(_redis_for_admin(settings), args.key_id)
+    print(f"revoked {record.id} (tenant {record.tenant})")
     return 0
 
 
@@ -274,8 +296,14 @@ def parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="make an API key for a tenant")
     create.add_argument("--tenant", required=True)
+    create.add_argument("--scopes", default="manage,proxy",
+                        help="comma separated, of manage, proxy, credentials (default manage,proxy)")
     create.add_argument("--data-dir", type=Path, default=None)
     create.set_defaults(run=cmd_keys_create)
+    listing = keys.add_parser("list", help="list API keys (never the keys themselves)")
+    listing.add_argument("--tenant", default=None, help="only this tenant's")
+    listing.add_argument("--data-dir", type=Path, default=None)
+    listing.set_defaults(run=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke an API key by its id")
     revoke.add_argument("key_id")
     revoke.add_argument("--data-dir", type=Path, default=None)

@@ -39,9 +39,12 @@ subclass the built-in exception their callers already catch, ``LookupTimeout``
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tasks.telemetry.redaction import scrub_optional
+
+if TYPE_CHECKING:   # (tasks.model.views imports this module)
+    from tasks.model.views import AuditType
 
 
 class ErrorCode(StrEnum):
@@ -187,6 +190,9 @@ class JobFailed(AuthqError):
     """A job's end with one of the ``ErrorCode``s."""
 
     retryable = False
+    # What the failing job did to its connector all the same (the audit log's type; a refresh
+    # refused by the provider expires it): written with the job's end.
+    change: AuditType | None = None
 
     def __init__(
         self,

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tasks.model.api_keys import ApiKey, parse_static_keys
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 # Requests per second one API key may make (AUTHQ_API_RATE_LIMIT): on unless turned off, so one
@@ -102,15 +104,6 @@ class Settings(BaseSettings):
             )
         return self.redis_url
 
-    def static_api_keys(self) -> dict[str, str]:
-        """Map key -> tenant from ``AUTHQ_API_KEYS`` (``tenant:key,tenant:key``)."""
-        pairs: dict[str, str] = {}
-        for item in self.api_keys.get_secret_value().split(","):
-            item = item.strip()
-            if not item:
-                continue
-            tenant, sep, key = item.partition(":")
-            if not sep or not tenant.strip() or not key.strip():
-                raise ValueError("AUTHQ_API_KEYS must be comma-separated tenant:key pairs.")
-            pairs[key.strip()] = tenant.strip()
-        return pairs
+    def static_api_keys(self) -> dict[str, ApiKey]:
+        """Map key -> its record from ``AUTHQ_API_KEYS`` (``tenant:key`` or ``tenant:key:scope+scope``)."""
+        return parse_static_keys(self.api_keys.get_secret_value())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.auth import tenant
+from api.auth import actor, tenant
 from api.body import json_body
 from api.path_ids import path_id
 from api.responses import one, page_params, paged
 from api.submit import submit
 from api.typedefs import STORE
 from tasks.errors import NotFound
+from tasks.model.audit import AuditEvent
 from tasks.model.connector_filter import parse_filter
 
 
@@ -18,7 +19,7 @@ async def index(request: web.Request) -> web.StreamResponse:
     page, per_page = page_params(request)
     wanted = parse_filter(request.query.items())
     items, total = await request.app[STORE].connectors(tenant(request), page, per_page, wanted)
-    return paged(request, [c.view() for c in items], total, page, per_page, keep=wanted.query())
+    return paged(request, [c.view() for c in items], total, page, per_page, filters=wanted.query())
 
 
 async def show(request: web.Request) -> web.StreamResponse:
@@ -29,7 +30,9 @@ async def show(request: web.Request) -> web.StreamResponse:
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
-    if not await request.app[STORE].delete_connector(tenant(request), path_id(request, "connector")):
+    connector_id = path_id(request, "connector")
+    event = AuditEvent.new("connector.deleted", actor(request), connector_id)
+    if not await request.app[STORE].delete_connector(tenant(request), connector_id, event):
         raise NotFound("Connector")
     return web.Response(status=204)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.auth import tenant
+from api.auth import actor, tenant
 from api.path_ids import path_id
 from api.refresh_on_demand import refreshed
 from api.responses import error
@@ -16,6 +16,7 @@ from api.typedefs import BOX, CATALOG, STORE
 from tasks.errors import NotFound, RequestInvalid
 from tasks.flows.credentials_for_use import MIN_TTL_DEFAULT, MIN_TTL_MAX, credentials_for_use
 from tasks.flows.oauth2 import expires_within
+from tasks.model.audit import AuditEvent
 from tasks.model.records import Connector
 
 RETRY_AFTER = "5"
@@ -59,4 +60,7 @@ async def show(request: web.Request) -> web.StreamResponse:
     if usable is None:
         return _conflict(connector, "The connector's stored credentials are not of its implementation's type; "
                                     "re-authorise it.")
+    # Written before the answer leaves: a read the log does not show never happened.
+    await request.app[STORE].audit(owner, AuditEvent.new("credentials.read", actor(request), connector.id,
+                                                         type=usable["type"], min_ttl=min_ttl))
     return web.json_response({"data": usable}, headers={"Cache-Control": "no-store"})

@@ -114,8 +114,8 @@ def authorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Ou
     done, next_action = _complete(ctx, job, connector, impl, step, reauthorise=False)
     if done is not None and next_action is None:
         step("store_connector")
-        return Outcome(_result(done), connector=done)  # stored with the job's end
-    return Outcome(_result(done or connector, next_action))
+        return Outcome(_result(done), connector=done, change="connector.created")  # stored with the job's end
+    return Outcome(_result(done or connector, next_action), change="connector.created")
 
 
 def reauthorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
@@ -160,4 +160,4 @@ def reauthorise(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> 
         return Outcome(_result(current, next_action))  # the callback's job applies the candidate
     step("store_connector")
     # Stored with the job's end: the one write in which the new credentials replace the old.
-    return Outcome(_result(done), connector=done)
+    return Outcome(_result(done), connector=done, change="connector.reauthorised")

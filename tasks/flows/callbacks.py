@@ -19,6 +19,7 @@ from tasks.jobs.context import JobContext
 from tasks.model.bodies import AuthenticateIn
 from tasks.model.catalog import Implementation
 from tasks.model.records import Connector, Credentials, Job
+from tasks.model.views import AuditType
 from tasks.provider.connection import http_options
 from tasks.provider.failures import ProviderDeclined, reached_provider
 from tasks.provider.guard import render_url
@@ -64,6 +65,12 @@ def _store(ctx: JobContext, connector: Connector) -> None:
                         "The connector was deleted while the callback was completing it.")
 
 
+def _change(state: states.AuthState) -> AuditType | None:
+    """A callback completing a reauthorise re-authorises its connector; one completing a new
+    connector writes no event (its authorise recorded the creation)."""
+    return "connector.reauthorised" if state.candidate is not None else None
+
+
 def _fail_pending(ctx: JobContext, connector: Connector, state: states.AuthState) -> None:
     if state.candidate is None and connector.status == "pending":
         failed = connector.model_copy(update={"status": "failed", "updated_at": ctx.now()})
@@ -96,11 +103,11 @@ def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) ->
         raise
     if token is None:  # an earlier run of this job stored the tokens, then its worker died
         stored = ctx.store.connector(job.tenant, connector.id)
-        return Outcome({"connector": (stored or connector).view(), "next_action": None})
+        return Outcome({"connector": (stored or connector).view(), "next_action": None}, change=_change(state))
     connector = with_tokens(ctx, connector, impl, token)
     step("store_connector")
     _store(ctx, connector)
-    return Outcome({"connector": connector.view(), "next_action": None})
+    return Outcome({"connector": connector.view(), "next_action": None}, change=_change(state))
 
 
 def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str, connector: Connector,
@@ -162,4 +169,4 @@ def woo_app_auth(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) ->
     })
     step("store_connector")
     _store(ctx, connector)
-    return Outcome({"connector": connector.view(), "next_action": None})
+    return Outcome({"connector": connector.view(), "next_action": None}, change=_change(state))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.model.records import Connector
+from tasks.model.views import AuditType
 
 # Records a progress step (``Job.progress``) as the handler reaches it.
 Step = Callable[[str], None]
@@ -22,3 +23,6 @@ class Outcome:
 
     result: dict[str, Any]
     connector: Connector | None = None
+    # What the job did to its connector, as the audit log names it (None: nothing worth an
+    # event, e.g. a reauthorise waiting for its callback); written with the job's end.
+    change: AuditType | None = None

@@ -85,6 +85,7 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outc
                 if not ctx.store.replace_connector_if(expired, expected_version=connector.credential_version):
                     latest = _current(ctx, job)  # somebody refreshed (or reauthorised) meanwhile: theirs stands
                     return Outcome({"connector": latest.view(), "next_action": None})
+                exc.change = "connector.expired"   # audited with the job's end
             raise
         updated = with_tokens(ctx, connector, impl, token, previous=tokens)
         step("store_connector")
@@ -92,4 +93,4 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outc
             _current(ctx, job)  # deleted meanwhile: connector_not_found
             raise JobFailed(ErrorCode.INTERNAL_ERROR,
                             "The connector changed during its refresh; nothing was overwritten.")
-    return Outcome({"connector": updated.view(), "next_action": None})
+    return Outcome({"connector": updated.view(), "next_action": None}, change="connector.refreshed")

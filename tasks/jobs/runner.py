@@ -14,13 +14,15 @@ one of two ways:
   the start, in one round trip (``Store.start_job``); run the handler; store its end, a retry
   or a deferral.
 
-Either way the end (the job, its connector, its counts, the lease's release, the deletion of
-its sealed request) is one atomic write. A job is safe to run twice (at-least-once delivery): a
-finished job is left as it is, and ``attempts`` counts every start, so a job that keeps killing
-its worker ends ``failed`` after ``max_attempts`` instead of looping; a retryable failure on the
-last attempt ends it with ``retryable: false``, saying it gave up. Waiting for a permit is not an
-attempt, but it is bounded: the seconds a job was deferred are counted, and a job that would be
-deferred more than ``DEFERRED_AT_MOST`` in all fails with ``provider_rate_limited`` (contract §8).
+Either way the end (the job, its connector, its audit event, its counts, the lease's release, the
+deletion of its sealed request) is one atomic write: a job's change is audited exactly once, by the
+one write that ends the job, with the actor its request carried. A job is safe to run twice
+(at-least-once delivery): a finished job is left as it is, and ``attempts`` counts every start, so a
+job that keeps killing its worker ends ``failed`` after ``max_attempts`` instead of looping; a
+retryable failure on the last attempt ends it with ``retryable: false``, saying it gave up. Waiting
+for a permit is not an attempt, but it is bounded: the seconds a job was deferred are counted, and a
+job that would be deferred more than ``DEFERRED_AT_MOST`` in all fails with
+``provider_rate_limited`` (contract §8).
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from typing import Any
 
 from tasks.errors import Deferred, ErrorCode, JobFailed, RetryLater, SecretUnreadable, Taken
 from tasks.flows.outcome import Outcome
+from tasks.jobs.changes import change_event
 from tasks.jobs.context import JobContext
 from tasks.jobs.handlers import HANDLERS
 from tasks.jobs.queue_port import JobCopy
+from tasks.model.audit import NOBODY, Actor, actor_of_request
 from tasks.model.records import PROVIDER_STEPS, Job, ProgressStep
-from tasks.storage import schema
+from tasks.storage import audit, schema
 from tasks.storage.batch import Batch
 from tasks.storage.job_counters import JobMetrics
 from tasks.storage.leases import Lease, RunLeases
@@ -105,6 +109,8 @@ class JobRun:
         self._opened: tuple[str, dict[str, Any]] | None = None
         # How long the job is kept once it ends, at most (None: AUTHQ_JOB_TTL_SECONDS).
         self._kept_at_most: int | None = None
+        # Who queued the job (its request carries them): the actor of the change its end audits.
+        self._actor: Actor = NOBODY
 
     # -- the two ways to start ------------------------------------------------------------------
 
@@ -120,6 +126,7 @@ class JobRun:
             self._opened = (copy.sealed, body)
             return None
         job.attempts, job.status, job.started_at = 1, "running", self.ctx.now()
+        self._actor = actor_of_request(body)
 
         def step(name: str) -> None:
             job.progress.append(ProgressStep(step=name, at=self.ctx.now(), attempt=1))
@@ -210,6 +217,7 @@ class JobRun:
             opened = self._opened
             body = opened[1] if opened is not None and opened[0] == sealed else self.ctx.box.open_json(sealed)
             self._kept_at_most = kept_at_most(job, body)
+            self._actor = actor_of_request(body)
             outcome = handler.run(self.ctx, job, body, step)
         except Deferred as deferred:
             if start.deferred + deferred.delay > DEFERRED_AT_MOST:
@@ -264,21 +272,26 @@ class JobRun:
 
     def _end_started(self, job: Job, lease: Lease | None, end: Outcome | JobFailed) -> Job:
         """Store the end of a run that counted its start (and perhaps holds the lease)."""
-        if isinstance(end, JobFailed) and job.type == "authorise":
-            self._fail_pending_connector(job)  # before the job ends: a crash in between re-runs this
+        if isinstance(end, JobFailed) and job.type == "authorise" and self._fail_pending_connector(job):
+            # (before the job ends: a crash in between re-runs this) The connector exists, failed:
+            # its creation is audited as a successful authorise's is.
+            end.change = "connector.created"
         if self._store_end(job, end, lease.release_on if lease is not None else None) and lease is not None:
             lease.released_now()  # (unguarded, the end is always written)
         return job
 
-    def _fail_pending_connector(self, job: Job) -> None:
+    def _fail_pending_connector(self, job: Job) -> bool:
         """A failed authorise must not leave its connector ``pending`` for ever.
 
         Only ``pending`` is changed: a reauthorise's connector keeps its working state.
         """
         store = self.ctx.store
         connector = store.connector(job.tenant, job.connector_id) if job.connector_id else None
-        if connector is not None and connector.status == "pending":
+        if connector is None or connector.status not in ("pending", "failed"):
+            return False
+        if connector.status == "pending":
             store.save_connector(connector.model_copy(update={"status": "failed", "updated_at": self.ctx.now()}))
+        return True
 
     def _store_end(self, job: Job, end: Outcome | JobFailed, also: Callable[[Batch], None] | None) -> bool:
         """The job's end, its connector and its counts in one atomic batch, with ``also``'s
@@ -287,6 +300,7 @@ class JobRun:
             job.status, job.result, job.error, connector = "failed", None, end.as_error(), None
         else:
             job.status, job.result, job.error, connector = "succeeded", end.result, None, end.connector
+        event = change_event(job, end, self._actor)
         job.finished_at = self.ctx.now()
         # Duration: from the first start (or, never started, from creation) to the end.
         seconds = max(0.0, (job.finished_at - (job.started_at or job.created_at)).total_seconds())
@@ -297,6 +311,8 @@ class JobRun:
                 also(batch)
             if connector is not None:
                 store.write_connector(batch, connector)
+            if event is not None:
+                audit.record(batch, job.tenant, event)
             if metrics is not None:
                 metrics.count_finished(batch, job.type, job.status, seconds)
 

@@ -325,8 +325,3 @@ class Session(Record):
             "created_at": iso(self.created_at),
         }
 
-
-class ApiKey(Record):
-    id: str
-    tenant: str
-    created_at: datetime

@@ -195,3 +195,28 @@ class SessionView(TypedDict):
     expires_at: Timestamp
     expired: bool
     created_at: Timestamp
+
+
+# -- the audit log (§12) -----------------------------------------------------------------
+
+AuditType = Literal["credentials.read", "connector.created", "connector.reauthorised", "connector.refreshed",
+                    "connector.expired", "connector.deleted", "api_key.created", "api_key.revoked",
+                    "webhook.created", "webhook.deleted"]
+
+
+@with_config(EXACT)
+class ActorView(TypedDict):
+    api_key_id: Annotated[str | None, Field(description="The key the change was asked with; null when no key "
+                                                        "was (a provider's callback, `authq keys`, the refresh "
+                                                        "schedule).")]
+    ip: Annotated[str | None, Field(description="The client address of that request; null when there was none.")]
+
+
+@with_config(EXACT)
+class AuditEventView(TypedDict):
+    id: str
+    type: AuditType
+    at: Timestamp
+    actor: ActorView
+    connector_id: str | None
+    details: Annotated[dict[str, object], Field(description="What changed (never a secret value).")]

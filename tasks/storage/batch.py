@@ -11,7 +11,7 @@ transaction (``steps.Transaction``). Sent as an operation (``Batch.op``, ``steps
 command's first argument is its key, declared to Redis as a key (``KEYS``), as scripts
 should. Three commands are not Redis's own: ``release_lease``, the compare-and-delete that
 gives a run lease back only if it is still this run's (``leases.py``), and the guards
-``expect`` / ``expect_absent``, checked before anything is written: a batch whose guard
+``expect`` / ``expect_absent`` / ``expect_present``, checked before anything is written: a batch whose guard
 fails writes nothing (a compare-and-set over several keys, in the same round trip).
 """
 
@@ -23,7 +23,7 @@ from tasks.storage.steps import Lua, Op, Script
 
 # ARGV: for each command, its name, its argument count, then its arguments; the first
 # argument (the key) is given as its index in KEYS. The guards (``expect``,
-# ``expect_absent``) come first (``Batch`` puts them there): if one fails, nothing is
+# ``expect_absent``, ``expect_present``) come first (``Batch`` puts them there): if one fails, nothing is
 # written and the script answers 0.
 _RUN = Lua("""
 local n, i = #ARGV, 1
@@ -33,6 +33,8 @@ while i <= n do
     if redis.call('get', KEYS[tonumber(ARGV[i + 2])]) ~= ARGV[i + 3] then return 0 end
   elseif name == 'expect_absent' then
     if redis.call('exists', KEYS[tonumber(ARGV[i + 2])]) == 1 then return 0 end
+  elseif name == 'expect_present' then
+    if redis.call('exists', KEYS[tonumber(ARGV[i + 2])]) == 0 then return 0 end
   else
     break
   end
@@ -92,6 +94,9 @@ class Batch:
     def zrem(self, key: str, member: str) -> None:
         self._add("zrem", key, member)
 
+    def zremrangebyscore(self, key: str, min: float | str, max: float | str) -> None:  # noqa: A002 - redis-py's names
+        self._add("zremrangebyscore", key, min, max)
+
     def hincrby(self, key: str, field: str, amount: int = 1) -> None:
         self._add("hincrby", key, field, amount)
 
@@ -105,6 +110,10 @@ class Batch:
     def expect_absent(self, key: str) -> None:
         """Guard: write nothing if ``key`` exists when the batch runs."""
         self._add("expect_absent", key, guard=True)
+
+    def expect_present(self, key: str) -> None:
+        """Guard: write nothing unless ``key`` exists when the batch runs."""
+        self._add("expect_present", key, guard=True)
 
     def release_lease(self, key: str, token: str) -> None:
         """Delete ``key`` only if it still holds ``token``."""

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tasks.model.records import ApiKey, Certificate, ConnectionPool, Connector, Job, Record, Session
-from tasks.storage import schema
+from tasks.model.api_keys import ApiKey
+from tasks.model.audit import AuditEvent
+from tasks.model.records import Certificate, ConnectionPool, Connector, Job, Record, Session
+from tasks.storage import audit, schema
 from tasks.storage.batch import Batch
 from tasks.storage.steps import CheckAndSet, Lua, Op, Script, Transaction
 
@@ -230,15 +232,20 @@ def replace_connector_if_exists(connector: Connector) -> Op[bool]:
         # changed meanwhile (a refresh, or a delete): look again
 
 
-def delete_connector(tenant: str, connector_id: str) -> Op[bool]:
+def delete_connector(tenant: str, connector_id: str, event: AuditEvent | None = None) -> Op[bool]:
+    """Delete the connector and, with it, write ``event`` (its ``connector.deleted``): both or,
+    when there is no such connector, neither. Whether there was one."""
     if not schema.is_id(connector_id):
         return False
-    tx = Transaction()
-    tx.delete(schema.connector(tenant, connector_id))
-    tx.zrem(schema.connectors(tenant), connector_id)
-    tx.zrem(schema.refresh_schedule(tenant), connector_id)
-    tx.zrem(schema.EXPIRING, schema.expiring_member(tenant, connector_id))  # not yet adopted
-    return (yield from _deleted(tx))
+    batch = Batch()
+    batch.expect_present(schema.connector(tenant, connector_id))
+    batch.delete(schema.connector(tenant, connector_id))
+    batch.zrem(schema.connectors(tenant), connector_id)
+    batch.zrem(schema.refresh_schedule(tenant), connector_id)
+    batch.zrem(schema.EXPIRING, schema.expiring_member(tenant, connector_id))  # not yet adopted
+    if event is not None:
+        audit.record(batch, tenant, event)
+    return (yield from batch.op())
 
 
 # --- connection pools (integer ids, per tenant) -------------------------------------------------

@@ -3,6 +3,7 @@
     authq:workers                                zset    worker name -> last heartbeat (unix time)
     authq:apikeys                                hash    API key id -> sha256 of the key
     authq:apikey:{sha256}                        string  the API key's record
+    authq:apikeys-used                           hash    API key id -> when it was last used (unix time)
     authq:api-arrival:{sha256}                   string  the API key's rate limit (GCRA arrival time)
     authq:api-streams:{sha256}                   zset    the API key's open event streams (leases)
     authq:refresh-tenants                        zset    tenant -> its refresh schedule's earliest score (or less)
@@ -28,6 +29,8 @@
     authq:t:{tenant}:certificate:{id}            string  a certificate; its index: ...:certificates
     authq:t:{tenant}:session:{id}                string  an end-user session
     authq:t:{tenant}:idempotency:{sha256}        string  an Idempotency-Key's first answer
+    authq:t:{tenant}:audit-events                zset    the tenant's audit events (JSON) by time (ms)
+        ...:audit-connector:{id}, :audit-type:{type}     zset   the same events of one connector, of one type
 
 Tenant records live under ``authq:t:{tenant}:``, so a lookup with another tenant's key simply
 finds nothing: cross-tenant reads are impossible by construction, not by check. Neither a
@@ -52,6 +55,7 @@ EVERY_KEY = f"{PREFIX}:*"                     # SCAN MATCH of everything authq k
 
 WORKERS = f"{PREFIX}:workers"
 API_KEYS = f"{PREFIX}:apikeys"
+API_KEYS_USED = f"{PREFIX}:apikeys-used"      # tasks/storage/api_keys.py: written at most once a minute a key
 # The tenants with a refresh schedule, by its earliest entry (tasks/storage/refresh_schedule.py).
 REFRESH_TENANTS = f"{PREFIX}:refresh-tenants"
 EXPIRING = f"{PREFIX}:expiring"               # earlier versions' one schedule: the scan adopts what it holds
@@ -66,7 +70,8 @@ JOB_DURATIONS = f"{PREFIX}:metrics:job-duration-v2"
 JOB_RETRIES = f"{PREFIX}:metrics:retries"             # "type" -> count
 RATE_LIMIT_WAITS = f"{PREFIX}:metrics:rate-limit-waits"   # "reason" -> count
 
-_FLEET_KEYS = {WORKERS: "workers", API_KEYS: "api_keys", EXPIRING: "expiring", REFRESH_TENANTS: "refresh_tenants",
+_FLEET_KEYS = {WORKERS: "workers", API_KEYS: "api_keys", API_KEYS_USED: "api_keys_used", EXPIRING: "expiring",
+               REFRESH_TENANTS: "refresh_tenants",
                REFRESH_SCAN_LOCK: "refresh_scan_lock",
                ORPHAN_SWEEP_LOCK: "orphan_sweep_lock", ORPHAN_SUSPECTS: "orphan_suspects", KEY_CHECK: "key_check",
                JOB_OUTCOMES: "job_outcomes", JOB_DURATIONS: "job_durations", JOB_RETRIES: "job_retries",
@@ -227,6 +232,11 @@ certificate = Record("certificate", "certificate")
 certificates = TenantKey("certificates", "certificates")
 session = Record("session", "session")
 idempotency = Record("idempotency", "idempotency", hashed=True)         # by the Idempotency-Key header
+# The audit log (tasks/storage/audit.py): every event of the tenant, and the same events by
+# connector and by type, so a filtered page is read from its own set, not found by a scan.
+audit_events = TenantKey("audit_events", "audit-events")
+audit_by_connector = Record("audit_by_connector", "audit-connector")
+audit_by_type = Record("audit_by_type", "audit-type")                   # by the event's type
 
 # not tenant-scoped: looked up by what a caller presents (an API key, a provider's callback)
 api_key = FleetRecord("api_key", "apikey")                              # by hash_api_key(key)

@@ -63,6 +63,12 @@ class Transaction:
     def zrem(self, key: str, member: str) -> None:
         self.commands.append(("ZREM", key, member))
 
+    def zremrangebyscore(self, key: str, min: float | str, max: float | str) -> None:  # noqa: A002 - redis-py's names
+        self.commands.append(("ZREMRANGEBYSCORE", key, min, max))
+
+    def expire(self, key: str, seconds: int) -> None:
+        self.commands.append(("EXPIRE", key, seconds))
+
     def srem(self, key: str, member: str) -> None:
         self.commands.append(("SREM", key, member))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
-from pydantic import TypeAdapter
+from pydantic import SecretStr, TypeAdapter
 
 from api import schemas
 from api.openapi import OPENAPI, REF, app_operations, openapi_path
@@ -46,6 +47,7 @@ from tasks.model.bodies import (
 )
 from tasks.model.views import JobView
 from tests.support.helpers import authorise_body, basic_body, pem_bundle, poll_job, save_connector
+from tests.support.leakcheck import remember_secret
 
 V1 = "/api/v1"
 # Every endpoint contract §5 names (paths in the router's parameter names).
@@ -73,6 +75,7 @@ CONTRACT = [
     ("POST", f"{V1}/connectors/{{connector}}/refresh"),
     ("POST", f"{V1}/connectors/{{connector}}/permits"),
     ("DELETE", f"{V1}/permits/{{permit}}"),
+    ("GET", f"{V1}/audit-events"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -395,6 +398,31 @@ async def test_a_rate_limited_answer_matches_the_document(aiohttp_client, settin
     assert [a.status for a in answers].count(429) >= 1, [a.status for a in answers]
     for answer in answers:
         await assert_documented(doc, "GET", path, answer)
+
+
+async def test_audit_log_and_scope_answers_match_the_document(aiohttp_client, settings, tenant, redis_client,
+                                                              secret_key) -> None:
+    from api.app import create_app
+    from worker.queues import make_job_queue
+
+    proxy_only = f"key-{secrets.token_urlsafe(18)}"
+    remember_secret(proxy_only)
+    scoped = settings.model_copy(update={"api_keys": SecretStr(
+        f"{settings.api_keys.get_secret_value()},{tenant.name}:{proxy_only}:proxy")})
+    client = await aiohttp_client(create_app(scoped, make_job_queue(scoped)))
+    doc = await _document(client)
+    record = save_connector(redis_client, secret_key, tenant)
+    assert (await client.delete(f"{V1}/connectors/{record.id}", headers=tenant.headers)).status == 204
+    path = f"{V1}/audit-events"
+    listed = await client.get(f"{path}?connector_id={record.id}", headers=tenant.headers)
+    body = await assert_documented(doc, "GET", path, listed)
+    _valid(schemas.AuditEventPage, body)
+    assert [e["type"] for e in body["data"]] == ["connector.deleted"]
+    await assert_documented(doc, "GET", path, await client.get(f"{path}?type=nope", headers=tenant.headers))
+    refused = await client.get(path, headers={"Authorization": proxy_only})
+    assert refused.status == 403
+    await assert_documented(doc, "GET", path, refused)
+    assert doc["paths"][path]["get"]["x-authq-scope"] == "manage"
 
 
 @pytest.mark.integration

@@ -128,6 +128,12 @@ def test_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path, up_env: dict[str
         status, connector = http("GET", f"{first.base}/api/v1/connectors/{connector_id}", key)
         assert connector["data"]["status"] == "authorised"
         assert GOOD_SECRET not in json.dumps(connector)
+        # The first start's key has every scope; `authq keys list` finds the running Redis by the data dir.
+        listed = subprocess.run([sys.executable, "-m", "authq", "keys", "list", "--data-dir", str(data_dir)],
+                                env=up_env, capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        [row] = listed.stdout.strip().splitlines()[1:]
+        assert row.split()[1:3] == ["default", "manage,proxy,credentials"] and key not in listed.stdout
     finally:
         code = first.stop()
     assert code == 0, first.output()

@@ -12,6 +12,7 @@ import ssl
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from tests.integration.test_refresh_tokens import CLIENT_SECRET, authorised_connector, token_requests
 from tests.integration.test_woo_refresh import CALLBACK, WOO_HEADERS, authorise_woo, callback, wait_status
@@ -20,6 +21,17 @@ from tests.support.oauth_helpers import seconds_from_now
 from tests.support.provider import GOOD_KEY, GOOD_SECRET, GOOD_TOKEN
 
 WAIT = {"Prefer": "wait=20"}
+
+
+@pytest.fixture
+def settings(settings, tenants):  # type: ignore[no-untyped-def]
+    """The tenants' keys may read credentials (a plain `tenant:key` has manage and proxy only);
+    a third key of the first tenant has only manage and proxy."""
+    keys = [f"{t.name}:{t.key}:manage+proxy+credentials" for t in tenants]
+    return settings.model_copy(update={"api_keys": SecretStr(",".join([*keys, f"{tenants[0].name}:{PLAIN_KEY}"]))})
+
+
+PLAIN_KEY = "key-plain-" + secrets.token_hex(12)
 
 
 async def credentials(client, tenant, connector_id: str, **params: str):  # type: ignore[no-untyped-def]
@@ -146,3 +158,20 @@ async def test_a_connector_not_authorised_a_bad_min_ttl_and_an_unknown_id(client
     assert status == 404
     status, _, _ = await credentials(client, tenant, "con_" + "0" * 32)
     assert status == 404
+
+
+async def test_a_key_without_the_credentials_scope_is_403_and_each_read_is_audited(client, tenant, workers,
+                                                                                   fresh_provider):
+    connector_id = await authorised(client, tenant, basic_body(fresh_provider))
+    plain = {"Authorization": f"Bearer {PLAIN_KEY}"}
+    unknown = "con_" + "0" * 32
+    for path in (f"/api/v1/connectors/{connector_id}/credentials", f"/api/v1/connectors/{unknown}/credentials"):
+        answer = await client.get(path, headers=plain)
+        assert answer.status == 403 and await answer.json() == {"message": "This API key lacks the credentials scope."}
+    for _ in range(2):
+        assert (await credentials(client, tenant, connector_id))[0] == 200
+    answer = await client.get("/api/v1/audit-events", params={"type": "credentials.read"}, headers=tenant.headers)
+    events = (await answer.json())["data"]
+    assert len(events) == 2 and all(e["connector_id"] == connector_id for e in events)
+    assert all(e["actor"]["api_key_id"].startswith("key_") and e["details"]["type"] == "basic" for e in events)
+    assert GOOD_SECRET not in str(events) and tenant.key not in str(events)

@@ -20,10 +20,13 @@ Refusals, bad states and RFC 9207 ``iss`` are in ``test_oauth_states.py``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import time
 
+from tasks.model.api_keys import static_key_id
 from tasks.security.sealing import SecretBox
 from tasks.storage import schema
 from tests.support.helpers import PLATFORM_APP_SECRET, REDIRECT_URI
@@ -235,6 +238,18 @@ async def test_reauthorise_keeps_the_connector_until_the_callback(client, tenant
     assert len(fresh_oauth.issued_tokens(new_cid)) == 1
     listed = await client.get("/api/v1/connectors?per_page=100", headers=tenant.headers)
     assert [c["id"] for c in (await listed.json())["data"]].count(connector_id) == 1
+    # Audited: the creation (by the key), and the re-authorisation once the callback made it (by the
+    # browser: an address and no key); not the reauthorise job that only sent the user away.
+    deadline = time.monotonic() + 10
+    while True:
+        answer = await client.get(f"/api/v1/audit-events?connector_id={connector_id}", headers=tenant.headers)
+        audited = (await answer.json())["data"]
+        if len(audited) >= 2 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert [(e["type"], e["details"]["job_type"], e["actor"]) for e in audited] == [
+        ("connector.reauthorised", "authenticate", {"api_key_id": None, "ip": "127.0.0.1"}),
+        ("connector.created", "authorise", {"api_key_id": static_key_id(tenant.key), "ip": "127.0.0.1"})]
 
 
 async def test_refused_reauthorise_leaves_the_connector_working(client, tenant, workers, fresh_oauth, test_ca):

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
+from tasks.model.api_keys import static_key_id
 from tasks.model.records import Connector, Job
 from tasks.security.sealing import SecretBox
 from tasks.storage import schema
@@ -129,6 +130,20 @@ async def test_refresh_rotates_the_refresh_token(client, tenant, workers, fresh_
     assert 3500 <= moved.total_seconds() <= 3700, (shown_before["credentials"], shown["credentials"])
     text = str(shown) + str(job)
     assert new["access_token"] not in text and new["refresh_token"] not in text
+    # Audited: the refresh, by the key that asked for it; the creation before it.
+    audited = await audit_events(client, tenant, connector_id)
+    assert {"type": "connector.refreshed", "job_id": job["id"], "status": "authorised", "by": True} in audited
+    assert audited[-1]["type"] == "connector.created"
+    text = str(audited)
+    assert all(t not in text for t in (new["access_token"], new["refresh_token"], old["refresh_token"], CLIENT_SECRET))
+
+
+async def audit_events(client, tenant, connector_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The connector's audit events, newest first: type, job, status, and whether the tenant's key asked."""
+    answer = await client.get(f"/api/v1/audit-events?connector_id={connector_id}", headers=tenant.headers)
+    assert answer.status == 200, await answer.text()
+    return [{"type": e["type"], "job_id": e["details"].get("job_id"), "status": e["details"].get("status"),
+             "by": e["actor"]["api_key_id"] == static_key_id(tenant.key)} for e in (await answer.json())["data"]]
 
 
 async def test_refresh_keeps_a_refresh_token_the_provider_does_not_rotate(client, tenant, workers, fresh_oauth,
@@ -212,6 +227,10 @@ async def test_invalid_grant_expires_the_connector(client, tenant, workers, fres
     assert shown["status"] == "expired"
     # An expired connector is no longer on the refresh schedule.
     assert redis_client.zscore(schema.refresh_schedule(tenant.name), connector_id) is None
+    # The refused refresh is audited as the connector's expiry, with the failed job's end.
+    audited = await audit_events(client, tenant, connector_id)
+    assert audited[0] == {"type": "connector.expired", "job_id": job["id"], "status": None, "by": True}
+    assert [e["type"] for e in audited] == ["connector.expired", "connector.created"]
 
 
 async def test_scheduled_refresh_before_expiry(client, tenant, workers, fresh_oauth, test_ca, redis_client,

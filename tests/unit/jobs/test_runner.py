@@ -22,6 +22,7 @@ once.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -32,11 +33,12 @@ from tasks.jobs.context import JobContext
 from tasks.jobs.handlers import HANDLERS
 from tasks.jobs.queue_port import QUEUE_OF_TYPE, JobCopy
 from tasks.jobs.runner import run_job
+from tasks.model.audit import ACTOR_FIELD
 from tasks.model.catalog import load_catalog
 from tasks.model.records import Job, new_id, utcnow
 from tasks.security.sealing import SecretBox, generate_key
 from tasks.settings import Settings
-from tasks.storage import schema
+from tasks.storage import audit, schema
 from tasks.storage.leases import RunLeases
 from tasks.validation.submission import validate_authorise
 from tests.support.helpers import TEST_CATALOG, authorise_body
@@ -171,9 +173,12 @@ def queue_local_job(ctx: JobContext, tenant: str) -> Job:
     return queue_with_copy(ctx, tenant, LOCAL_BODY)[0]
 
 
-def queue_with_copy(ctx: JobContext, tenant: str, body: dict[str, object]) -> tuple[Job, JobCopy]:
-    """Store a job as the API does, and the copy its message carries."""
+def queue_with_copy(ctx: JobContext, tenant: str, body: dict[str, object],
+                    actor: dict[str, str | None] | None = None) -> tuple[Job, JobCopy]:
+    """Store a job as the API does (with the request's actor, when given), and the copy its message carries."""
     validated = validate_authorise(body, ctx.catalog, ctx.box).model_dump(exclude_unset=True)
+    if actor is not None:
+        validated[ACTOR_FIELD] = actor
     job = Job(id=new_id("job"), tenant=tenant, type="authorise", connector_id=new_id("con"), created_at=utcnow())
     copy = JobCopy(job.stored_json(), ctx.box.seal_json(validated))
     ctx.store.redis.set(schema.job(tenant, job.id), copy.job)
@@ -182,7 +187,8 @@ def queue_with_copy(ctx: JobContext, tenant: str, body: dict[str, object]) -> tu
 
 
 def published(ctx: JobContext, tenant: str, job: Job, run) -> list[str]:  # type: ignore[no-untyped-def]
-    """The statuses published on the job's event channel while ``run()`` runs."""
+    """The statuses of the jobs published on the job's event channel while ``run()`` runs (each
+    message is the job as stored, the bytes a poll serves)."""
     pubsub = ctx.store.redis.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(schema.job_events(tenant, job.id))
     try:
@@ -192,7 +198,10 @@ def published(ctx: JobContext, tenant: str, job: Job, run) -> list[str]:  # type
         while time.monotonic() < deadline:  # (None for the subscription's own confirmation, too)
             message = pubsub.get_message(timeout=0.1)
             if message is not None:
-                seen.append(message["data"].decode())
+                stored = json.loads(message["data"])
+                assert stored == json.loads(ctx.store.redis.get(schema.job(tenant, job.id)) or "null") or \
+                    stored["status"] != "succeeded"  # the last one is the record as it stays
+                seen.append(stored["status"])
         return seen
     finally:
         pubsub.close()
@@ -388,3 +397,18 @@ def test_every_job_type_has_a_handler_that_declares_whether_it_needs_a_provider(
     assert HANDLERS["authorise"].needs_provider(ctx, body)
     for job_type in ("reauthorise", "authenticate", "woo_app_auth", "refresh"):
         assert HANDLERS[job_type].needs_provider(ctx, local), job_type
+
+
+def test_the_end_audits_the_change_once_with_the_actor_the_request_carried(ctx, tenant):
+    """From the copy and from the store alike: the event lands with the job's end, once, however
+    often the job is delivered, naming whom the request came from."""
+    actor = {"api_key_id": "key_" + "b" * 32, "ip": "198.51.100.4"}
+    for from_copy in (True, False):
+        job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY, actor)
+        for _ in range(2):  # a redelivery writes nothing more
+            ended = run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy if from_copy else None)
+            assert ended is not None and ended.status == "succeeded"
+        found, _ = ctx.store.run(audit.events(tenant.name, 1, 15, connector_id=job.connector_id))
+        assert [(e.type, e.actor.model_dump(), e.details) for e in found] == [
+            ("connector.created", actor, {"job_id": job.id, "job_type": "authorise", "status": "authorised"})]
+        assert "tok_local_0123456789" not in found[0].stored()

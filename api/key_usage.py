@@ -1,0 +1,28 @@
+"""When each API key was last used (``authq keys list``), at the cost of one write a minute a key.
+
+A request does not write: this process remembers when it last noted each key and sends the
+note (``tasks.storage.api_keys.touch``, which itself writes only if the stored time is a minute
+old, whatever other API processes did) only when that was a minute ago or more. The clock is
+this process's monotonic one for the throttle, the wall clock for what is stored.
+"""
+
+from __future__ import annotations
+
+import time
+
+from api.store import ApiStore
+from tasks.storage.api_keys import TOUCH_EVERY_SECONDS, touch
+
+
+class KeyUsage:
+    def __init__(self, store: ApiStore) -> None:
+        self.store = store
+        self._noted: dict[str, float] = {}   # key id -> monotonic time of this process's last note
+
+    async def used(self, key_id: str) -> None:
+        now = time.monotonic()
+        last = self._noted.get(key_id)
+        if last is not None and now - last < TOUCH_EVERY_SECONDS:
+            return
+        self._noted[key_id] = now
+        await self.store.run(touch(key_id, time.time()))
