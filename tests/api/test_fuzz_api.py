@@ -38,6 +38,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis.errors import Unsatisfiable
+from pydantic import SecretStr
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import status_code_conformance
 
@@ -53,13 +54,15 @@ _WAIT = re.compile(r"(wait\s*=\s*)\d+(?:\.\d+)?", re.I)
 
 
 @pytest.fixture
-def api_url(settings: Settings) -> Iterator[str]:
+def api_url(settings: Settings, tenants: tuple[Tenant, Tenant]) -> Iterator[str]:
     from api.app import create_app
     from worker.queues import make_job_queue
 
     # The fuzzer sends one key's requests as fast as it can make them: its rate limit is raised
-    # (not turned off) so every answer is the endpoint's own, not a 429.
-    fuzzed = settings.model_copy(update={"api_rate_limit": 1_000_000.0})
+    # (not turned off) so every answer is the endpoint's own, not a 429. Its keys have every
+    # scope, so every endpoint's own answer is what is fuzzed (tests/api/test_scopes.py has the 403s).
+    keys = SecretStr(",".join(f"{t.name}:{t.key}:manage+proxy+credentials" for t in tenants))
+    fuzzed = settings.model_copy(update={"api_rate_limit": 1_000_000.0, "api_keys": keys})
     yield from serve_in_thread(create_app(fuzzed, make_job_queue(fuzzed)), "fuzz-api")
 
 
