@@ -63,11 +63,11 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     setup_metrics(app)  # this app's own registry of HTTP counters (GET /metrics)
     setup_events(app)   # job event streams end when the server shuts down
     setup_certificates(app)  # uploads are parsed in child processes
-    setup_proxy(app)         # one client session to the providers, per process
     settings.require_redis_url()
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_key_check)
     app.cleanup_ctx.append(_queue)
+    setup_proxy(app)  # one client session to the providers, per process (once the key check passed)
     setup_routes(app)
     app[OPENAPI] = OpenApiDocument()  # GET /api/openapi.json: built from the router on first use, then kept
     return app

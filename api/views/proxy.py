@@ -29,10 +29,10 @@ from api.outbound_resolver import guarded_session
 from api.path_ids import path_id
 from api.refresh_on_demand import refreshed
 from api.typedefs import BOX, CATALOG, GOVERNOR, REQUEST_ID, SETTINGS, STORE
-from tasks.errors import JobFailed, NotFound, RequestInvalid
+from tasks.errors import BodyUnreadable, JobFailed, NotFound, PathRefused, RequestInvalid
 from tasks.flows.credentials_for_use import OAUTH2, credentials_for_use
 from tasks.flows.oauth2 import expires_within
-from tasks.flows.proxy_request import PathRefused, headers_to_return, headers_to_send, provider_url
+from tasks.flows.proxy_request import headers_to_return, headers_to_send, provider_url
 from tasks.model.catalog import Implementation
 from tasks.model.records import Connector
 from tasks.provider.addresses import AddressPolicy
@@ -47,10 +47,6 @@ MAX_WAIT_DEFAULT, MAX_WAIT_MAX = 30.0, 300.0
 RESEND_MAX = 1024 * 1024        # a body up to this is kept, so a 401 can be answered by a resend
 REFRESH_AHEAD_SECONDS = 30      # an OAuth 2 token expiring sooner is refreshed before sending
 CHUNK = 64 * 1024
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 def setup_proxy(app: web.Application) -> None:
@@ -99,7 +95,7 @@ async def _limited(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[b
     async for chunk in content.iter_chunked(CHUNK):
         sent += len(chunk)
         if sent > limit:
-            raise BodyTooLarge
+            raise BodyUnreadable(413, f"The proxy forwards bodies of at most {limit} bytes.")
         yield chunk
 
 
@@ -212,8 +208,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             answer.release()
     except DestinationRefused as exc:
         return failure(403, "url_not_allowed", exc.message)
-    except BodyTooLarge:
-        return failure(413, "body_too_large", f"The proxy forwards bodies of at most {settings.proxy_max_body} bytes.")
+    except BodyUnreadable as exc:  # a streamed body grew past AUTHQ_PROXY_MAX_BODY
+        return failure(413, "body_too_large", exc.message)
     except (TimeoutError, aiohttp.ServerTimeoutError):
         return failure(504, "provider_timeout", "The provider did not answer in time.")
     except aiohttp.ClientError:

@@ -13,6 +13,8 @@ from urllib.parse import unquote
 
 from yarl import URL
 
+from tasks.errors import PathRefused
+
 # RFC 9110 §7.6.1, and the older names proxies still see.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
                         "upgrade", "proxy-authenticate", "proxy-authorization"})
@@ -20,10 +22,6 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "t
 # host it called (the provider's is the base URL's).
 NOT_SENT = frozenset({"host", "authorization", "cookie"})
 OWN_PREFIX = "x-authq-"
-
-
-class PathRefused(ValueError):
-    """A proxied path that would leave the base URL."""
 
 
 def provider_url(base: str, raw_path: str, raw_query: str) -> URL:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.flows.proxy_request import PathRefused, headers_to_return, headers_to_send, provider_url
+from tasks.errors import PathRefused
+from tasks.flows.proxy_request import headers_to_return, headers_to_send, provider_url
 
 BASE = "https://api.example.com/v1"
 
