@@ -60,7 +60,10 @@ async def test_every_field_parameter_header_and_status_of_the_openapi_document_i
                 names |= set(reply.get("headers", {}))
     text = api_md()
     tokens = code_tokens(text)
-    missing = sorted(name for name in names if name not in tokens)
+    chunks = code(text)
+    # A bracketed name (`filter[status]`) is no single token: it is documented when a code span holds it.
+    missing = sorted(name for name in names if name not in tokens
+                     and not ("[" in name and any(name in chunk for chunk in chunks)))
     assert not missing, f"fields, parameters and headers of the API missing from docs/api.md: {missing}"
     missing_statuses = sorted(s for s in statuses if f"`{s}`" not in text)
     assert not missing_statuses, f"statuses the API answers that docs/api.md does not give: {missing_statuses}"
