@@ -39,6 +39,7 @@ from api.typedefs import (
 )
 from api.views.certificates import setup_certificates
 from api.views.jobs import setup_events
+from api.views.proxy import setup_proxy
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
 from tasks.model.catalog import load_catalog
 from tasks.security.key_check import check_at_start_url
@@ -66,6 +67,7 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_key_check)
     app.cleanup_ctx.append(_queue)
+    setup_proxy(app)  # one client session to the providers, per process (once the key check passed)
     setup_routes(app)
     app[OPENAPI] = OpenApiDocument()  # GET /api/openapi.json: built from the router on first use, then kept
     return app

@@ -162,6 +162,8 @@ TAGS = [
     {"name": "sessions", "description": "Short-lived connect sessions for one end user."},
     {"name": "connectors", "description": "The configured, authenticated connectors."},
     {"name": "permits", "description": "Permits of a connector's rate limit and pool, for the platform's own calls."},
+    {"name": "proxy", "description": "The platform's requests to a connector's provider, credentials added, "
+                                     "governed."},
     {"name": "audit log", "description": "Who changed what, kept 90 days."},
     {"name": "operations", "description": "At the root, no API key."},
 ]
@@ -170,6 +172,7 @@ TAGS = [
 PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
     "connector": ("The connector's id.", {"type": "string"}),
     "job": ("The job's id.", {"type": "string"}),
+    "path": ("The provider path under the implementation's `base_url`.", {"type": "string"}),
     "pool": ("The connection pool's id (an integer).", {"type": "integer", "minimum": 1}),
     "certificate": ("The certificate's id.", {"type": "string"}),
     "session": ("The session's id.", {"type": "string"}),

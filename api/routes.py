@@ -30,7 +30,20 @@ from api.operations import (
     not_found,
     pages,
 )
-from api.views import audit, certificates, connectors, credentials, docs, jobs, oauth, ops, permits, pools, sessions
+from api.views import (
+    audit,
+    certificates,
+    connectors,
+    credentials,
+    docs,
+    jobs,
+    oauth,
+    ops,
+    permits,
+    pools,
+    proxy,
+    sessions,
+)
 from tasks.model.audit import AUDIT_TYPES
 from tasks.model.bodies import (
     AuthenticateIn,
@@ -268,6 +281,36 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         answers={200: Reply("Swagger UI's scripts, style sheet and icons.", media="application/octet-stream"),
                  404: Reply("No such file.", schemas.ErrorBody)}),
 )
+
+
+PROXY_PATH = f"{V1}/connectors/{{connector}}/proxy/{{path:.*}}"
+PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+ENDPOINTS += tuple(
+    Endpoint(
+        method, PROXY_PATH, proxy.proxy, f"Proxy a {method} to the connector's provider", "proxy", scope="proxy",
+        params=(Param("X-Authq-Max-Wait", "header", "Seconds to wait in line for a permit (0–300, default 30).",
+                      {"type": "number", "minimum": 0, "maximum": 300, "default": 30}),),
+        body_schema={"description": "Any body, of any type, forwarded as it is (up to AUTHQ_PROXY_MAX_BODY)."},
+        body_required=False,
+        description="Sent to the implementation's `base_url` + `/{path}` with the query string, the body and the "
+                    "headers (less hop-by-hop ones, `Host`, `Authorization`, `Cookie`, `X-Authq-*`), the connector's "
+                    "credentials added; the provider's answer is passed on, streamed, with `X-Authq-Request-Id`. "
+                    "Governed by the connector's rate limit and pool: over the limit it waits up to "
+                    "`X-Authq-Max-Wait` seconds, then 429.",
+        answers={200: Reply("The provider's answer, whatever its status and type.", media="*/*"),
+                 400: Reply("The path would leave the base URL (`path_not_allowed`).", schemas.ProxyFailureBody),
+                 403: Reply("The base URL is not a destination authq may reach (`url_not_allowed`).",
+                            schemas.ProxyFailureBody),
+                 409: Reply("The connector is not authorised, or its implementation has no `base_url`.",
+                            schemas.ProxyFailureBody),
+                 413: Reply("The body is larger than AUTHQ_PROXY_MAX_BODY.", schemas.ProxyFailureBody),
+                 422: Reply("`X-Authq-Max-Wait` is not a number from 0 to 300.", schemas.ValidationErrorBody),
+                 429: Reply("No permit within the wait (`rate_limited` or `pool_exhausted`).", schemas.RefusalBody,
+                            headers=("Retry-After",)),
+                 502: Reply("The provider could not be reached (`provider_unreachable`).", schemas.ProxyFailureBody),
+                 504: Reply("The provider did not answer in time (`provider_timeout`).", schemas.ProxyFailureBody),
+                 **not_found("connector")})
+    for method in PROXY_METHODS)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -125,6 +125,15 @@ class RefusalBody(TypedDict):
 
 
 @with_config(EXACT)
+class ProxyFailureBody(TypedDict):
+    message: str
+    code: Annotated[str, Field(description="connector_not_authorised, no_base_url, url_not_allowed, "
+                                           "path_not_allowed, body_too_large, provider_unreachable or "
+                                           "provider_timeout.")]
+    status: NotRequired[Annotated[str, Field(description="The connector's status, when it is not authorised.")]]
+
+
+@with_config(EXACT)
 class ValidationErrorBody(TypedDict):
     message: str
     errors: Annotated[dict[str, list[str]], Field(description="Messages by dotted field path, e.g. `variables.2.key`.")]

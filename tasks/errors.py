@@ -12,6 +12,7 @@
     ├── CertificateParserBusy     every certificate-parsing slot stayed taken -> HTTP 503
     ├── EventsUnavailable         no subscription to a channel in time (the pub/sub connection is reconnecting) -> 503
     ├── Refused                   no permit of a connector's rate limit or pool within the wait asked for -> 429
+    ├── PathRefused               a proxied path would leave the implementation's base_url -> HTTP 400
     ├── RetryLater                not an error of the job: run it again after ``delay`` seconds
     │   ├── Deferred              a rate-limit permit or pool slot is not free yet (no attempt used)
     │   └── Taken                 another run holds the job's run lease (no attempt used)
@@ -145,6 +146,10 @@ class EventsUnavailable(AuthqError):
 
 
 RefusalCode = Literal["rate_limited", "pool_exhausted"]
+
+
+class PathRefused(AuthqError):
+    """A proxied path that would leave the implementation's ``base_url`` (``tasks/flows/proxy_request.py``)."""
 
 
 class Refused(AuthqError):

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     job_ttl_seconds: int = 7 * 24 * 3600
     max_attempts: int = Field(default=5, ge=1)  # starts of a job (a first run included)
     outbound_timeout_seconds: float = 15.0
+    # The largest request body the proxy forwards (contract §9); a larger one is a 413.
+    proxy_max_body: int = Field(default=16 * 1024 * 1024, ge=0)
     # Tokens expiring within this window are refreshed by a scan every refresh_scan_seconds.
     refresh_window_seconds: int = 300
     refresh_scan_seconds: float = 30.0

@@ -91,6 +91,9 @@ class Implementation(_Strict):
     password_variable: str = "password"
     token_variable: str = "token"
     token_header: str | None = None
+    # The provider's API root the proxy sends the platform's requests under (contract §9): a
+    # template like the other URLs (``https://{{shop}}.myshopify.com/admin/api/2025-10``).
+    base_url: str | None = None
     # WooCommerce app auth: the permission asked of the store owner.
     scope: Literal["read", "write", "read_write"] = "read_write"
 
@@ -116,7 +119,8 @@ class Implementation(_Strict):
         return self
 
     def urls(self) -> dict[str, str]:
-        found = {"authorize_url": self.authorize_url, "token_url": self.token_url, "issuer": self.issuer}
+        found = {"authorize_url": self.authorize_url, "token_url": self.token_url, "issuer": self.issuer,
+                 "base_url": self.base_url}
         if self.check:
             found["check.url"] = self.check.url
         return {k: v for k, v in found.items() if v}

@@ -228,7 +228,8 @@ def _raw_request(base_url: str, method: str, path: str, headers: list[tuple[str,
 
 
 def _concrete(path: str, value: str = "1") -> str:
-    return re.sub(r"\{[^}]+\}", value, path)
+    """``path`` with ``value`` in each id parameter; the proxy's ``{path}`` (not an id) is ``x``."""
+    return re.sub(r"\{([^}:]+)[^}]*\}", lambda m: "x" if m.group(1) == "path" else value, path)
 
 
 def test_fuzz_hostile_inputs(api_url: str, tenant: Tenant, worker_heartbeat: None, caplog) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -109,7 +110,33 @@ def _app(provider: Provider) -> web.Application:
     async def redirected(request: web.Request) -> web.Response:
         return web.json_response({"environment": {"version": "9.0"}})
 
-    app = web.Application(middlewares=[observe])
+    async def echo(request: web.Request) -> web.Response:
+        """What arrived, for the proxy's tests: method, path, query, headers, and the body's size and hash."""
+        body = await request.read()
+        return web.json_response({"method": request.method, "path": request.raw_path.split("?")[0],
+                                  "query": request.rel_url.raw_query_string, "headers": dict(request.headers),
+                                  "body_bytes": len(body), "body_sha256": hashlib.sha256(body).hexdigest()},
+                                 headers={"X-Provider": "echo", "Connection": "keep-alive, X-Hop",
+                                          "X-Hop": "dropped", "Keep-Alive": "timeout=5"})
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        """``/download/<bytes>``: that many bytes of a repeating pattern, streamed."""
+        size = int(request.match_info["size"])
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream",
+                                               "Content-Length": str(size)})
+        await response.prepare(request)
+        chunk = bytes(range(256)) * 256
+        left = size
+        while left > 0:
+            await response.write(chunk[:left])
+            left -= len(chunk)
+        await response.write_eof()
+        return response
+
+    app = web.Application(middlewares=[observe], client_max_size=64 * 1024 * 1024)
+    for prefix in ("", "/shops/{shop}"):
+        app.router.add_route("*", f"{prefix}/echo/{{tail:.*}}", echo)
+    app.router.add_get("/download/{size:\\d+}", download)
     for prefix in ("", "/shops/{shop}"):
         app.router.add_get(f"{prefix}/wp-json/wc/v3/system_status", system_status)
         app.router.add_get(f"{prefix}/admin/shop.json", shop)
