@@ -57,6 +57,7 @@ class _Line:
     pump: asyncio.Task[None] | None = None
     code: RefusalCode = "rate_limited"
     free_at: float = 0.0     # loop time a permit could be free, as the last refusal said
+    refused: Decision | None = None  # the refusal of the request that started the line: the pump's first answer
 
 
 class Governor:
@@ -74,13 +75,21 @@ class Governor:
         key = (tenant, connector.id)
         line = self._lines.get(key)
         loop = asyncio.get_running_loop()
-        if max_wait <= 0:
-            if line is not None and line.waiters:  # they asked first: no permit ahead of them
+        if line is not None and line.waiters:
+            if max_wait <= 0:  # they asked first: no permit ahead of them
                 raise Refused(line.code, max(0.0, line.free_at - loop.time()))
+        else:
+            # Nobody waits here: ask at once. Requests arriving together ask side by side (their
+            # scripts share round trips), where the line's one pump would ask for one at a time:
+            # a connector under its limit costs one script a request, not one round trip in turn.
             outcome = await self._attempt(limits)
-            if isinstance(outcome, Decision):
+            if isinstance(outcome, Grant):
+                return outcome
+            if max_wait <= 0:
                 raise Refused(outcome.code, outcome.wait)
-            return outcome
+            line = self._lines.get(key)  # (another request may have started the line meanwhile)
+            if line is None:  # this request starts it: the pump need not ask again at once
+                line = self._lines[key] = _Line(limits, refused=outcome)
         if line is None:
             line = self._lines[key] = _Line(limits)
         line.limits = limits  # the latest record's: a changed limit applies from the next attempt
@@ -180,7 +189,8 @@ class Governor:
             releases: Listener | None = None
             subscribed = pool is None
             while line.waiters and line.limits.pool == pool:
-                outcome = await self._attempt(line.limits)
+                outcome = line.refused or await self._attempt(line.limits)
+                line.refused = None
                 if isinstance(outcome, Grant):
                     self._hand(line, outcome)
                     continue

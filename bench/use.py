@@ -73,6 +73,8 @@ class Run:
                          "AUTHQ_API_KEYS": f"{TENANT}:{self.key}:manage+proxy+credentials",
                          "AUTHQ_CATALOG": str(CATALOG), "AUTHQ_ALLOW_PRIVATE_NETWORKS": "true",
                          "AUTHQ_API_RATE_LIMIT": "off", "AUTHQ_LOG_LEVEL": "WARNING",
+                         # no worker runs: every accepted job stays queued, far beyond the default cap
+                         "AUTHQ_MAX_QUEUED_PER_TENANT": "100000000",
                          "AUTHQ_DATA_DIR": str(self.out / "data"), "PYTHONPATH": str(ROOT)})
         self.procs: list[Proc] = []
 

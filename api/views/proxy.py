@@ -30,10 +30,10 @@ from api.path_ids import path_id
 from api.refresh_on_demand import refreshed
 from api.typedefs import BOX, CATALOG, GOVERNOR, REQUEST_ID, SETTINGS, STORE
 from tasks.errors import BodyUnreadable, JobFailed, NotFound, PathRefused, RequestInvalid
-from tasks.flows.credentials_for_use import OAUTH2, credentials_for_use
+from tasks.flows.credentials_for_use import OAUTH2, CredentialsForUseView, credentials_for_use
 from tasks.flows.oauth2 import expires_within
 from tasks.flows.proxy_request import headers_to_return, headers_to_send, provider_url
-from tasks.model.catalog import Implementation
+from tasks.model.catalog import PLACEHOLDER
 from tasks.model.records import Connector
 from tasks.provider.addresses import AddressPolicy
 from tasks.provider.failures import DestinationRefused
@@ -116,13 +116,11 @@ async def _tls(request: web.Request, connector: Connector) -> ssl.SSLContext:
     return await asyncio.to_thread(ssl_context, request.app[SETTINGS].ca_bundle, certificate, request.app[BOX])
 
 
-async def _send(request: web.Request, connector: Connector, impl: Implementation, url: URL,
+async def _send(request: web.Request, connector: Connector, usable: CredentialsForUseView, url: URL,
                 body: bytes | AsyncIterator[bytes] | None) -> aiohttp.ClientResponse:
-    usable = credentials_for_use(connector, impl, request.app[BOX])
-    added = ({}, {}) if usable is None else (usable["headers"], usable["query"])  # checked before the permit
-    headers = headers_to_send(request.headers.items()) + list(added[0].items())
+    headers = headers_to_send(request.headers.items()) + list(usable["headers"].items())
     tls = await _tls(request, connector) if url.scheme == "https" else None
-    return await request.app[PROXY_CLIENT].request(request.method, url, headers=headers, params=added[1] or None,
+    return await request.app[PROXY_CLIENT].request(request.method, url, headers=headers, params=usable["query"] or None,
                                                    data=body, allow_redirects=False, ssl=tls or True)
 
 
@@ -161,7 +159,10 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     if impl is None or impl.base_url is None:
         return failure(409, "no_base_url", "The connector's implementation has no base_url to proxy to.")
     try:
-        base = render_url(impl.base_url, plain_values(connector.variables, request.app[BOX]))
+        # Only the variables the template names are opened (a sealed one costs a decryption).
+        named = set(PLACEHOLDER.findall(impl.base_url))
+        base = render_url(impl.base_url, plain_values([v for v in connector.variables if v.key in named],
+                                                      request.app[BOX]))
         url = provider_url(base, _tail(request, connector.id), request.rel_url.raw_query_string)
     except JobFailed as exc:
         return failure(403, "url_not_allowed", exc.message)
@@ -175,7 +176,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             return failure(409, "connector_not_authorised", f"The connector is {latest.status}: the provider refused "
                            "to refresh its token; re-authorise it.", status=latest.status)
         connector = latest
-    if credentials_for_use(connector, impl, request.app[BOX]) is None:
+    usable = credentials_for_use(connector, impl, request.app[BOX])
+    if usable is None:
         return failure(409, "connector_not_authorised", "The connector's stored credentials are not of its "
                        "implementation's type; re-authorise it.", status=connector.status)
     body: bytes | AsyncIterator[bytes] | None = None
@@ -187,13 +189,14 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     governor = request.app[GOVERNOR]
     grant = await governor.acquire(owner, connector, max_wait=max_wait)  # Refused: 429 (api/middlewares.py)
     try:
-        answer = await _send(request, connector, impl, url, body)
+        answer = await _send(request, connector, usable, url, body)
         if answer.status == 401 and impl.type in OAUTH2 and not isinstance(body, AsyncIterator):
             answer.release()
             latest = await refreshed(request, owner, connector)
-            if latest is not None and latest.status == "authorised":
+            renewed = credentials_for_use(latest, impl, request.app[BOX]) if latest is not None else None
+            if latest is not None and latest.status == "authorised" and renewed is not None:
                 connector = latest
-                answer = await _send(request, connector, impl, url, body)
+                answer = await _send(request, connector, renewed, url, body)
             elif latest is not None:
                 return failure(409, "connector_not_authorised", f"The connector is {latest.status}: the provider "
                                "refused to refresh its token; re-authorise it.", status=latest.status)
