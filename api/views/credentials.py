@@ -26,7 +26,7 @@ def _min_ttl(request: web.Request) -> int:
     raw = request.query.get("min_ttl")
     if raw is None:
         return MIN_TTL_DEFAULT
-    if not raw.isdigit() or int(raw) > MIN_TTL_MAX:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MIN_TTL_MAX:
         raise RequestInvalid({"min_ttl": [f"The min ttl field must be an integer between 0 and {MIN_TTL_MAX}."]})
     return int(raw)
 

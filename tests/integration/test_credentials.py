@@ -150,7 +150,7 @@ async def test_a_connector_not_authorised_a_bad_min_ttl_and_an_unknown_id(client
     pending = save_connector(redis_client, secret_key, tenant, status="pending")
     status, _, body = await credentials(client, tenant, pending.id)
     assert status == 409 and body["status"] == "pending"
-    for bad in ("-1", "3601", "soon", ""):
+    for bad in ("-1", "3601", "soon", "", "²", "1.5"):
         status, _, body = await credentials(client, tenant, pending.id, min_ttl=bad)
         assert status == 422 and list(body["errors"]) == ["min_ttl"], (bad, body)
     other = tenants[1]
