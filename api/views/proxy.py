@@ -196,6 +196,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             renewed = credentials_for_use(latest, impl, request.app[BOX]) if latest is not None else None
             if latest is not None and latest.status == "authorised" and renewed is not None:
                 connector = latest
+                # The resend reaches the provider too: it takes a permit of its own.
+                await governor.release(owner, grant.id)
+                grant = await governor.acquire(owner, connector, max_wait=max_wait)
                 answer = await _send(request, connector, renewed, url, body)
             elif latest is not None:
                 return failure(409, "connector_not_authorised", f"The connector is {latest.status}: the provider "

@@ -88,4 +88,6 @@ async def test_300_waiters_at_5_a_second_get_their_permits_in_order_sharing_the_
     assert (WAITERS + 1) / RATE * WINDOW - 2 * WINDOW < took < 120, took
     calls = governor.script_calls - before
     print(f"{WAITERS} waiters: {calls} permit scripts in {took:.1f}s")
-    assert calls <= 2 * WAITERS + took / WINDOW + 10, calls  # not a poll per waiter: about a look per permit
+    # Not a poll per waiter: one attempt as each arrives (an arrival that finds nobody in line asks
+    # at once, so a burst asks once each), the grant, and about a look per window.
+    assert calls <= 3 * WAITERS + took / WINDOW + 10, calls

@@ -154,3 +154,22 @@ async def test_a_connector_without_a_base_url_or_not_authorised(client, tenant, 
     answer = await client.get(proxied(no_base.id, "x"), headers=tenant.headers)
     assert answer.status == 409 and (await answer.json())["code"] == "no_base_url"
     await asyncio.sleep(0)
+
+
+async def test_the_resend_after_a_401_takes_a_permit_of_its_own(client, tenant, workers, fresh_oauth, test_ca,
+                                                                redis_client):
+    from tasks.model.records import Connector, RateLimit
+    from tasks.storage import schema
+    from tasks.storage.store import Store
+
+    client_id = f"proxy-limit-{secrets.token_hex(4)}"
+    connector_id = await authorised_connector(client, tenant, fresh_oauth, test_ca, client_id)
+    # 3 a minute: the code exchange took one; the proxied request and the refresh take the others.
+    record = Connector.model_validate_json(redis_client.get(schema.connector(tenant.name, connector_id)))
+    Store(redis_client, 3600).save_connector(record.model_copy(update={"rate_limit": RateLimit(unit="minute",
+                                                                                               duration=3)}))
+    fresh_oauth.script("/api/me", (401, {"error": "invalid_token"}))
+    answer = await client.get(proxied(connector_id, "me"), headers={**tenant.headers, "X-Authq-Max-Wait": "0"})
+    assert answer.status == 429 and (await answer.json())["code"] == "rate_limited", await answer.text()
+    assert len(token_requests(fresh_oauth, client_id, "refresh_token")) == 1
+    assert fresh_oauth.count("/api/me") == 1  # the resend waited for a permit it could not have
