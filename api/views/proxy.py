@@ -38,7 +38,7 @@ from tasks.model.records import Connector
 from tasks.provider.addresses import AddressPolicy
 from tasks.provider.failures import DestinationRefused
 from tasks.provider.guard import render_url
-from tasks.provider.tls import ssl_context
+from tasks.provider.tls import CONTEXTS, ssl_context
 from tasks.validation.variables import plain_values
 
 PROXY_CLIENT = web.AppKey("proxy_client", aiohttp.ClientSession)
@@ -112,8 +112,10 @@ async def _tls(request: web.Request, connector: Connector) -> ssl.SSLContext:
     certificate = None
     if connector.certificate_id:
         certificate = await request.app[STORE].certificate(connector.tenant, connector.certificate_id)
-    # Building a context reads files and may open a key: off the loop (a kept one returns at once).
-    return await asyncio.to_thread(ssl_context, request.app[SETTINGS].ca_bundle, certificate, request.app[BOX])
+    ca_bundle = request.app[SETTINGS].ca_bundle
+    # A kept context is taken on the loop; building one reads files and may open a key: off it.
+    kept = CONTEXTS.kept(ca_bundle, certificate)
+    return kept if kept is not None else await asyncio.to_thread(ssl_context, ca_bundle, certificate, request.app[BOX])
 
 
 async def _send(request: web.Request, connector: Connector, usable: CredentialsForUseView, url: URL,

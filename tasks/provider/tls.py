@@ -79,14 +79,22 @@ class TlsContexts:
         stored = "\0".join((certificate.certificate_pem, certificate.key_sealed, certificate.passphrase_sealed or ""))
         return (bundle, certificate.tenant, certificate.id, hashlib.sha256(stored.encode()).hexdigest())
 
-    def get(self, ca_bundle: Path | None, certificate: Certificate | None = None,
-            box: SecretBox | None = None) -> ssl.SSLContext:
+    def kept(self, ca_bundle: Path | None, certificate: Certificate | None = None) -> ssl.SSLContext | None:
+        """The context already built for these, or None (nothing is built here: cheap enough for
+        an event loop, where ``get`` may read files and open a key)."""
         key = self._key(ca_bundle, certificate)
         with self._lock:
             context = self._contexts.get(key)
             if context is not None:
                 self._contexts.move_to_end(key)
-                return context
+            return context
+
+    def get(self, ca_bundle: Path | None, certificate: Certificate | None = None,
+            box: SecretBox | None = None) -> ssl.SSLContext:
+        context = self.kept(ca_bundle, certificate)
+        if context is not None:
+            return context
+        key = self._key(ca_bundle, certificate)
         context = build_ssl_context(ca_bundle, certificate, box)  # outside the lock: it is slow
         with self._lock:
             self._contexts[key] = context
