@@ -6,6 +6,9 @@ hub like a ``Prefer: wait`` poll."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from aiohttp import web
 
 from api.submit import accept
@@ -36,6 +39,12 @@ async def refreshed(request: web.Request, owner: str, connector: Connector) -> C
     else:
         job_id = running
         stored = await store.job_json(owner, job_id)
+        # The claim is taken before its job is stored: a read in between finds no record yet.
+        deadline, delay = time.monotonic() + REFRESH_WAIT_SECONDS, 0.005
+        while stored is None and time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+            stored = await store.job_json(owner, job_id)
     if stored is not None:
         await wait_for_job(request, owner, job_id, stored, REFRESH_WAIT_SECONDS)
     latest = await store.connector(owner, connector.id)
