@@ -137,10 +137,12 @@ def provider() -> Iterator[Provider]:
 
 
 @pytest.fixture
-def fresh_provider(provider: Provider) -> Provider:
+def fresh_provider(provider: Provider) -> Iterator[Provider]:
     provider.seen.clear()
     provider.script.clear()
-    return provider
+    provider.delay = 0.0
+    yield provider
+    provider.delay = 0.0  # a delay a test set is not the next test's
 
 
 @pytest.fixture

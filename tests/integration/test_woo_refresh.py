@@ -132,6 +132,9 @@ async def test_woo_callback_stores_keys_then_the_job_authorises(client, tenant, 
     job, query = await authorise_woo(client, tenant, fresh_provider.base_url)
     connector_id, state = job["connector_id"], query["user_id"]
 
+    # The store answers the job's key check after 1.5 s: a fast worker would otherwise end the
+    # job, and delete its sealed submission, before the test looks at what the 200 stored.
+    fresh_provider.delay = 1.5
     answer = await client.post(CALLBACK, data=callback(state), headers=WOO_HEADERS)  # no API key
     assert answer.status == 200, await answer.text()
     assert await answer.read() == b""

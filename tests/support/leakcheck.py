@@ -39,11 +39,56 @@ def remember_secret(value: object) -> None:
             _secrets.add(value)
 
 
+PUBLIC_WINDOW = 12  # base64 characters (9 bytes): a run this long shared with the public key is the public key's
+PRIVATE_RUN_MIN = 16  # a private run shorter than this is not registered (too little to be the key's alone)
+
+
 def remember_pem(pem: str) -> None:
-    """A private key PEM: each of its base64 lines is a secret (a leak of the key holds them)."""
-    for line in pem.splitlines():
-        if line and not line.startswith(("-----", "Proc-Type", "DEK-Info")):
-            remember_secret(line)
+    """A private key PEM: the base64 of its private parts is a secret (a leak of the key holds them).
+
+    Not its public parts: an unencrypted PKCS#8 key carries the public key (an EC key's point,
+    an RSA key's modulus), and the certificate stored in clear beside it carries the same bytes,
+    which at some alignments are the same base64 characters. Each line is registered without the
+    runs it shares with the public key's encodings.
+    """
+    for secret in pem_secrets(pem):
+        remember_secret(secret)
+
+
+def pem_secrets(pem: str) -> list[str]:
+    """What ``remember_pem`` registers for ``pem``."""
+    public = _public_key_base64(pem)
+    return [run for line in pem.splitlines() if line and not line.startswith(("-----", "Proc-Type", "DEK-Info"))
+            for run in private_runs(line, public)]
+
+
+def _public_key_base64(pem: str) -> list[str]:
+    """The key's SubjectPublicKeyInfo in base64 at each of the three byte offsets (nothing for an
+    encrypted key: its lines are ciphertext, which shares nothing with a certificate)."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (TypeError, ValueError):
+        return []
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return [base64.b64encode(b"\0" * shift + der).decode() for shift in range(3)]
+
+
+def private_runs(line: str, public: list[str]) -> list[str]:
+    """``line`` less every window of it that one of the ``public`` encodings contains."""
+    shared = [False] * len(line)
+    for at in range(len(line) - PUBLIC_WINDOW + 1):
+        if any(line[at:at + PUBLIC_WINDOW] in encoded for encoded in public):
+            shared[at:at + PUBLIC_WINDOW] = [True] * PUBLIC_WINDOW
+    runs, start = [], None
+    for at, is_public in enumerate([*shared, True]):
+        if not is_public and start is None:
+            start = at
+        elif is_public and start is not None:
+            runs.append(line[start:at])
+            start = None
+    return [run for run in runs if len(run) >= PRIVATE_RUN_MIN]
 
 
 def remembered() -> list[str]:
