@@ -55,7 +55,8 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     app[SETTINGS] = settings
     app[INSTANCE] = settings.instance_id or secrets.token_hex(16)
     app[CATALOG] = load_catalog(settings.catalog)
-    app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
+    app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None,
+                         keep=OPENED_SECRETS_KEPT)
     app[STATIC_KEYS] = {hash_api_key(key): record for key, record in settings.static_api_keys().items()}
     app[QUEUE] = queue
     if isinstance(queue, InlineJobQueue):
@@ -75,6 +76,9 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
 
 # How long a command waits for a free connection of the pool before the request answers 503.
 POOL_WAIT_SECONDS = 5.0
+# Opened secrets the API keeps, by sealed text (``SecretBox``): a connector's credentials are
+# opened for every proxied request and credentials read. At most a few MB.
+OPENED_SECRETS_KEPT = 4096
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

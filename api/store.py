@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from api.parsed_records import ParsedConnectors
 from api.pipelining import AutoPipeline
 from tasks.model.api_keys import ApiKey
 from tasks.model.audit import AuditEvent
@@ -30,6 +31,7 @@ class ApiStore:
     def __init__(self, client: Redis) -> None:
         self.redis = client
         self.pipelined = AutoPipeline(client)
+        self.parsed_connectors = ParsedConnectors()
 
     async def send(self, step: Step) -> Any:
         """One round trip; its reply."""
@@ -85,7 +87,7 @@ class ApiStore:
 
     # connectors
     async def connector(self, tenant: str, connector_id: str) -> Connector | None:
-        return await self.run(commands.connector(tenant, connector_id))
+        return await self.run(commands.connector(tenant, connector_id, self.parsed_connectors))
 
     async def connectors(self, tenant: str, page: int, per_page: int,
                          wanted: ConnectorFilter | None = None) -> tuple[list[Connector], int]:
@@ -142,10 +144,8 @@ class ApiStore:
         return await self.run(audit.events(tenant, page, per_page, connector_id, type_))
 
     async def audit(self, tenant: str, event: AuditEvent) -> None:
-        """Record an event that is itself the change (a credentials read): one transaction."""
-        tx = Transaction()
-        audit.record(tx, tenant, event)
-        await self.send(tx)
+        """Record an event that is itself the change (a credentials read): one script."""
+        await self.send(audit.recorded(tenant, event))
 
     # single-use authorization states (tasks/storage/states.py)
     async def auth_state(self, raw: str) -> states.AuthState | None:

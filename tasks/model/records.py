@@ -138,6 +138,10 @@ class Credentials(Record):
 
 
 class Connector(Record):
+    # Frozen: the API shares parsed connectors between requests (``api/parsed_records.py``); a
+    # change is a ``model_copy(update=...)``, saved.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
     id: str
     tenant: str
     name: str

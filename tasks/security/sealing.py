@@ -8,6 +8,7 @@ newest seals; every one of them opens, so a key can be rotated without downtime
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -25,7 +26,20 @@ def generate_key() -> str:
 
 
 class SecretBox:
-    def __init__(self, keys: str | None) -> None:
+    """Seals and opens secrets under ``AUTHQ_SECRET_KEY``.
+
+    ``keep``: how many opened secrets to keep in memory, by their sealed text (0, the default:
+    none). The API keeps them: it opens the same connector's credentials for every proxied
+    request and credentials read, and a Fernet opening (HMAC, then AES) is a large share of
+    such a request's cost. A sealed text always opens to the same secret (its keys are fixed
+    for the process's life), so a kept opening is never stale; a re-sealed or changed secret
+    has a new text. The oldest kept is forgotten first.
+    """
+
+    def __init__(self, keys: str | None, keep: int = 0) -> None:
+        self._keep = keep
+        self._kept: dict[str, str] = {}
+        self._keeping = threading.Lock()
         if not keys or not keys.strip():
             raise ConfigError("AUTHQ_SECRET_KEY is not set. " + KEY_HELP)
         try:
@@ -38,13 +52,27 @@ class SecretBox:
         return self._multi.encrypt(plaintext.encode()).decode()
 
     def open(self, sealed: str) -> str:
+        kept = self._kept.get(sealed)
+        if kept is not None:
+            return kept
         try:
-            return self._multi.decrypt(sealed.encode()).decode()
+            opened = self._multi.decrypt(sealed.encode()).decode()
         except InvalidToken:
             raise SecretUnreadable(
                 "A stored secret does not open with AUTHQ_SECRET_KEY: the key is wrong, or an old "
                 "key was removed before `authq secrets rotate` re-sealed everything."
             ) from None
+        if self._keep:
+            with self._keeping:  # the API opens on its loop and, for TLS set-ups, in threads
+                if len(self._kept) >= self._keep:
+                    del self._kept[next(iter(self._kept))]
+                self._kept[sealed] = opened
+        return opened
+
+    @property
+    def kept(self) -> int:
+        """How many opened secrets are kept now."""
+        return len(self._kept)
 
     def seal_json(self, value: Any) -> str:
         return self.seal(json.dumps(value, separators=(",", ":")))

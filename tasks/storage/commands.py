@@ -173,10 +173,13 @@ def discard_job(tenant: str, job_id: str) -> Op[None]:
 
 # --- connectors ---------------------------------------------------------------------------------
 
-def connector(tenant: str, connector_id: str) -> Op[Connector | None]:
+def connector(tenant: str, connector_id: str,
+              parse: Callable[[bytes], Connector] = Connector.model_validate_json) -> Op[Connector | None]:
+    """``parse``: how the stored JSON becomes a record (the API's keeps what it parsed)."""
     if not schema.is_id(connector_id):
         return None
-    return (yield from read(Connector, schema.connector(tenant, connector_id)))
+    raw = yield ("GET", schema.connector(tenant, connector_id))
+    return None if raw is None else parse(raw)
 
 
 def connectors(tenant: str, number: int, per_page: int) -> Op[tuple[list[Connector], int]]:

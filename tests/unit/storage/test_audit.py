@@ -17,7 +17,7 @@ from tasks.model.audit import Actor, AuditEvent
 from tasks.model.records import new_id, utcnow
 from tasks.storage import api_keys, audit, commands, schema
 from tasks.storage.batch import Batch
-from tasks.storage.steps import Transaction
+from tasks.storage.steps import Script, Transaction
 from tasks.storage.store import run
 
 ALICE = Actor(api_key_id="key_" + "a" * 32, ip="192.0.2.7")
@@ -57,8 +57,26 @@ def test_an_event_is_written_by_a_batch_a_transaction_and_a_pipeline_and_reads_b
     assert run(db, audit.events("other", 1, 15)) == ([], 0)   # another tenant's log is its own
 
 
-def iter_step(step: Transaction):  # type: ignore[no-untyped-def]
+def iter_step(step: Transaction | Script):  # type: ignore[no-untyped-def]
     yield step
+
+
+def test_the_script_form_writes_what_record_writes(db: redis.Redis) -> None:
+    """``recorded`` (one EVALSHA: what the API sends for a credentials read) stores the event in
+    the same three sets, trims what is older than 90 days and sets their expiry, as ``record``."""
+    con = new_id("con")
+    old, read = event("credentials.read", con, ago=timedelta(days=91), type="bearer"), event("credentials.read", con,
+                                                                                             type="bearer")
+    db.zadd(schema.audit_events("acme"), {old.stored(): round(old.at.timestamp() * 1000)})  # in the log before
+    run(db, iter_step(audit.recorded("acme", read)))
+    assert page(db, "acme") == ([read.id], 1)  # the old one trimmed by this write
+    assert page(db, "acme", connector_id=con) == ([read.id], 1)
+    assert page(db, "acme", type_="credentials.read") == ([read.id], 1)
+    for key in (schema.audit_events("acme"), schema.audit_by_connector("acme", con),
+                schema.audit_by_type("acme", "credentials.read")):
+        assert db.zcard(key) == 1 and db.ttl(key) > audit.KEPT_SECONDS - 60
+    found, _ = run(db, audit.events("acme", 1, 15))
+    assert found == [read]
 
 
 def test_a_batch_whose_guard_fails_writes_no_event(db: redis.Redis) -> None:
