@@ -104,6 +104,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     await app[GOVERNOR].close()
     await app[EVENT_HUB].close()
     await app[STREAM_SLOTS].close()
+    await app[STORE].pipelined.close()
     await client.aclose()
 
 

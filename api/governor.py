@@ -68,9 +68,13 @@ class Governor:
         self._background: set[asyncio.Task[object]] = set()
         self.script_calls = 0    # permit scripts sent by this process (what waiting costs Redis)
 
-    async def acquire(self, tenant: str, connector: Connector, *, max_wait: float) -> Grant:
+    async def acquire(self, tenant: str, connector: Connector, *, max_wait: float, record: bool = True) -> Grant:
         """A permit for one request to the connector's provider, waiting up to ``max_wait`` seconds
-        in line behind this process's earlier waiters; ``Refused`` when none came in time."""
+        in line behind this process's earlier waiters; ``Refused`` when none came in time.
+
+        ``record=False`` (the proxy's, which gives its permits back itself with ``give_back``): a
+        permit granted at once is not kept under its id, which saves its release two round trips
+        when it holds no pool slot. One handed out by the line's pump is recorded whoever asked."""
         limits = await self._limits(tenant, connector)
         key = (tenant, connector.id)
         line = self._lines.get(key)
@@ -82,7 +86,7 @@ class Governor:
             # Nobody waits here: ask at once. Requests arriving together ask side by side (their
             # scripts share round trips), where the line's one pump would ask for one at a time:
             # a connector under its limit costs one script a request, not one round trip in turn.
-            outcome = await self._attempt(limits)
+            outcome = await self._attempt(limits, record)
             if isinstance(outcome, Grant):
                 return outcome
             if max_wait <= 0:
@@ -112,6 +116,14 @@ class Governor:
         """Free a permit's slot now: False when it is unknown, already freed or lapsed."""
         return await self._store.run(permits.release(tenant, grant_id))
 
+    async def give_back(self, grant: Grant) -> None:
+        """The request ``grant`` let through is done: free its pool slot (an unrecorded grant
+        without one holds nothing: its rate-limit permit is spent)."""
+        if grant.recorded:
+            await self.release(grant.tenant, grant.id)
+        elif grant.connection_pool_id is not None:
+            await self._store.run(permits.free_slot(grant.tenant, grant.connection_pool_id, grant.id))
+
     async def block(self, tenant: str, connector: Connector, retry_after: float, host: str = permits.ANY_HOST) -> None:
         """The provider answered 429 with ``retry_after``: no permit for anyone (workers included)
         until then, an hour at most."""
@@ -132,12 +144,12 @@ class Governor:
                 if connector.connection_pool_id is not None else None)
         return Limits.of(connector, pool)
 
-    async def _attempt(self, limits: Limits) -> Grant | Decision:
+    async def _attempt(self, limits: Limits, record: bool = True) -> Grant | Decision:
         permit_id = new_id("pmt")
         lease = limits.lease_seconds()
         self.script_calls += 1
-        decision = await self._store.run(permits.take(limits, permit_id, lease, record=True))
-        return permits.granted(limits, permit_id, decision, lease) if decision.granted else decision
+        decision = await self._store.run(permits.take(limits, permit_id, lease, record=record))
+        return permits.granted(limits, permit_id, decision, lease, record) if decision.granted else decision
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -166,7 +178,7 @@ class Governor:
 
     async def _release_quietly(self, grant: Grant) -> None:
         with contextlib.suppress(RedisError, OSError):  # else its lease lapses by itself
-            await self.release(grant.tenant, grant.id)
+            await self.give_back(grant)
 
     async def _pump(self, key: LINE, line: _Line) -> None:
         """Permits for the line's waiters, head first, until nobody waits."""

@@ -189,7 +189,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         else:
             body = _limited(request.content, settings.proxy_max_body)
     governor = request.app[GOVERNOR]
-    grant = await governor.acquire(owner, connector, max_wait=max_wait)  # Refused: 429 (api/middlewares.py)
+    # Refused: 429 (api/middlewares.py). Not recorded: this view gives it back, below.
+    grant = await governor.acquire(owner, connector, max_wait=max_wait, record=False)
     try:
         answer = await _send(request, connector, usable, url, body)
         if answer.status == 401 and impl.type in OAUTH2 and not isinstance(body, AsyncIterator):
@@ -199,8 +200,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             if latest is not None and latest.status == "authorised" and renewed is not None:
                 connector = latest
                 # The resend reaches the provider too: it takes a permit of its own.
-                await governor.release(owner, grant.id)
-                grant = await governor.acquire(owner, connector, max_wait=max_wait)
+                await governor.give_back(grant)
+                grant = await governor.acquire(owner, connector, max_wait=max_wait, record=False)
                 answer = await _send(request, connector, renewed, url, body)
             elif latest is not None:
                 return failure(409, "connector_not_authorised", f"The connector is {latest.status}: the provider "
@@ -223,4 +224,4 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     except aiohttp.ClientError:
         return failure(502, "provider_unreachable", "The provider could not be reached.")
     finally:
-        await governor.release(owner, grant.id)
+        await governor.give_back(grant)

@@ -8,6 +8,7 @@ is refused, and the URL built is checked to have the base's scheme, host, port a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from urllib.parse import unquote
 
@@ -35,7 +36,7 @@ def provider_url(base: str, raw_path: str, raw_query: str) -> URL:
         raise PathRefused("The path may not contain a '.' or '..' segment.")
     if any(segment == "" for segment in segments[:-1]):
         raise PathRefused("The path may not contain an empty segment ('//').")
-    root = URL(base.rstrip("/"))
+    root = _root(base)
     try:
         target = URL(f"{root}/{raw_path}" + (f"?{raw_query}" if raw_query else ""), encoded=True)
     except ValueError:
@@ -44,6 +45,12 @@ def provider_url(base: str, raw_path: str, raw_query: str) -> URL:
             not target.raw_path.startswith(root.raw_path.rstrip("/") + "/"):
         raise PathRefused("The path leaves the implementation's base URL.")
     return target
+
+
+@functools.lru_cache(maxsize=1024)
+def _root(base: str) -> URL:
+    """The base URL, parsed once per distinct base (a connector's is the same on every request)."""
+    return URL(base.rstrip("/"))
 
 
 def _named_in_connection(headers: Iterable[tuple[str, str]]) -> set[str]:

@@ -66,6 +66,9 @@ class Grant:
     connection_pool_id: int | None
     granted_at: datetime
     expires_at: datetime
+    # Kept under its id in Redis, so ``DELETE /permits/{id}`` finds it (the permits endpoint's).
+    # The proxy's own are not: it gives them back itself, by their pool slot if they hold one.
+    recorded: bool = True
 
     def view(self) -> PermitView:
         return {"id": self.id, "connector_id": self.connector_id, "connection_pool_id": self.connection_pool_id,
@@ -91,11 +94,11 @@ def take(limits: Limits, permit_id: str, lease_seconds: float, *, host: str = ""
     return Decision(status, rate_wait / _MICRO, slot_wait / _MICRO, seconds + micros / _MICRO)
 
 
-def granted(limits: Limits, permit_id: str, decision: Decision, lease_seconds: float) -> Grant:
+def granted(limits: Limits, permit_id: str, decision: Decision, lease_seconds: float, recorded: bool = True) -> Grant:
     """The grant a granted ``decision`` stands for, timed by the Redis clock that made it."""
     at = datetime.fromtimestamp(decision.server_time, UTC)
     return Grant(permit_id, limits.tenant, limits.connector_id, limits.pool.id if limits.pool else None,
-                 at, at + timedelta(seconds=lease_seconds))
+                 at, at + timedelta(seconds=lease_seconds), recorded)
 
 
 def free_slot(tenant: str, pool_id: int, lease_id: str) -> Op[None]:

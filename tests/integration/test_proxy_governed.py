@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tasks.settings import Settings
+from tasks.storage import schema
 from tests.integration.test_limits_as_the_provider_counts import LATE_ARRIVAL, timeline
 from tests.integration.test_proxy import proxied
 from tests.support.helpers import basic_body, poll_job
@@ -88,7 +89,7 @@ async def test_five_a_second_holds_for_proxied_requests_permits_and_a_job(client
     assert elapsed <= 206 / 5 * 1.2, elapsed
 
 
-async def test_a_pool_of_two_holds_across_two_connectors(client, tenant, workers, shop):
+async def test_a_pool_of_two_holds_across_two_connectors(client, tenant, workers, shop, redis_client):
     answer = await client.post("/api/v1/connection-pools", json={"name": "shared", "limit": 2, "timeout": 30},
                                headers=tenant.headers)
     pool_id = (await answer.json())["data"]["id"]
@@ -109,3 +110,12 @@ async def test_a_pool_of_two_holds_across_two_connectors(client, tenant, workers
     assert statuses == [200] * 20
     assert shop.max_in_flight == 2  # never more than the pool's two, and the two were used
     assert time.monotonic() - started < 20 * 0.2 / 2 * 2  # a freed slot is taken again at once
+    # Every slot is given back once its answer has passed (none left to lapse with its 30 s
+    # lease; the last is given back just after its client has read it), and the proxy's
+    # permits left no record under their ids (only the permits endpoint's are kept).
+    slots = schema.pool_slots(tenant.name, pool_id)
+    deadline = time.monotonic() + 2
+    while redis_client.zcard(slots) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert redis_client.zcard(slots) == 0
+    assert list(redis_client.scan_iter(match=schema.permit(tenant.name, "*"))) == []

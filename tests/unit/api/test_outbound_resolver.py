@@ -70,14 +70,15 @@ async def test_an_address_literal_is_checked_although_aiohttp_skips_the_resolver
     with server_pair(PUBLIC, PRIVATE) as (public, private):
         never = Rebinding(AssertionError("an address literal needs no lookup"))
         async with guarded_session(loopback_public(), resolve=never) as session:
-            async with session.get(f"{public.url()}/hook") as answer:
-                assert answer.status == 200
-            with pytest.raises(DestinationRefused):
-                await session.get(f"{private.url()}/hook")
-            for spelt in ("http://[::ffff:127.0.0.1]:1/hook", "http://[::127.0.0.1]:1/hook"):
+            for _ in range(2):  # the guard remembers what passed, never what it refused
+                async with session.get(f"{public.url()}/hook") as answer:
+                    assert answer.status == 200
                 with pytest.raises(DestinationRefused):
-                    await session.get(spelt)
-        assert len(public.requests) == 1 and private.requests == [] and never.lookups == []
+                    await session.get(f"{private.url()}/hook")
+                for spelt in ("http://[::ffff:127.0.0.1]:1/hook", "http://[::127.0.0.1]:1/hook"):
+                    with pytest.raises(DestinationRefused):
+                        await session.get(spelt)
+        assert len(public.requests) == 2 and private.requests == [] and never.lookups == []
 
 
 async def test_a_redirect_to_a_private_address_is_refused_at_the_hop() -> None:
