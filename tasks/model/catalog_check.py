@@ -30,6 +30,8 @@ class Problem:
     line: int | None = None
 
     def __str__(self) -> str:
+        if not self.loc and self.line is None:
+            return self.message
         where = loc_text(self.loc) + (f" (line {self.line})" if self.line is not None else "")
         return f"{where}: {self.message}"
 
