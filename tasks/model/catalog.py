@@ -90,6 +90,16 @@ class CatalogVariable(_Strict):
         return self.secret or self.key in ALWAYS_SECRET
 
 
+class Defaults(_Strict):
+    """Connector settings an implementation suggests (contract §4 ``defaults``), as the provider
+    documents them: e.g. its rate limit, for the connect page (§11) to offer."""
+
+    timezone: str | None = None
+    date_format: str | None = Field(default=None, min_length=1, max_length=64)
+    rate_limit_unit: Literal["second", "minute", "hour", "day"] | None = None
+    rate_limit_duration: int | None = Field(default=None, ge=1)
+
+
 class Check(_Strict):
     method: Literal["GET", "POST", "HEAD"] = "GET"
     url: str
@@ -126,6 +136,7 @@ class Implementation(_Strict):
     # The provider's API root the proxy sends the platform's requests under (contract §9): a
     # template like the other URLs (``https://{{shop}}.myshopify.com/admin/api/2025-10``).
     base_url: str | None = None
+    defaults: Defaults | None = None
     # WooCommerce app auth: the permission asked of the store owner.
     scope: Literal["read", "write", "read_write"] = "read_write"
 
