@@ -53,7 +53,10 @@ def credentials_for_use(connector: Connector, impl: Implementation, box: SecretB
     values: dict[str, str]
     if impl.type in OAUTH2 and sealed.get("access_token"):
         token_type = str(sealed.get("token_type") or "bearer")
-        headers = {"Authorization": f"{_bearer(token_type)} {sealed['access_token']}"}
+        # A provider that reads the token from a header of its own (Amazon SP-API's
+        # x-amz-access-token) names it in token_header, as a token implementation does.
+        headers = ({impl.token_header: str(sealed["access_token"])} if impl.token_header
+                   else {"Authorization": f"{_bearer(token_type)} {sealed['access_token']}"})
         values = {"access_token": str(sealed["access_token"]), "token_type": token_type.lower()}
     elif impl.type == "basic" and "username" in sealed:
         headers = _basic(str(sealed["username"]), str(sealed["password"]))

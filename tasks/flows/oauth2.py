@@ -107,6 +107,15 @@ def exchange_code(ctx: JobContext, connector: Connector, impl: Implementation, c
 
 
 def client_credentials_token(ctx: JobContext, connector: Connector, impl: Implementation) -> dict[str, Any]:
+    """The first token of a client-credentials connector: for the client's credentials, or, when the
+    implementation names a ``refresh_token_variable``, for the refresh token the user gave (kept
+    in the sealed tokens unless the provider rotates it)."""
+    if impl.refresh_token_variable:
+        given = plain_values(connector.variables, ctx.box).get(impl.refresh_token_variable)
+        if not given:
+            raise JobFailed(ErrorCode.CREDENTIALS_REJECTED, f"The {impl.refresh_token_variable} variable has no "
+                            "value.", "variables")
+        return {"refresh_token": given, **refresh_token(ctx, connector, impl, given)}
     return _request_token(ctx, connector, impl, "client credentials token request", grant_type="client_credentials")
 
 

@@ -137,6 +137,10 @@ class Implementation(_Strict):
     # template like the other URLs (``https://{{shop}}.myshopify.com/admin/api/2025-10``).
     base_url: str | None = None
     defaults: Defaults | None = None
+    # oauth2_client_credentials: a variable holding a refresh token the provider issued outside any
+    # flow authq runs (Amazon SP-API's self-authorisation): the token request trades it
+    # (grant_type=refresh_token) instead of asking for client credentials.
+    refresh_token_variable: str | None = None
     # WooCommerce app auth: the permission asked of the store owner.
     scope: Literal["read", "write", "read_write"] = "read_write"
 
@@ -166,6 +170,10 @@ class Implementation(_Strict):
         if self.token_auth == "private_key_jwt" and self.type not in OAUTH2_TYPES[:2]:
             found.append(("token_auth", f"private_key_jwt is a client authentication of OAuth 2 token requests; "
                                         f"type {self.type} makes none"))
+        if self.refresh_token_variable and self.type != "oauth2_client_credentials":
+            found.append(("refresh_token_variable", "only oauth2_client_credentials trades a given refresh token"))
+        if self.refresh_token_variable and self.refresh_token_variable not in keys:
+            found.append(("refresh_token_variable", f"no variable has the key {self.refresh_token_variable!r}"))
         if self.jwt_kid_variable and self.jwt_kid_variable not in keys:
             found.append(("jwt_kid_variable", f"no variable has the key {self.jwt_kid_variable!r}"))
         for where, text in self.templates().items():

@@ -100,6 +100,10 @@ DOCUMENTED = {
         "token_url": "https://oauth2.googleapis.com/token",
         "base_url": "https://sheets.googleapis.com/v4",
     },
+    "amazon-sp-api": {
+        "token_url": "https://api.amazon.com/auth/o2/token",
+        "base_url": "https://sellingpartnerapi-eu.amazon.com",
+    },
     "amazon-sp-api-grantless": {
         "token_url": "https://api.amazon.com/auth/o2/token",
         "base_url": "https://sellingpartnerapi-eu.amazon.com",
