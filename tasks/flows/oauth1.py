@@ -91,8 +91,14 @@ def fetch_request_token(ctx: JobContext, connector: Connector, impl: Implementat
     auth = SignedAuth(_need(values, "consumer_key"), _need(values, "consumer_secret"),
                       redirect_uri=ctx.redirect_uri, signature_method=impl.oauth1_signature_method,
                       realm=render_realm(impl.realm, values) if impl.realm else None)
-    answer = _post_for_token(ctx, connector, render_url(impl.request_token_url or "", values), auth,
-                             "request token request")
+    try:
+        answer = _post_for_token(ctx, connector, render_url(impl.request_token_url or "", values), auth,
+                                 "request token request")
+    except ProviderError as exc:
+        if (exc.provider or {}).get("error") == "http_401":  # the consumer key or secret is wrong
+            raise JobFailed(ErrorCode.CREDENTIALS_REJECTED, "The provider rejected the consumer key and secret "
+                            "(HTTP 401).", "variables") from None
+        raise
     return answer["oauth_token"], answer["oauth_token_secret"]
 
 

@@ -10,6 +10,8 @@ Proven here:
   variable ``jwt_kid_variable`` names); a connector with another certificate is refused by the
   server (``provider_error``, ``invalid_client``); none without a certificate
   (``certificate_not_found``);
+- ``private_key_jwt`` (PS256) on an authorization-code exchange: the code is traded with the
+  assertion; with another certificate the exchange is refused and the connector fails;
 - the JWT bearer grant: an assertion signed with the service-account key file's key (``iss``
   its client email, ``kid`` its key id, ``scope`` the scopes, ``sub`` the subject given), a
   new one for each token (a refresh sends another ``jti``); no key or token in any answer or
@@ -29,11 +31,12 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jws
 
-from tests.support.helpers import authorise_body, poll_job
+from tests.support.helpers import REDIRECT_URI, authorise_body, poll_job
 from tests.support.jwt_server import JwtServer
 from tests.support.leakcheck import remember_pem
-from tests.support.oauth_helpers import assert_no_leak, submit
+from tests.support.oauth_helpers import assert_no_leak, consent, post_callback, start, submit
 
 AUTHORISE = "/api/v1/oauth/authorise"
 
@@ -63,11 +66,11 @@ async def _certificate(client, tenant, key_type: trustme.KeyType) -> tuple[str, 
     return view["id"], view, _public_pem(cert_pem)
 
 
-def _cc_body(server: JwtServer, impl: str, client_id: str, certificate_id: str | None,
+def _cc_body(jwt_server: JwtServer, impl: str, client_id: str, certificate_id: str | None, base: str | None = None,
              **variables: str) -> dict[str, Any]:
     extra = {"certificate_id": certificate_id} if certificate_id else {}
     return authorise_body(authentication_implementation_id=impl, variables=[
-        {"key": "base_url", "value": server.url}, {"key": "client_id", "value": client_id},
+        {"key": "base_url", "value": base or jwt_server.url}, {"key": "client_id", "value": client_id},
         *({"key": k, "value": v} for k, v in variables.items())], **extra)
 
 
@@ -168,3 +171,28 @@ async def test_a_key_file_that_cannot_sign_is_a_422_at_its_variable(client, tena
     assert answer.status == 422, await answer.text()
     errors = (await answer.json())["errors"]
     assert list(errors) == ["variables.1.value"] and says in errors["variables.1.value"][0]
+
+
+@pytest.mark.parametrize("same_certificate", [True, False])
+async def test_private_key_jwt_on_a_code_exchange(client, tenant, workers, fresh_oauth, test_ca, same_certificate):
+    certificate_id, _, public_pem = await _certificate(client, tenant, trustme.KeyType.RSA)
+    other_id, _, _ = await _certificate(client, tenant, trustme.KeyType.RSA)
+    cid = f"pkjwt-code-{secrets.token_hex(4)}"
+    fresh_oauth.add_client(cid, redirect_uris=[REDIRECT_URI], scope="read", auth_method="private_key_jwt",
+                           jwt_public_pem=public_pem)
+    body = _cc_body(jwt_server=None, impl="test-oauth-pkjwt", client_id=cid,  # type: ignore[arg-type]
+                    certificate_id=certificate_id if same_certificate else other_id, base=fresh_oauth.https_url)
+    job = await start(client, tenant, body)
+    done = await post_callback(client, tenant, consent(job["result"]["next_action"]["url"], test_ca))
+    (exchange,) = fresh_oauth.records("/token")
+    assert exchange.form["grant_type"] == "authorization_code"
+    assert exchange.form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assert "client_secret" not in exchange.form and "Authorization" not in exchange.headers
+    header = jws.extract_compact(exchange.form["client_assertion"].encode()).headers()
+    assert header["alg"] == "PS256"
+    if same_certificate:
+        assert exchange.status == 200 and done["status"] == "succeeded", done["error"]
+        assert done["result"]["connector"]["status"] == "authorised"
+    else:
+        assert exchange.status in (400, 401) and done["status"] == "failed", done
+        assert done["error"]["code"] == "provider_error" and done["error"]["provider"]["error"] == "invalid_client"

@@ -10,6 +10,7 @@ Proven here:
   verifier changes nothing (the connector stays pending and the right verifier still completes
   it); a replayed ``oauth_token`` by either callback changes nothing; ``authorised``; no token
   secret in any answer or in Redis;
+- a wrong consumer secret is ``credentials_rejected`` at the request token, before any redirect;
 - ``oauth1_token``: the check signed with HMAC-SHA256 and the realm ``1234567_SB1``, sent to the
   account's ``1234567-sb1`` part, both from the one account id ``1234567_SB1``; a wrong token
   secret is ``credentials_rejected``; the proxy signs each request (query and form body
@@ -180,3 +181,15 @@ async def test_a_wrong_token_secret_is_credentials_rejected(client, tenant, work
     job = await submit(client, tenant, "POST", AUTHORISE, _tba_body(oauth1, key, secret, token, wrong))
     assert job["status"] == "failed" and job["error"]["code"] == "credentials_rejected", job
     assert oauth1.records()[-1].error == "invalid_signature"
+
+
+async def test_a_wrong_consumer_secret_is_credentials_rejected_before_any_redirect(client, tenant, workers, oauth1):
+    key, _ = _consumer(oauth1)
+    wrong = f"cs-wrong-{secrets.token_urlsafe(12)}"
+    remember_secret(wrong)
+    job = await submit(client, tenant, "POST", AUTHORISE, _oauth1_body(oauth1, "test-oauth1", key, wrong))
+    assert job["status"] == "failed" and job["error"]["code"] == "credentials_rejected", job
+    assert job["result"] is None or job["result"].get("next_action") is None
+    assert oauth1.records("/oauth1/request_token")[-1].status == 401
+    shown = await connector(client, tenant, job["connector_id"])
+    assert shown["status"] == "failed"

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, grants
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion, JWTBearerGrant
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, Response, request
-from joserfc import jws
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 from werkzeug.serving import make_server
 
@@ -145,6 +146,15 @@ class JwtServer:
 
             def resolve_client_public_key(self, client: JwtClient) -> Any:
                 return _public_key(client.public_pem)
+
+            def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+                # joserfc accepts only its recommended algorithms unless told: PS256 is named here.
+                try:
+                    token = jwt.decode(assertion, resolve_key, algorithms=["RS256", "PS256", "ES256"])
+                except JoseError as exc:
+                    raise InvalidClientError(description=exc.description) from exc
+                self.verify_claims(token.claims)
+                return token.claims
 
         class ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
             TOKEN_ENDPOINT_AUTH_METHODS = [PRIVATE_KEY_JWT]
