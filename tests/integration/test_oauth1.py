@@ -193,3 +193,26 @@ async def test_a_wrong_consumer_secret_is_credentials_rejected_before_any_redire
     assert oauth1.records("/oauth1/request_token")[-1].status == 401
     shown = await connector(client, tenant, job["connector_id"])
     assert shown["status"] == "failed"
+
+
+async def test_a_reauthorise_keeps_the_old_tokens_until_its_callback(client, tenant, workers, oauth1):
+    key, secret = _consumer(oauth1)
+    job = await start(client, tenant, _oauth1_body(oauth1, "test-oauth1", key, secret))
+    first = await post_callback(client, tenant, _approve(job["result"]["next_action"]["url"]))
+    assert first["status"] == "succeeded", first
+    connector_id = job["connector_id"]
+    (old,) = oauth1.issued_tokens(key)
+
+    again = await submit(client, tenant, "PATCH", f"/api/v1/oauth/{connector_id}/reauthorise", {"name": "Renewed"})
+    assert again["status"] == "succeeded" and again["result"]["next_action"]["type"] == "redirect", again
+    still = await connector(client, tenant, connector_id)
+    assert still["name"] != "Renewed" and still["status"] == "authorised"
+    proxied = await client.get(f"/api/v1/connectors/{connector_id}/proxy/me", headers=tenant.headers)
+    assert proxied.status == 200  # the old token credentials still sign
+
+    done = await post_callback(client, tenant, _approve(again["result"]["next_action"]["url"]))
+    assert done["status"] == "succeeded", done
+    assert done["result"]["connector"]["name"] == "Renewed"
+    (new,) = [t for t in oauth1.issued_tokens(key) if t.oauth_token != old.oauth_token]
+    answer = await client.get(f"/api/v1/connectors/{connector_id}/credentials", headers=tenant.headers)
+    assert (await answer.json())["data"]["values"]["token"] == new.oauth_token
