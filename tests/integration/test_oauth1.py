@@ -11,6 +11,7 @@ Proven here:
   it); a replayed ``oauth_token`` by either callback changes nothing; ``authorised``; no token
   secret in any answer or in Redis;
 - a wrong consumer secret is ``credentials_rejected`` at the request token, before any redirect;
+- a reauthorise keeps the old token credentials signing until its callback replaces them;
 - ``oauth1_token``: the check signed with HMAC-SHA256 and the realm ``1234567_SB1``, sent to the
   account's ``1234567-sb1`` part, both from the one account id ``1234567_SB1``; a wrong token
   secret is ``credentials_rejected``; the proxy signs each request (query and form body
