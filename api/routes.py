@@ -77,17 +77,21 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "POST", f"{V1}/oauth/authenticate", oauth.authenticate, "Finish an authorization-code flow (front end)",
         "authorisation", body=AuthenticateIn, params=SUBMISSION_PARAMS,
         description="`{code, state}` (or `{error, error_description, state}` when the user refused), forwarded "
-                    "by a front end that received the provider's redirect. An unknown, used or expired state gives "
+                    "by a front end that received the provider's redirect; for an `oauth1` connector "
+                    "`{oauth_token, oauth_verifier}`. An unknown, used or expired state (or request token) gives "
                     "a job that fails with `state_invalid`.",
         answers={**JOB_ACCEPTED, **BODY_ERRORS}),
     # Called by providers (or the browsers they send back), authenticated by the single-use
     # state they carry (contract §5), not by an API key.
     Endpoint(
         "GET", f"{V1}/oauth/authenticate", oauth.authenticate_redirect,
-        "The provider's redirect (authorization code)", "authorisation", key=False,
-        description="Authenticated by the single-use state. Queues the `authenticate` job, then redirects to the "
-                    "session's `return_url` (with `connector_id` and `job_id`) or shows a page that follows the job.",
-        params=(Param("state", "query", "The state authq issued.", required=True),
+        "The provider's redirect (authorization code, OAuth 1.0a)", "authorisation", key=False,
+        description="Authenticated by the single-use state (for OAuth 1.0a, the request token in `oauth_token`). "
+                    "Queues the `authenticate` job, then redirects to the session's `return_url` (with "
+                    "`connector_id` and `job_id`) or shows a page that follows the job.",
+        params=(Param("state", "query", "The state authq issued (OAuth 2)."),
+                Param("oauth_token", "query", "The request token (OAuth 1.0a), instead of `state`."),
+                Param("oauth_verifier", "query", "The verifier the provider gave with the request token (OAuth 1.0a)."),
                 Param("code", "query", "The authorization code."),
                 Param("error", "query", "The provider's error (e.g. `access_denied`)."),
                 Param("error_description", "query", "The provider's description of the error."),

@@ -265,12 +265,14 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_check(args: argparse.Namespace) -> int:
-    from tasks.model.catalog import load_catalog, platform_app_problems
+    from tasks.model.catalog import load_catalog
+    from tasks.model.catalog_check import check_file
 
-    catalog = load_catalog(Path(args.file))
-    problems = platform_app_problems(catalog)
+    problems = check_file(Path(args.file))
     if problems:
-        raise ConfigError(f"catalog {args.file} is unsafe:\n" + "\n".join(f"  {p}" for p in problems))
+        noun = "problem" if len(problems) == 1 else "problems"
+        raise ConfigError(f"catalog {args.file}: {len(problems)} {noun}:\n" + "\n".join(f"  {p}" for p in problems))
+    catalog = load_catalog(Path(args.file))
     print(f"{args.file}: OK ({len(catalog.implementations)} implementations, "
           f"{len(catalog.platform_apps)} platform apps)")
     return 0

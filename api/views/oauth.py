@@ -14,7 +14,7 @@ from api.path_ids import path_id
 from api.submit import accept, submit, unavailable
 from api.typedefs import BOX, CATALOG, STORE
 from tasks.errors import NotFound, QueueUnavailable, RequestInvalid
-from tasks.model.bodies import AuthenticateIn, WooCallbackIn
+from tasks.model.bodies import AuthenticateIn, OAuth1AuthenticateIn, WooCallbackIn
 from tasks.model.records import new_id
 from tasks.validation.field_errors import parse
 from tasks.validation.submission import validate_authorise, validate_reauthorise
@@ -41,19 +41,27 @@ async def reauthorise(request: web.Request) -> web.StreamResponse:
 
 
 async def authenticate(request: web.Request) -> web.StreamResponse:
-    """A front end forwards the provider's answer with its API key."""
-    body = parse(AuthenticateIn, await json_body(request))
-    if body.code is None and body.error is None:
-        raise RequestInvalid({"code": ["The code field is required when error is not present."]})
+    """A front end forwards the provider's answer with its API key: ``{code, state}`` (OAuth 2)
+    or ``{oauth_token, oauth_verifier}`` (OAuth 1.0a, whose request token is the state)."""
+    data = await json_body(request)
+    body: AuthenticateIn | OAuth1AuthenticateIn
+    if isinstance(data, dict) and "oauth_token" in data:
+        body = parse(OAuth1AuthenticateIn, data)
+        raw, kind = body.oauth_token, "oauth1"
+    else:
+        body = parse(AuthenticateIn, data)
+        if body.code is None and body.error is None:
+            raise RequestInvalid({"code": ["The code field is required when error is not present."]})
+        raw, kind = body.state, "oauth"
     owner = tenant(request)
     store = request.app[STORE]
     job_id = new_id("job")
-    state = await store.auth_state(body.state)
+    state = await store.auth_state(raw)
     connector_id = None
-    if state is not None and state.kind == "oauth" and state.tenant == owner:
+    if state is not None and state.kind == kind and state.tenant == owner:
         connector_id = state.connector_id
         # Only the first callback claims the state; any other's job fails with state_invalid.
-        await store.claim_state(body.state, state, job_id)
+        await store.claim_state(raw, state, job_id)
     return await submit(request, owner, "authenticate", connector_id, body.model_dump(exclude_unset=True),
                         job_id=job_id)
 
@@ -71,20 +79,27 @@ def _return_to(return_url: str | None, **params: str) -> str | None:
 
 
 async def authenticate_redirect(request: web.Request) -> web.StreamResponse:
-    """The provider's redirect straight to authq (no API key: the state is the credential)."""
-    raw = request.query.get("state", "")
+    """The provider's redirect straight to authq (no API key: the state is the credential; for
+    OAuth 1.0a, the request token in ``oauth_token``)."""
+    oauth1 = "state" not in request.query and "oauth_token" in request.query
+    raw = request.query.get("oauth_token" if oauth1 else "state", "")
     store = request.app[STORE]
     state = await store.auth_state(raw) if raw else None
-    if state is None or state.kind != "oauth":
+    if state is None or state.kind != ("oauth1" if oauth1 else "oauth"):
         return pages.invalid_state()
     job_id = new_id("job")
     # Decided before the state is claimed: nothing after the claim can fail on the URL.
     location = _return_to(state.return_url, connector_id=state.connector_id, job_id=job_id)
     if not await store.claim_state(raw, state, job_id):
         return pages.invalid_state()
-    fields = {k: request.query[k] for k in ("code", "error", "error_description", "iss") if k in request.query}
     try:
-        body = parse(AuthenticateIn, {"state": raw, **fields})
+        if oauth1:
+            body: AuthenticateIn | OAuth1AuthenticateIn = parse(OAuth1AuthenticateIn, {
+                "oauth_token": raw, "oauth_verifier": request.query.get("oauth_verifier", "")})
+        else:
+            fields = {k: request.query[k] for k in ("code", "error", "error_description", "iss")
+                      if k in request.query}
+            body = parse(AuthenticateIn, {"state": raw, **fields})
     except RequestInvalid:
         await store.release_state_claim(raw)
         return pages.page(400, "This answer is not valid", "The provider's answer is malformed; start again.")

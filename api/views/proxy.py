@@ -33,6 +33,7 @@ from tasks.errors import BodyUnreadable, JobFailed, NotFound, PathRefused, Reque
 from tasks.flows.credentials_for_use import OAUTH2, CredentialsForUseView, credentials_for_use
 from tasks.flows.oauth2 import expires_within
 from tasks.flows.proxy_request import headers_to_return, headers_to_send, provider_url
+from tasks.flows.request_signing import request_headers
 from tasks.model.catalog import PLACEHOLDER
 from tasks.model.records import Connector
 from tasks.provider.addresses import AddressPolicy
@@ -120,7 +121,8 @@ async def _tls(request: web.Request, connector: Connector) -> ssl.SSLContext:
 
 async def _send(request: web.Request, connector: Connector, usable: CredentialsForUseView, url: URL,
                 body: bytes | AsyncIterator[bytes] | None) -> aiohttp.ClientResponse:
-    headers = headers_to_send(request.headers.items()) + list(usable["headers"].items())
+    signed = request_headers(usable, request.method, str(url), request.headers.get("Content-Type"), body)
+    headers = headers_to_send(request.headers.items()) + list(signed.items())
     tls = await _tls(request, connector) if url.scheme == "https" else None
     return await request.app[PROXY_CLIENT].request(request.method, url, headers=headers, params=usable["query"] or None,
                                                    data=body, allow_redirects=False, ssl=tls or True)

@@ -14,6 +14,8 @@ from typing import Any
 from tasks.errors import ErrorCode, JobFailed, RequestInvalid
 from tasks.flows import lookups, redirects
 from tasks.flows.basic_token import complete_basic_or_token
+from tasks.flows.jwt_grants import jwt_bearer_token
+from tasks.flows.oauth1 import complete_oauth1_token
 from tasks.flows.oauth2 import client_credentials_token, with_tokens
 from tasks.flows.outcome import Outcome, Step
 from tasks.jobs.context import JobContext
@@ -59,10 +61,15 @@ def _complete(ctx: JobContext, job: Job, connector: Connector, impl: Implementat
     """Run the implementation's flow: (the connector to store now or None, the next_action)."""
     if impl.type in ("basic", "token"):
         return complete_basic_or_token(ctx, connector, impl, step), None
+    if impl.type == "oauth1_token":
+        return complete_oauth1_token(ctx, connector, impl, step), None
     if impl.type == "oauth2_client_credentials":
         step("token_request")
         return with_tokens(ctx, connector, impl, client_credentials_token(ctx, connector, impl)), None
-    # Authorization code and WooCommerce need the end user: answer a redirect. A new
+    if impl.type == "oauth2_jwt_bearer":
+        step("token_request")
+        return with_tokens(ctx, connector, impl, jwt_bearer_token(ctx, connector, impl)), None
+    # Authorization code, OAuth 1.0a and WooCommerce need the end user: answer a redirect. A new
     # connector waits `pending`; a reauthorised one stays as it is until the callback.
     step("issue_state")
     next_action = redirects.begin(ctx, job, connector, impl, candidate=reauthorise)
@@ -72,7 +79,7 @@ def _complete(ctx: JobContext, job: Job, connector: Connector, impl: Implementat
 def _waits(impl: Implementation) -> bool:
     """Whether the flow waits on someone else (a provider call, the end user). Only then is the
     connector worth storing as ``pending`` first; a flow done here writes it once, finished."""
-    return impl.type not in ("basic", "token") or impl.check is not None
+    return impl.type not in ("basic", "token", "oauth1_token") or impl.check is not None
 
 
 def authorise_needs_provider(ctx: JobContext, body: dict[str, Any]) -> bool:

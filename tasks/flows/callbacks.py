@@ -1,4 +1,5 @@
-"""Jobs that finish a redirect flow: ``authenticate`` (the code) and ``woo_app_auth`` (the keys).
+"""Jobs that finish a redirect flow: ``authenticate`` (the OAuth 2 code, or the OAuth 1.0a
+verifier) and ``woo_app_auth`` (the keys).
 
 The state must be one authq issued to this tenant, unexpired, and claimed by *this* job
 (the API claims it atomically when the callback arrives): anything else is
@@ -8,15 +9,17 @@ new credentials, only once the provider accepted them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
 
-from tasks.errors import Deferred, ErrorCode, JobFailed, ProviderUnreachable
+from tasks.errors import Deferred, ErrorCode, JobFailed, ProviderError, ProviderUnreachable
+from tasks.flows.oauth1 import fetch_access_token, with_oauth1_tokens
 from tasks.flows.oauth2 import exchange_code, with_tokens
 from tasks.flows.outcome import Outcome, Step
 from tasks.jobs.context import JobContext
-from tasks.model.bodies import AuthenticateIn
+from tasks.model.bodies import AuthenticateIn, OAuth1AuthenticateIn
 from tasks.model.catalog import Implementation
 from tasks.model.records import Connector, Credentials, Job
 from tasks.model.views import AuditType
@@ -78,6 +81,8 @@ def _fail_pending(ctx: JobContext, connector: Connector, state: states.AuthState
 
 
 def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
+    if "oauth_token" in body:
+        return authenticate_oauth1(ctx, job, body, step)
     req = AuthenticateIn.model_validate(body)
     step("lookup_state")
     state = _state(ctx, job, req.state, "oauth")
@@ -96,7 +101,10 @@ def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) ->
                             provider={"error": error, "error_description": description})
         if not req.code:
             raise JobFailed(ErrorCode.STATE_INVALID, "The authorization response carries no code.", "code")
-        token = _exchange_once(ctx, job, state, req.state, connector, impl, req.code, step)
+        verifier = ctx.box.open(state.code_verifier_sealed) if state.code_verifier_sealed else None
+        auth_code = req.code
+        token = _exchange_once(ctx, job, state, req.state, connector, step,
+                               lambda: exchange_code(ctx, connector, impl, auth_code, verifier))
     except JobFailed as exc:
         if not exc.retryable:
             _fail_pending(ctx, connector, state)
@@ -111,8 +119,9 @@ def authenticate(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) ->
 
 
 def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str, connector: Connector,
-                   impl: Implementation, code: str, step: Step) -> dict[str, Any] | None:
-    """Send the code to the token endpoint at most once, whatever happens to the worker.
+                   step: Step, send: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """Send the code (or OAuth 1.0a verifier) to the token endpoint at most once, whatever
+    happens to the worker.
 
     Providers treat a code used twice as an attack and revoke the grant, so a run that finds
     the exchange already started (its worker died) never sends it again: it reports the
@@ -126,9 +135,8 @@ def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str,
         raise JobFailed(ErrorCode.STATE_INVALID, "An earlier attempt already spent this authorization code and did not "
                         "finish; start the authorisation again.", "code")
     step("token_exchange")
-    verifier = ctx.box.open(state.code_verifier_sealed) if state.code_verifier_sealed else None
     try:
-        return exchange_code(ctx, connector, impl, code, verifier)
+        return send()
     except (JobFailed, Deferred) as exc:
         if not reached_provider(exc) or isinstance(exc, ProviderDeclined):
             # Not spent: never sent (no address, refused, no connection, no permit yet), or the
@@ -140,6 +148,45 @@ def _exchange_once(ctx: JobContext, job: Job, state: states.AuthState, raw: str,
             raise JobFailed(exc.code, f"{exc.message} The authorization code may have reached the provider, so it "
                             "is not sent again: start the authorisation again.", "code", retryable=False) from None
         raise
+
+
+def authenticate_oauth1(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:
+    """OAuth 1.0a's callback: the request token plays the state's part (single-use, bound to
+    tenant, connector and job, expiring); its verifier is traded once for token credentials.
+
+    A verifier the provider refuses (400/401: it was not the one the provider issued) changes
+    nothing: the request token's claim and exchange mark are freed and the connector stays as
+    it was, so the user's own callback, with the right verifier, can still complete it."""
+    req = OAuth1AuthenticateIn.model_validate(body)
+    step("lookup_state")
+    state = _state(ctx, job, req.oauth_token, "oauth1")
+    job.connector_id = state.connector_id
+    connector, impl = _target(ctx, job, state)
+    secret = ctx.box.open(state.request_token_secret_sealed or "")
+    try:
+        token = _exchange_once(ctx, job, state, req.oauth_token, connector, step, lambda: fetch_access_token(
+            ctx, connector, impl, req.oauth_token, secret, req.oauth_verifier))
+    except ProviderError as exc:
+        if (exc.provider or {}).get("error") in ("http_400", "http_401"):
+            ctx.store.redis.delete(states.exchange_key(req.oauth_token))
+            states.release(ctx.store.redis, req.oauth_token)
+            raise JobFailed(ErrorCode.STATE_INVALID, "The provider refused the oauth_verifier; nothing changed, and "
+                            "the authorisation can still complete with the provider's own redirect.",
+                            "oauth_verifier") from None
+        if not exc.retryable:
+            _fail_pending(ctx, connector, state)
+        raise
+    except JobFailed as exc:
+        if not exc.retryable:
+            _fail_pending(ctx, connector, state)
+        raise
+    if token is None:  # an earlier run of this job stored the tokens, then its worker died
+        stored = ctx.store.connector(job.tenant, connector.id)
+        return Outcome({"connector": (stored or connector).view(), "next_action": None}, change=_change(state))
+    connector = with_oauth1_tokens(ctx, connector, impl, token["oauth_token"], token["oauth_token_secret"])
+    step("store_connector")
+    _store(ctx, connector)
+    return Outcome({"connector": connector.view(), "next_action": None}, change=_change(state))
 
 
 def woo_app_auth(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outcome:

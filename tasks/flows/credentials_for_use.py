@@ -16,14 +16,14 @@ from typing import Any
 from pydantic import with_config
 from typing_extensions import TypedDict
 
-from tasks.model.catalog import Implementation
+from tasks.model.catalog import OAUTH1_TYPES, OAUTH2_TYPES, Implementation
 from tasks.model.records import Connector, iso
 from tasks.model.views import EXACT, Timestamp
 from tasks.security.sealing import SecretBox
 
 MIN_TTL_DEFAULT = 60
 MIN_TTL_MAX = 3600
-OAUTH2 = ("oauth2_authorization_code", "oauth2_client_credentials")
+OAUTH2 = OAUTH2_TYPES
 
 
 @with_config(EXACT)
@@ -53,7 +53,10 @@ def credentials_for_use(connector: Connector, impl: Implementation, box: SecretB
     values: dict[str, str]
     if impl.type in OAUTH2 and sealed.get("access_token"):
         token_type = str(sealed.get("token_type") or "bearer")
-        headers = {"Authorization": f"{_bearer(token_type)} {sealed['access_token']}"}
+        # A provider that reads the token from a header of its own (Amazon SP-API's
+        # x-amz-access-token) names it in token_header, as a token implementation does.
+        headers = ({impl.token_header: str(sealed["access_token"])} if impl.token_header
+                   else {"Authorization": f"{_bearer(token_type)} {sealed['access_token']}"})
         values = {"access_token": str(sealed["access_token"]), "token_type": token_type.lower()}
     elif impl.type == "basic" and "username" in sealed:
         headers = _basic(str(sealed["username"]), str(sealed["password"]))
@@ -65,6 +68,13 @@ def credentials_for_use(connector: Connector, impl: Implementation, box: SecretB
         token = str(sealed["token"])
         headers = {impl.token_header: token} if impl.token_header else {"Authorization": f"Bearer {token}"}
         values = {"token": token}
+    elif impl.type in OAUTH1_TYPES and "token_secret" in sealed:
+        # An OAuth 1.0a signature covers each request's method, URL and form body: there is no
+        # header to hand out, only what a signer needs (contract §9). The proxy signs with these.
+        headers = {}
+        values = {key: str(sealed[key]) for key in ("consumer_key", "consumer_secret", "token", "token_secret")}
+        values["signature_method"] = impl.oauth1_signature_method
+        values["realm"] = str(sealed.get("realm") or "")
     else:
         return None
     return {"connector_id": connector.id, "type": impl.type, "expires_at": iso(connector.credentials.expires_at),

@@ -16,6 +16,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
 
 from tasks.errors import ErrorCode, JobFailed, ProviderError
+from tasks.flows.jwt_grants import certificate_jwt_auth
 from tasks.jobs.context import JobContext
 from tasks.model.catalog import Implementation
 from tasks.model.records import Connector, Credentials
@@ -25,8 +26,9 @@ from tasks.provider.transport import provider_errors
 from tasks.validation.variables import plain_values
 
 # tls_client_auth (RFC 8705): the client certificate authenticates; the body names the client.
+# private_key_jwt (RFC 7523 §2.2): a JWT signed by the certificate's key (jwt_grants.py).
 AUTH_METHOD = {"client_secret_basic": "client_secret_basic", "client_secret_post": "client_secret_post",
-               "tls_client_auth": "none"}
+               "tls_client_auth": "none", "private_key_jwt": "private_key_jwt"}
 TOKEN_FIELDS = ("access_token", "refresh_token", "token_type", "expires_at", "scope", "id_token")
 
 
@@ -54,11 +56,14 @@ def oauth_client(ctx: JobContext, connector: Connector, impl: Implementation, *,
                         "give the connector a certificate_id.", "certificate_id")
     options = http_options(ctx, connector) if with_transport else {}
     client = OAuth2Client(
-        client_id=client_id, client_secret=client_secret,
+        client_id=client_id, client_secret=None if impl.token_auth == "private_key_jwt" else client_secret,
         token_endpoint_auth_method=AUTH_METHOD[impl.token_auth],
         scope=" ".join(impl.scopes) or None, redirect_uri=ctx.redirect_uri,
         code_challenge_method="S256" if impl.pkce else None, **options,
     )
+    if impl.token_auth == "private_key_jwt" and with_transport:
+        # The key is opened only for a token request (never to build an authorize URL).
+        client.register_client_auth_method(certificate_jwt_auth(ctx, connector, impl, values))
     return client, values
 
 
@@ -102,6 +107,15 @@ def exchange_code(ctx: JobContext, connector: Connector, impl: Implementation, c
 
 
 def client_credentials_token(ctx: JobContext, connector: Connector, impl: Implementation) -> dict[str, Any]:
+    """The first token of a client-credentials connector: for the client's credentials, or, when the
+    implementation names a ``refresh_token_variable``, for the refresh token the user gave (kept
+    in the sealed tokens unless the provider rotates it)."""
+    if impl.refresh_token_variable:
+        given = plain_values(connector.variables, ctx.box).get(impl.refresh_token_variable)
+        if not given:
+            raise JobFailed(ErrorCode.CREDENTIALS_REJECTED, f"The {impl.refresh_token_variable} variable has no "
+                            "value.", "variables")
+        return {"refresh_token": given, **refresh_token(ctx, connector, impl, given)}
     return _request_token(ctx, connector, impl, "client credentials token request", grant_type="client_credentials")
 
 

@@ -1,6 +1,8 @@
 """Flows that need the end user: the job answers a redirect and leaves a single-use state.
 
 Authorization code: the redirect goes to the provider's authorize URL (state + PKCE S256).
+OAuth 1.0a: a request token is fetched first (with ``oauth_callback``); the redirect carries it,
+and it is the state (its secret sealed beside it).
 WooCommerce app auth: it goes to ``{store_url}/wc-auth/v1/authorize`` with ``user_id`` set
 to the state. The connector stays ``pending`` (or, for a reauthorise, unchanged: the new
 settings wait in the state until the callback's job replaces the connector in one step).
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from tasks.flows.oauth1 import authorize_redirect, fetch_request_token
 from tasks.flows.oauth2 import authorize_url, new_code_verifier
 from tasks.jobs.context import JobContext
 from tasks.model.catalog import Implementation
@@ -33,6 +36,10 @@ def begin(ctx: JobContext, job: Job, connector: Connector, impl: Implementation,
           candidate: bool) -> dict[str, Any]:
     """Issue the state and answer the ``next_action`` redirect."""
     raw = states.new_state()
+    sealed_secret = None
+    if impl.type == "oauth1":
+        raw, secret = fetch_request_token(ctx, connector, impl)
+        sealed_secret = ctx.box.seal(secret)
     common = {"tenant": job.tenant, "connector_id": connector.id, "job_id": job.id,
               "implementation_id": impl.id, "return_url": _return_url(ctx, connector),
               "candidate": connector.model_dump(mode="json") if candidate else None,
@@ -44,6 +51,10 @@ def begin(ctx: JobContext, job: Job, connector: Connector, impl: Implementation,
             "oauth", code_verifier_sealed=ctx.box.seal(verifier) if verifier else None,
             redirect_uri=ctx.redirect_uri, issuer=render_url(impl.issuer, values) if impl.issuer else None, **common)
         url = authorize_url(ctx, connector, impl, raw, verifier)
+    elif impl.type == "oauth1":
+        state = states.make_state("oauth1", request_token_secret_sealed=sealed_secret,
+                                  redirect_uri=ctx.redirect_uri, **common)
+        url = authorize_redirect(impl, connector, ctx, raw)
     else:
         store_url = render_url(WOO_AUTHORIZE, plain_values(connector.variables, ctx.box))
         state = states.make_state("woo", **common)

@@ -17,9 +17,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from tasks.errors import Deferred, ErrorCode, JobFailed, ProviderError
+from tasks.flows.jwt_grants import jwt_bearer_token
 from tasks.flows.oauth2 import client_credentials_token, refresh_token, sealed_tokens, with_tokens
 from tasks.flows.outcome import Outcome, Step
 from tasks.jobs.context import JobContext
+from tasks.model.catalog import OAUTH2_TYPES
 from tasks.model.records import Connector, Job
 from tasks.storage import schema
 
@@ -58,7 +60,7 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outc
     # job still recognises a refresh made by its own earlier run.
     seen = int(body.get("credential_version", before.credential_version))
     impl = ctx.catalog.implementation(before.authentication_implementation_id)
-    if impl is None or impl.type not in ("oauth2_authorization_code", "oauth2_client_credentials"):
+    if impl is None or impl.type not in OAUTH2_TYPES:
         raise JobFailed(ErrorCode.NOT_SUPPORTED, "Only OAuth 2 connectors have tokens to refresh.")
     if before.never_authorised:  # (the API answers 409 for it; a job queued before can still meet it)
         raise JobFailed(ErrorCode.NOT_SUPPORTED, f"The connector has never been authorised (it is {before.status}), "
@@ -76,6 +78,8 @@ def refresh(ctx: JobContext, job: Job, body: dict[str, Any], step: Step) -> Outc
                 token = refresh_token(ctx, connector, impl, tokens["refresh_token"])
             elif impl.type == "oauth2_client_credentials":
                 token = client_credentials_token(ctx, connector, impl)
+            elif impl.type == "oauth2_jwt_bearer":  # no refresh token: a new assertion each time
+                token = jwt_bearer_token(ctx, connector, impl)
             else:
                 raise JobFailed(ErrorCode.CREDENTIALS_REJECTED,
                                 "The connector has no refresh token; authorise it again.")

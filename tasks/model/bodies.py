@@ -133,6 +133,13 @@ class AuthenticateIn(Body):
     iss: Annotated[StrictStr, Field(max_length=2048)] | None = None
 
 
+class OAuth1AuthenticateIn(Body):
+    """OAuth 1.0a's callback (contract §5): the request token and the verifier the provider gave."""
+
+    oauth_token: Annotated[StrictStr, Field(min_length=1, max_length=512)]
+    oauth_verifier: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+
+
 class ConnectionPoolIn(Body):
     name: Str255
     limit: Annotated[StrictInt, Field(ge=1)]

@@ -8,16 +8,16 @@ job that fails later. ``authq catalog check FILE`` runs the same validation.
 from __future__ import annotations
 
 import json
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from tasks.errors import ConfigError
-from tasks.validation.field_errors import errors_of
+from tasks.model.templates import PLACEHOLDER as PLACEHOLDER  # (re-exported: the proxy names it here)
+from tasks.model.templates import template_problems
 
 AuthType = Literal[
     "oauth2_authorization_code",
@@ -25,10 +25,30 @@ AuthType = Literal[
     "basic",
     "token",
     "woocommerce_app",
+    "oauth1",
+    "oauth1_token",
+    "oauth2_jwt_bearer",
 ]
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
+OAUTH2_TYPES = ("oauth2_authorization_code", "oauth2_client_credentials", "oauth2_jwt_bearer")
+OAUTH1_TYPES = ("oauth1", "oauth1_token")
+SignatureMethod = Literal["HMAC-SHA1", "HMAC-SHA256"]
+JwtAlg = Literal["RS256", "PS256", "ES256"]
 # Variables that always hold credentials, whatever the catalog says (DOMAIN: "credentials are always secret").
-ALWAYS_SECRET = {"client_secret", "password", "token", "consumer_secret", "access_token", "refresh_token"}
+ALWAYS_SECRET = {"client_secret", "password", "token", "consumer_secret", "access_token", "refresh_token",
+                 "token_secret", "service_account"}
+# What each type needs of the catalog entry (contract §4's table).
+NEEDS_URLS = {
+    "oauth2_authorization_code": ("authorize_url", "token_url"),
+    "oauth2_client_credentials": ("token_url",),
+    "oauth2_jwt_bearer": ("token_url",),
+    "oauth1": ("request_token_url", "authorize_url", "access_token_url"),
+}
+NEEDS_VARIABLES = {
+    "woocommerce_app": ("store_url",),
+    "oauth1": ("consumer_key", "consumer_secret"),
+    "oauth1_token": ("consumer_key", "consumer_secret", "token_id", "token_secret"),
+    "oauth2_jwt_bearer": ("service_account",),
+}
 
 
 def authority_variables(template: str) -> set[str]:
@@ -70,6 +90,16 @@ class CatalogVariable(_Strict):
         return self.secret or self.key in ALWAYS_SECRET
 
 
+class Defaults(_Strict):
+    """Connector settings an implementation suggests (contract §4 ``defaults``), as the provider
+    documents them: e.g. its rate limit, for the connect page (§11) to offer."""
+
+    timezone: str | None = None
+    date_format: str | None = Field(default=None, min_length=1, max_length=64)
+    rate_limit_unit: Literal["second", "minute", "hour", "day"] | None = None
+    rate_limit_duration: int | None = Field(default=None, ge=1)
+
+
 class Check(_Strict):
     method: Literal["GET", "POST", "HEAD"] = "GET"
     url: str
@@ -83,7 +113,19 @@ class Implementation(_Strict):
     token_url: str | None = None
     scopes: list[str] = []
     pkce: bool = True
-    token_auth: Literal["client_secret_basic", "client_secret_post", "tls_client_auth"] = "client_secret_basic"
+    token_auth: Literal["client_secret_basic", "client_secret_post", "tls_client_auth",
+                        "private_key_jwt"] = "client_secret_basic"
+    # private_key_jwt (RFC 7523 §2.2): the assertion's algorithm, and the variable holding its kid
+    # (else the certificate's SHA-256 fingerprint).
+    jwt_alg: JwtAlg = "RS256"
+    jwt_kid_variable: str | None = None
+    # OAuth 1.0a (RFC 5849): the temporary-credential and token endpoints of the three-legged flow,
+    # the signature method (HMAC-SHA1 for oauth1, HMAC-SHA256 for oauth1_token when not given) and
+    # the realm of the Authorization header (a template: NetSuite's is the account id).
+    request_token_url: str | None = None
+    access_token_url: str | None = None
+    signature_method: SignatureMethod | None = None
+    realm: str | None = None
     issuer: str | None = None
     check: Check | None = None
     variables: list[CatalogVariable] = []
@@ -94,33 +136,65 @@ class Implementation(_Strict):
     # The provider's API root the proxy sends the platform's requests under (contract §9): a
     # template like the other URLs (``https://{{shop}}.myshopify.com/admin/api/2025-10``).
     base_url: str | None = None
+    defaults: Defaults | None = None
+    # oauth2_client_credentials: a variable holding a refresh token the provider issued outside any
+    # flow authq runs (Amazon SP-API's self-authorisation): the token request trades it
+    # (grant_type=refresh_token) instead of asking for client credentials.
+    refresh_token_variable: str | None = None
     # WooCommerce app auth: the permission asked of the store owner.
     scope: Literal["read", "write", "read_write"] = "read_write"
 
     @model_validator(mode="after")
-    def _consistent(self) -> Implementation:
+    def _consistent(self, info: ValidationInfo) -> Implementation:
+        if info.context and info.context.get("fields_only"):
+            return self  # authq catalog check asks for problems() itself, each with its path
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(f"{where}: {message}" for where, message in problems))
+        return self
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every inconsistency of the entry, as (its field, what is wrong): all of them, so that
+        ``authq catalog check`` reports them in one run."""
+        found: list[tuple[str, str]] = []
         keys = [v.key for v in self.variables]
         dupes = {k for k in keys if keys.count(k) > 1}
         if dupes:
-            raise ValueError(f"variables repeat the key(s) {sorted(dupes)}")
-        needs = {
-            "oauth2_authorization_code": ("authorize_url", "token_url"),
-            "oauth2_client_credentials": ("token_url",),
-        }.get(self.type, ())
-        for attr in needs:
+            found.append(("variables", f"variables repeat the key(s) {sorted(dupes)}"))
+        for attr in NEEDS_URLS.get(self.type, ()):
             if not getattr(self, attr):
-                raise ValueError(f"type {self.type} needs {attr}")
-        if self.type == "woocommerce_app" and "store_url" not in keys:
-            raise ValueError("type woocommerce_app needs a store_url variable")
-        for where, url in self.urls().items():
-            for name in PLACEHOLDER.findall(url):
+                found.append((attr, f"type {self.type} needs {attr}"))
+        for key in NEEDS_VARIABLES.get(self.type, ()):
+            if key not in keys:
+                found.append(("variables", f"type {self.type} needs a {key} variable"))
+        if self.token_auth == "private_key_jwt" and self.type not in OAUTH2_TYPES[:2]:
+            found.append(("token_auth", f"private_key_jwt is a client authentication of OAuth 2 token requests; "
+                                        f"type {self.type} makes none"))
+        if self.refresh_token_variable and self.type != "oauth2_client_credentials":
+            found.append(("refresh_token_variable", "only oauth2_client_credentials trades a given refresh token"))
+        if self.refresh_token_variable and self.refresh_token_variable not in keys:
+            found.append(("refresh_token_variable", f"no variable has the key {self.refresh_token_variable!r}"))
+        if self.jwt_kid_variable and self.jwt_kid_variable not in keys:
+            found.append(("jwt_kid_variable", f"no variable has the key {self.jwt_kid_variable!r}"))
+        for where, text in self.templates().items():
+            found.extend((where, problem) for problem in template_problems(text))
+            for name in dict.fromkeys(PLACEHOLDER.findall(text)):
                 if name not in keys:
-                    raise ValueError(f"{where} uses {{{{{name}}}}} but no variable has that key")
-        return self
+                    found.append((where, f"uses {{{{{name}}}}} but no variable has that key"))
+        return found
+
+    def templates(self) -> dict[str, str]:
+        """Every template of the entry: its URLs and the OAuth 1.0a realm."""
+        return {**self.urls(), **({"realm": self.realm} if self.realm else {})}
+
+    @property
+    def oauth1_signature_method(self) -> SignatureMethod:
+        return self.signature_method or ("HMAC-SHA256" if self.type == "oauth1_token" else "HMAC-SHA1")
 
     def urls(self) -> dict[str, str]:
         found = {"authorize_url": self.authorize_url, "token_url": self.token_url, "issuer": self.issuer,
-                 "base_url": self.base_url}
+                 "base_url": self.base_url, "request_token_url": self.request_token_url,
+                 "access_token_url": self.access_token_url}
         if self.check:
             found["check.url"] = self.check.url
         return {k: v for k, v in found.items() if v}
@@ -137,6 +211,8 @@ class Implementation(_Strict):
             return (self.username_variable, self.password_variable)
         if self.type == "token":
             return (self.token_variable,)
+        if self.type == "oauth1_token":
+            return NEEDS_VARIABLES["oauth1_token"]
         return ()
 
 
@@ -147,19 +223,43 @@ class PlatformApp(_Strict):
     client_secret_env: str | None = None
 
 
+Loc = tuple[str | int, ...]
+
+
+def loc_text(loc: Loc) -> str:
+    """``("implementations", 3, "check", "url")`` → ``implementations[3].check.url``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "(top)"
+
+
+def reference_problems(ids: list[str], app_implementations: list[str]) -> list[tuple[Loc, str]]:
+    """Repeated implementation ids and platform apps naming none, as (where, problem)."""
+    found: list[tuple[Loc, str]] = []
+    for index, implementation_id in enumerate(ids):
+        if implementation_id in ids[:index]:
+            found.append((("implementations", index, "id"), f"the id {implementation_id!r} is used by an earlier "
+                                                            "implementation"))
+    for index, implementation_id in enumerate(app_implementations):
+        if implementation_id not in ids:
+            found.append((("platform_apps", index, "implementation_id"),
+                          f"names unknown implementation {implementation_id!r}"))
+    return found
+
+
 class Catalog(_Strict):
     implementations: list[Implementation]
     platform_apps: list[PlatformApp] = []
 
     @model_validator(mode="after")
-    def _references(self) -> Catalog:
-        ids = [i.id for i in self.implementations]
-        dupes = {i for i in ids if ids.count(i) > 1}
-        if dupes:
-            raise ValueError(f"implementation ids repeat: {sorted(dupes)}")
-        for app in self.platform_apps:
-            if app.implementation_id not in ids:
-                raise ValueError(f"platform app {app.key!r} names unknown implementation {app.implementation_id!r}")
+    def _references(self, info: ValidationInfo) -> Catalog:
+        if info.context and info.context.get("fields_only"):
+            return self
+        problems = reference_problems([i.id for i in self.implementations],
+                                      [a.implementation_id for a in self.platform_apps])
+        if problems:
+            raise ValueError("; ".join(f"{loc_text(where)}: {message}" for where, message in problems))
         return self
 
     def implementation(self, implementation_id: str) -> Implementation | None:
@@ -192,8 +292,10 @@ def parse_catalog(text: str, source: str) -> Catalog:
         raise ConfigError(f"catalog {source}: not valid {kind}: {exc}") from None
     try:
         return Catalog.model_validate(data)
-    except ValidationError as exc:
-        lines = [f"  {path or '(top)'}: {'; '.join(msgs)}" for path, msgs in errors_of(exc).items()]
+    except ValidationError:
+        from tasks.model.catalog_check import catalog_problems  # (it builds on this module)
+
+        lines = [f"  {problem}" for problem in catalog_problems(text, source)]
         raise ConfigError(f"catalog {source} is invalid:\n" + "\n".join(lines)) from None
 
 

@@ -8,10 +8,10 @@ WooCommerce template needs this; the decision is written down in the README.)
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from tasks.errors import ErrorCode, JobFailed
-from tasks.model.catalog import PLACEHOLDER
+from tasks.model.templates import PLACEHOLDER, apply_filters, filters_of, render_encoded, render_text
 from tasks.provider.failures import DestinationRefused
 
 
@@ -26,13 +26,24 @@ def render_url(template: str, values: dict[str, str], field: str = "variables") 
     head = ""
     rest = template
     if first:
-        base = value(first.group(1)).strip().rstrip("/")
+        base = apply_filters(value(first.group(1)), filters_of(first.group(0))).strip().rstrip("/")
         parts = urlsplit(base)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise JobFailed(ErrorCode.URL_NOT_ALLOWED,
                             f"The variable {first.group(1)!r} must be an absolute http(s) URL.", field)
         head, rest = base, template[first.end():]
-    return head + PLACEHOLDER.sub(lambda m: quote(value(m.group(1)), safe=""), rest)
+    return head + render_encoded(rest, value)
+
+
+def render_realm(template: str, values: dict[str, str]) -> str:
+    """An OAuth 1.0a realm from its template: the filtered values as they are (the Authorization
+    header quotes the realm; it is not a URL)."""
+    def value(name: str) -> str:
+        if not values.get(name):
+            raise JobFailed(ErrorCode.CREDENTIALS_REJECTED, f"The realm needs the variable {name!r}, which has no "
+                            "value.", "variables")
+        return values[name]
+    return render_text(template, values, value)
 
 
 def require_http_url(url: str) -> None:

@@ -122,6 +122,11 @@ def _private_key(certificate: Certificate, box: SecretBox) -> Any:
     return serialization.load_pem_private_key(pem.encode(), password=passphrase.encode() if passphrase else None)
 
 
+def private_key_of(certificate: Certificate, box: SecretBox) -> Any:
+    """The certificate's private key, opened (a ``private_key_jwt`` assertion signs with it)."""
+    return _private_key(certificate, box)
+
+
 def _one_time_pem(key: Any, password: bytes) -> bytes:
     """The key under a random one-time password, for ``ssl`` to read back at once. OpenSSL's
     traditional form (one MD5 round: nothing to derive; the password is 256 random bits);

@@ -1,4 +1,5 @@
-"""Single-use authorization states (OAuth ``state``, WooCommerce ``user_id``).
+"""Single-use authorization states (OAuth ``state``, WooCommerce ``user_id``, and the OAuth 1.0a
+request token, which plays the state's part: the provider chose it, authq keys it the same way).
 
 A state is 256 random bits, stored only as its SHA-256, bound to one tenant, connector and
 authorise job, and expiring (10 minutes for OAuth). It is *claimed* once, atomically
@@ -24,13 +25,18 @@ WOO_STATE_TTL = 1800   # a store owner may first have to log in to WordPress
 CLAIM_KEPT_SECONDS = 86400   # past the state's life: a replayed callback still finds it used
 
 
+StateKind = Literal["oauth", "woo", "oauth1"]
+
+
 class AuthState(Record):
-    kind: Literal["oauth", "woo"]
+    kind: StateKind
     tenant: str
     connector_id: str
     job_id: str
     implementation_id: str
     code_verifier_sealed: str | None = None
+    # OAuth 1.0a: the request token's secret, which signs the access-token request.
+    request_token_secret_sealed: str | None = None
     redirect_uri: str | None = None
     issuer: str | None = None
     return_url: str | None = None
@@ -47,14 +53,17 @@ def new_state() -> str:
     return secrets.token_urlsafe(32)
 
 
-def make_state(kind: Literal["oauth", "woo"], **fields: object) -> AuthState:
+def _ttl(kind: StateKind) -> int:
+    return WOO_STATE_TTL if kind == "woo" else OAUTH_STATE_TTL
+
+
+def make_state(kind: StateKind, **fields: object) -> AuthState:
     now = utcnow()
-    ttl = OAUTH_STATE_TTL if kind == "oauth" else WOO_STATE_TTL
-    return AuthState(kind=kind, created_at=now, expires_at=now + timedelta(seconds=ttl), **fields)  # type: ignore[arg-type]
+    return AuthState(kind=kind, created_at=now, expires_at=now + timedelta(seconds=_ttl(kind)), **fields)  # type: ignore[arg-type]
 
 
 def ttl_of(state: AuthState) -> int:
-    return OAUTH_STATE_TTL if state.kind == "oauth" else WOO_STATE_TTL
+    return _ttl(state.kind)
 
 
 def exchange_key(raw: str) -> str:
@@ -103,3 +112,7 @@ def load(client: redis.Redis, raw: str) -> AuthState | None:
 
 def claimed_by(client: redis.Redis, raw: str) -> str | None:
     return run(client, state_claimed_by(raw))
+
+
+def release(client: redis.Redis, raw: str) -> None:
+    run(client, release_state_claim(raw))

@@ -29,7 +29,7 @@ def _number(bound: Any) -> Any:
     return int(bound) if isinstance(bound, float) and bound.is_integer() else bound
 
 
-def _sentence(error: Any) -> str:
+def sentence(error: Any) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     label = _label(tuple(error["loc"]))
@@ -74,7 +74,7 @@ def errors_of(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> dict[
     errors: dict[str, list[str]] = {}
     for error in exc.errors():
         loc = prefix + tuple(error["loc"])
-        errors.setdefault(field_path(loc), []).append(_sentence(error))
+        errors.setdefault(field_path(loc), []).append(sentence(error))
     return errors
 
 

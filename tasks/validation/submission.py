@@ -13,6 +13,7 @@ from tasks.errors import RequestInvalid
 from tasks.model.bodies import AuthoriseIn, ReauthoriseIn
 from tasks.model.catalog import Catalog, Implementation
 from tasks.model.records import Connector
+from tasks.model.service_account import key_file_errors
 from tasks.security.sealing import SecretBox
 from tasks.validation.field_errors import errors_of, merge
 from tasks.validation.variables import build_variables, merge_variables
@@ -56,6 +57,9 @@ def validate_authorise(data: Any, catalog: Catalog, box: SecretBox) -> Authorise
     if impl is None:
         raise RequestInvalid({"authentication_implementation_id": [UNKNOWN_IMPLEMENTATION]})
     build_variables(body.variables, impl, _checking(box), platform_app=body.platform_app_key is not None)
+    key_errors = key_file_errors(body.variables, impl.type)
+    if key_errors:
+        raise RequestInvalid(key_errors)
     return body
 
 
@@ -78,4 +82,7 @@ def validate_reauthorise(data: Any, connector: Connector, catalog: Catalog,
     platform_app = (body.platform_app_key or connector.platform_app_key) is not None
     merge_variables(connector.variables, body.variables or [], impl, _checking(box), platform_app,
                     given_for=catalog.implementation(connector.authentication_implementation_id))
+    key_errors = key_file_errors(body.variables or [], impl.type)
+    if key_errors:
+        raise RequestInvalid(key_errors)
     return body, impl

@@ -25,6 +25,10 @@ certificate (PEM) in ``environ["SSL_CLIENT_CERT"]``; the registered auth method 
 and compares its subject DN with the client's ``tls_subject`` (order-insensitive RFC 4514
 comparison; ``tls_subject=None`` accepts any certificate the listener verified). Only the
 mTLS listener asks for client certificates, so the method can only succeed there.
+
+``private_key_jwt`` (RFC 7523 §2.2): Authlib's ``JWTBearerClientAssertion`` verifies the
+assertion with the public key the client was added with (``jwt_public_pem``), its ``aud``
+against this server's token URLs and its ``jti`` against every one seen before.
 """
 
 from __future__ import annotations
@@ -59,10 +63,16 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, Response, g, jsonify, request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.support.leakcheck import remember_secret
@@ -78,8 +88,9 @@ __all__ = [
     "start_oauth_server",
 ]
 
-ALL_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "tls_client_auth", "none")
+ALL_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "tls_client_auth", "private_key_jwt", "none")
 SECRET_FIELDS = {"client_secret"}
+ASSERTION_ALGORITHMS = ["RS256", "PS256", "ES256"]
 
 
 # --------------------------------------------------------------------------- models
@@ -100,6 +111,7 @@ class Client(ClientMixin):
     grant_types: tuple[str, ...]
     tls_subject: str | None = None
     require_pkce: bool | None = None  # None: required for public clients, else server-wide
+    jwt_public_pem: str | None = None  # private_key_jwt: the public key that verifies its assertions
 
     @property
     def auth_method(self) -> str:
@@ -463,6 +475,41 @@ def _authenticate_tls_client(query_client: Any, oauth_request: Any) -> Client | 
     return client
 
 
+class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+    """RFC 7523 §2.2 (Authlib's assertion checks): signed by the key whose public half the client
+    registered, ``aud`` this server's token URL on any listener, a ``jti`` never seen before."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, owner: OAuthServer) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def get_audiences(self) -> list[str]:
+        return [f"{url}/token" for url in (self.owner.http_url, self.owner.https_url, self.owner.mtls_url) if url]
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        with self.owner._lock:
+            if jti in self.owner._jtis:
+                return False
+            self.owner._jtis.add(jti)
+            return True
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        # joserfc accepts only its recommended algorithms unless told: PS256 is named here.
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
+        except JoseError as exc:
+            raise InvalidClientError(description=exc.description) from exc
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def resolve_client_public_key(self, client: Client) -> Any:
+        pem = client.jwt_public_pem or ""
+        key = serialization.load_pem_public_key(pem.encode())
+        return ECKey.import_key(pem) if isinstance(key, ec.EllipticCurvePublicKey) else RSAKey.import_key(pem)
+
+
 # --------------------------------------------------------------------------- the server
 
 
@@ -501,6 +548,7 @@ class OAuthServer:
         self._tokens: list[Token] = []
         self._by_access: dict[str, Token] = {}
         self._by_refresh: dict[str, Token] = {}
+        self._jtis: set[str] = set()
         self._listeners: dict[str, Any] = {}
         self._threads: list[threading.Thread] = []
         self.http_url = self.https_url = self.mtls_url = ""
@@ -602,7 +650,7 @@ class OAuthServer:
                    auth_method: str | Sequence[str] = "client_secret_basic",
                    tls_subject: str | None = None,
                    grant_types: Iterable[str] | None = None,
-                   require_pkce: bool | None = None) -> Client:
+                   require_pkce: bool | None = None, jwt_public_pem: str | None = None) -> Client:
         methods = (auth_method,) if isinstance(auth_method, str) else tuple(auth_method)
         unknown = set(methods) - set(ALL_AUTH_METHODS)
         if unknown or not methods:
@@ -617,7 +665,7 @@ class OAuthServer:
         client = Client(client_id=client_id, client_secret=client_secret,
                         redirect_uris=list(redirect_uris), scope=scope, auth_methods=methods,
                         grant_types=tuple(grant_types), tls_subject=tls_subject,
-                        require_pkce=require_pkce)
+                        require_pkce=require_pkce, jwt_public_pem=jwt_public_pem)
         with self._lock:
             self._clients[client_id] = client
         return client
@@ -756,6 +804,7 @@ class OAuthServer:
         authz.register_grant(_ClientCredentialsGrant)
         authz.register_grant(_RefreshTokenGrant)
         authz.register_client_auth_method("tls_client_auth", _authenticate_tls_client)
+        authz.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(self))
         authz.register_extension(_Issuer(self))
         self.authorization_server = authz
 

@@ -88,26 +88,3 @@ def test_a_catalog_file_that_cannot_be_read_names_both_ways_it_was_given(tmp_pat
     assert main(["catalog", "check", str(missing)]) == 2
     err = capsys.readouterr().err
     assert f"cannot read catalog {missing}" in err and "authq catalog check" in err and "AUTHQ_CATALOG" in err
-
-
-SAMPLE_VALUES = {"shop": "acme", "store_url": "https://shop.example.com", "account_id": "1234567-sb1",
-                 "store_hash": "abc123"}
-# Each shipped entry's API root, as the provider documents it (the catalog cites the page).
-SHIPPED_BASES = {
-    "shopify-admin-token": "https://acme.myshopify.com/admin/api/2024-10",
-    "shopify-oauth2": "https://acme.myshopify.com/admin/api/2024-10",
-    "woocommerce-basic": "https://shop.example.com/wp-json/wc/v3",
-    "woocommerce-app": "https://shop.example.com/wp-json/wc/v3",
-    "xero-oauth2": "https://api.xero.com",
-    "hubspot-oauth2": "https://api.hubapi.com",
-    "netsuite-client-credentials": "https://1234567-sb1.suitetalk.api.netsuite.com/services/rest",
-    "bigcommerce-token": "https://api.bigcommerce.com/stores/abc123",
-}
-
-
-def test_every_shipped_entry_has_the_providers_api_root_as_its_base_url():
-    from tasks.provider.guard import render_url
-
-    catalog = load_catalog(None)
-    rendered = {impl.id: render_url(impl.base_url, SAMPLE_VALUES) for impl in catalog.implementations if impl.base_url}
-    assert rendered == SHIPPED_BASES

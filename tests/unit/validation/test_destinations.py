@@ -30,7 +30,7 @@ def _merge(impl, current, changes: dict[str, str], given_for=None):  # type: ign
 @pytest.mark.parametrize(("implementation_id", "values", "change", "secret"), [
     ("shopify-admin-token", {"shop": "acme", "access_token": "shpat_1"}, {"shop": "evil"}, "access_token"),
     ("shopify-oauth2", {"shop": "acme", "client_id": "c", "client_secret": "s1"}, {"shop": "evil"}, "client_secret"),
-    ("netsuite-client-credentials", {"account_id": "123", "client_id": "c", "client_secret": "s1"},
+    ("netsuite-oauth2", {"account_id": "123", "client_id": "c", "client_secret": "s1"},
      {"account_id": "666"}, "client_secret"),
     ("woocommerce-basic", {"store_url": "https://shop.example", "consumer_key": "ck", "consumer_secret": "cs1"},
      {"store_url": "https://shop.example.evil.test"}, "consumer_secret"),
@@ -51,7 +51,7 @@ def test_a_move_without_the_secret_is_refused_naming_it(implementation_id, value
     ("bigcommerce-token", {"store_hash": "abc", "access_token": "t1"}, {"store_hash": "def"}),  # in the path only
     ("woocommerce-basic", {"store_url": "https://shop.example", "consumer_key": "ck", "consumer_secret": "cs1"},
      {"store_url": "https://SHOP.example:443/sub/dir/"}),                                       # the same origin
-    ("shopify-admin-token", {"shop": "acme", "access_token": "shpat_1"}, {"shop": "acme"}),
+    ("shopify-admin-token", {"shop": "acme", "access_token": "shpat_1", "api_version": "2025-10"}, {"shop": "acme"}),
     ("xero-oauth2", {"client_id": "c", "client_secret": "s1"}, {"client_id": "c2"}),
 ])
 def test_no_move_keeps_the_stored_secret(implementation_id, values, change):
