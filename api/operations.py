@@ -59,6 +59,7 @@ class Endpoint:
     scope: Scope = "manage"
     description: str = ""
     body: type[BaseModel] | None = None          # the model that validates the request body
+    body_or: tuple[type[BaseModel], ...] = ()    # other models a body may be instead (one of them validates)
     body_schema: dict[str, Any] | None = None    # a body that no model validates (free-form JSON)
     body_required: bool = True
     params: tuple[Param, ...] = ()

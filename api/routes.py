@@ -50,6 +50,7 @@ from tasks.model.bodies import (
     AuthoriseIn,
     CertificateIn,
     ConnectionPoolIn,
+    OAuth1AuthenticateIn,
     PermitIn,
     ReauthoriseIn,
     SessionIn,
@@ -75,7 +76,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         answers={**JOB_ACCEPTED, **BODY_ERRORS, **not_found("connector")}),
     Endpoint(
         "POST", f"{V1}/oauth/authenticate", oauth.authenticate, "Finish an authorization-code flow (front end)",
-        "authorisation", body=AuthenticateIn, params=SUBMISSION_PARAMS,
+        "authorisation", body=AuthenticateIn, body_or=(OAuth1AuthenticateIn,), params=SUBMISSION_PARAMS,
         description="`{code, state}` (or `{error, error_description, state}` when the user refused), forwarded "
                     "by a front end that received the provider's redirect; for an `oauth1` connector "
                     "`{oauth_token, oauth_verifier}`. An unknown, used or expired state (or request token) gives "
