@@ -39,7 +39,10 @@ def _from_item(item: VariableIn, impl: Implementation, box: SecretBox, var_id: s
     spec = impl.variable(item.key or "")
     secret = bool(item.secret) or (spec.is_secret if spec else False)
     pivot_in = item.pivot
-    pivot = Pivot(
+    # Built with model_construct: every field is already validated (the request's by its model,
+    # the catalog's at load) or made here, and this runs for every variable of every accepted
+    # request (the API validates with it) and every job.
+    pivot = Pivot.model_construct(
         alias=(pivot_in.alias if pivot_in and pivot_in.alias is not None else (spec.alias if spec else None)),
         configurable=(pivot_in.configurable if pivot_in and pivot_in.configurable is not None
                       else bool(spec and spec.configurable)),
@@ -48,7 +51,7 @@ def _from_item(item: VariableIn, impl: Implementation, box: SecretBox, var_id: s
     )
     value = item.value if item.value is not None else (spec.default if spec else None)
     sealed = box.seal(value) if secret and value not in (None, "") else None
-    variable = Variable(
+    variable = Variable.model_construct(
         id=var_id or new_id("var"),
         key=item.key or "",
         value=None if secret else value,
