@@ -255,3 +255,36 @@ async def test_a_hanging_endpoint_does_not_delay_another_endpoints_deliveries(
     for message in got:
         finished = datetime.fromisoformat(ended[message.body["data"]["job"]["id"]].replace("Z", "+00:00"))
         assert message.at - finished.timestamp() <= 1.0, (message.at - finished.timestamp())
+
+
+async def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[no-untyped-def]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = await (await client.get("/metrics")).text()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def test_metrics_count_attempts_by_outcome_time_them_and_gauge_connectors_by_status(
+        client, tenant, workers, fresh_provider, webhook_receiver):
+    before = await scrape(client)
+    name = endpoint("metrics")
+    hook = await subscribe(client, tenant, webhook_receiver, name, events=["connector.authorised"])
+    webhook_receiver.answer(name, 500)
+    answer = await client.post("/api/v1/oauth/authorise", json=basic_body(fresh_provider),
+                               headers={**tenant.headers, **WAIT})
+    await poll_job(client, tenant, (await answer.json())["data"]["id"])
+    await webhook_receiver.wait_for(name, lambda m: len(m) >= 2, timeout=20)
+    await asyncio.sleep(0.3)
+    after = await scrape(client)
+
+    def grew(sample: str, **labels: str) -> float:
+        key = (sample, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert grew("authq_webhook_deliveries_total", outcome="retried") >= 1
+    assert grew("authq_webhook_deliveries_total", outcome="delivered") >= 1
+    assert grew("authq_webhook_delivery_seconds_count") >= 2
+    assert after[("authq_connectors", (("status", "authorised"),))] >= 1
+    assert ("authq_connectors", (("status", "expired"),)) in after
+    assert [d["attempts"] for d in await deliveries(client, tenant, hook["id"])] == [2]
