@@ -78,9 +78,6 @@ class Webhook(Record):
     secret_sealed: str           # the signing secret, encrypted (tasks/security/sealing.py)
     created_at: datetime
 
-    def hears(self, event_type: str) -> bool:
-        return not self.disabled and (event_type == "ping" or event_type in self.events)
-
     def view(self) -> WebhookView:
         return {"id": self.id, "url": self.url, "events": list(self.events), "description": self.description,
                 "disabled": self.disabled, "created_at": iso(self.created_at)}

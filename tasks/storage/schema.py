@@ -31,6 +31,13 @@
     authq:t:{tenant}:idempotency:{sha256}        string  an Idempotency-Key's first answer
     authq:t:{tenant}:audit-events                zset    the tenant's audit events (JSON) by time (ms)
         ...:audit-connector:{id}, :audit-type:{type}     zset   the same events of one connector, of one type
+    authq:t:{tenant}:webhook:{id}                string  a webhook endpoint; its index: ...:webhooks (zset)
+        ...:deliveries | :slots                  zset    its deliveries log, its attempts in flight
+    authq:t:{tenant}:webhook-subscriptions       hash    endpoint id -> the event types it hears
+    authq:t:{tenant}:delivery:{webhook}.{msg}[:lease]    string  one event's delivery to one endpoint; its attempt
+    authq:webhook-due, authq:webhook-scan        zset, string    deliveries due ("tenant/webhook/msg"); the scan lock
+    authq:metrics:webhook-{deliveries,delivery-seconds}  hash    webhook attempts by outcome; their durations
+    authq:connectors-by-status:{status}          set     "tenant/connector" of that status (the authq_connectors gauge)
 
 Tenant records live under ``authq:t:{tenant}:``, so a lookup with another tenant's key simply
 finds nothing: cross-tenant reads are impossible by construction, not by check. Neither a

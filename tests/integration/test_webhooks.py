@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tests.integration.test_refresh_tokens import CLIENT_SECRET, authorised_connector, refresh
 from tests.support.helpers import basic_body, poll_job
@@ -23,6 +24,13 @@ from tests.support.webhook_receiver import Received, Receiver, refusing_url
 
 pytestmark = pytest.mark.integration
 WAIT = {"Prefer": "wait=20"}
+
+
+@pytest.fixture
+def settings(settings, tenants):  # type: ignore[no-untyped-def]
+    """The tenants' keys may also read credentials (the on-demand refresh's path)."""
+    keys = ",".join(f"{t.name}:{t.key}:manage+proxy+credentials" for t in tenants)
+    return settings.model_copy(update={"api_keys": SecretStr(keys)})
 
 
 async def subscribe(client, tenant, receiver: Receiver, name: str, events: list[str] | None = None,
@@ -142,6 +150,22 @@ async def test_a_refresh_refused_with_invalid_grant_sends_connector_expired(
     assert got[0].body["data"] == {"connector": shown, "job_id": job["id"]}
     listed = await client.get("/api/v1/connectors?status=expired", headers=tenant.headers)
     assert [c["id"] for c in (await listed.json())["data"]] == [connector_id]
+
+
+async def test_an_on_demand_refresh_refused_with_invalid_grant_sends_connector_expired(
+        client, tenant, workers, fresh_oauth, test_ca, webhook_receiver):
+    client_id = f"whd-{secrets.token_hex(4)}"
+    connector_id = await authorised_connector(client, tenant, fresh_oauth, test_ca, client_id)
+    name = endpoint("expired-on-use")
+    hook = await subscribe(client, tenant, webhook_receiver, name, events=["connector.expired"])
+    fresh_oauth.revoke_tokens(client_id)
+    answer = await client.get(f"/api/v1/connectors/{connector_id}/credentials", params={"min_ttl": "3600"},
+                              headers=tenant.headers)
+    assert answer.status == 409 and (await answer.json())["status"] == "expired"
+    got = await webhook_receiver.wait_for(name, lambda m: len(m) >= 1)
+    assert [m.type for m in got] == ["connector.expired"]
+    no_secret_in(got, CLIENT_SECRET, hook["secret"])
+    assert got[0].body["data"]["connector"] == await connector_shown(client, tenant, connector_id)
 
 
 async def test_a_delete_sends_connector_deleted_with_the_connector_as_it_was(
