@@ -121,8 +121,6 @@ def finish(tenant: str, delivery: Delivery, token: str, outcome: str | None, sec
         batch.zrem(schema.WEBHOOK_DUE, member)
     else:
         batch.zadd(schema.WEBHOOK_DUE, {member: delivery.next_attempt_at.timestamp()})
-    if disable is not None:
-        webhooks.write_webhook(batch, disable)
     if outcome is not None:
         batch.hincrby(schema.WEBHOOK_OUTCOMES, outcome, 1)
     if seconds is not None:
@@ -134,7 +132,15 @@ def finish(tenant: str, delivery: Delivery, token: str, outcome: str | None, sec
     batch.zrem(schema.webhook_slots(tenant, delivery.webhook_id), token)
     batch.release_lease(schema.delivery_lease(tenant, schema.delivery_id(delivery.webhook_id, delivery.event_id)),
                         token)
-    return (yield from batch.op())
+    written = yield from batch.op()
+    if disable is not None:
+        # Apart, and only if the endpoint still exists: a delete during the attempt stands. (A
+        # crash in between leaves it enabled; its next delivery meets the 410 again.)
+        endpoint = Batch()
+        endpoint.expect_present(schema.webhook(tenant, disable.id))
+        webhooks.write_webhook(endpoint, disable)
+        yield from endpoint.op()
+    return written
 
 
 def drop(tenant: str, webhook_id: str, message_id: str, token: str) -> Op[None]:
