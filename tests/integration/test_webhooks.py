@@ -266,6 +266,7 @@ async def test_a_hanging_endpoint_does_not_delay_another_endpoints_deliveries(
     slow, quick = endpoint("hangs"), endpoint("quick")
     await subscribe(client, tenant, webhook_receiver, slow, events=["job.succeeded"])
     await subscribe(client, tenant, webhook_receiver, quick, events=["job.succeeded"])
+    webhook_receiver.hang_seconds = 6.0   # past the workers' 4 s deadline, and over soon after the test
     webhook_receiver.answer(slow, *(["hang"] * 40))
     jobs = []
     for _ in range(12):
