@@ -14,9 +14,9 @@ one of two ways:
   the start, in one round trip (``Store.start_job``); run the handler; store its end, a retry
   or a deferral.
 
-Either way the end (the job, its connector, its audit event, its counts, the lease's release, the
-deletion of its sealed request) is one atomic write: a job's change is audited exactly once, by the
-one write that ends the job, with the actor its request carried. A job is safe to run twice
+Either way the end (the job, its connector, its audit event, its counts, its webhook deliveries, the
+lease's release, the deletion of its sealed request) is one atomic write: a job's change is
+audited exactly once, by the one write that ends the job, with the actor its request carried. A job is safe to run twice
 (at-least-once delivery): a finished job is left as it is, and ``attempts`` counts every start, so a
 job that keeps killing its worker ends ``failed`` after ``max_attempts`` instead of looping; a
 retryable failure on the last attempt ends it with ``retryable: false``, saying it gave up. Waiting
