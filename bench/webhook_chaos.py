@@ -46,9 +46,12 @@ RESULTS = ROOT / "bench" / "webhook-chaos-results.json"
 ENDPOINT = "chaos"
 
 
-async def register(procs: Processes, receiver: Receiver) -> dict[str, Any]:
+async def register(procs: Processes, receiver: Receiver, events: list[str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"url": receiver.url(ENDPOINT)}
+    if events is not None:
+        body["events"] = events
     async with (aiohttp.ClientSession() as session,
-                session.post(f"{procs.base}/api/v1/webhooks", json={"url": receiver.url(ENDPOINT)},
+                session.post(f"{procs.base}/api/v1/webhooks", json=body,
                              headers={"Authorization": procs.api_key}) as answer):
         assert answer.status == 201, await answer.text()
         created: dict[str, Any] = (await answer.json())["data"]

@@ -50,7 +50,7 @@ async def main_async(args: argparse.Namespace) -> int:
         for slot in range(args.workers):
             procs.start_worker(slot)
         procs.wait_ready()
-        await register(procs, receiver)
+        await register(procs, receiver, ["job.succeeded"])   # one event per job: --rate events a second
         # chaos.py's request bodies: with local_every=1 every job is the local token one.
         run = Run(SimpleNamespace(local_every=1), procs, Provider(0.0))
         headers = {"Authorization": procs.api_key}

@@ -98,9 +98,11 @@ def begin(tenant: str, webhook_id: str, message_id: str, token: str, lease_secon
 
 
 def attempt_records(tenant: str, webhook_id: str, message_id: str) -> Op[tuple[Delivery | None, Webhook | None]]:
-    found = yield from webhooks.delivery(tenant, webhook_id, message_id)
-    endpoint = yield from webhooks.webhook(tenant, webhook_id)
-    return found, endpoint
+    """The delivery and its endpoint, in one round trip."""
+    raw_delivery, raw_webhook = yield ("MGET", schema.delivery(tenant, schema.delivery_id(webhook_id, message_id)),
+                                       schema.webhook(tenant, webhook_id))
+    return (None if raw_delivery is None else Delivery.model_validate_json(raw_delivery),
+            None if raw_webhook is None else Webhook.model_validate_json(raw_webhook))
 
 
 def put_off(tenant: str, webhook_id: str, message_id: str, at: float) -> Op[None]:
