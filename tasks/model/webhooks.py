@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, get_args
 
-from pydantic import ConfigDict, Field, StrictStr, field_validator
+from pydantic import Field, StrictStr, field_validator
 
 from tasks.model.bodies import Body, normalised_return_url
 from tasks.model.records import Record, iso, utcnow
@@ -43,7 +43,6 @@ def new_message_id(at: datetime) -> str:
 
 
 class WebhookIn(Body):
-    model_config = ConfigDict(strict=True, extra="ignore")
     url: Annotated[StrictStr, Field(max_length=MAX_URL, description="Where messages are posted: `https://` (or "
                                     "`http://` where AUTHQ_ALLOW_PRIVATE_NETWORKS allows it).")]
     events: Annotated[list[WebhookEventType], Field(min_length=1, max_length=len(EVENT_TYPES))] | None = Field(
