@@ -101,7 +101,9 @@ CONNECTOR_FILTERS = tuple(
     Param(f"filter[{name}]", "query", f"Only connectors whose `{name}` is one of these (comma separated). "
           "An unknown `filter[…]` name: 422.", {"type": "string", "examples": [example]})
     for name, example in (("status", "expired,failed"), ("authentication_implementation_id", "shopify-admin-token"),
-                          ("system", "shopify"), ("session_id", "ses_0123456789abcdef0123456789abcdef")))
+                          ("system", "shopify"), ("session_id", "ses_0123456789abcdef0123456789abcdef"))) + (
+    Param("status", "query", "The same as `filter[status]` (e.g. `?status=expired`: the connectors that need "
+          "re-authorising).", {"type": "string", "examples": ["expired"]}),)
 
 # What the API-key middleware may answer instead of any endpoint that needs a key.
 UNAUTHENTICATED = Reply("Missing or unknown API key: `{\"message\": \"Unauthenticated.\"}`.", schemas.ErrorBody,

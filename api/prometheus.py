@@ -32,6 +32,8 @@ from redis.exceptions import RedisError
 from api.typedefs import INLINE_QUEUE, REDIS
 from tasks.jobs.queue_port import BACKGROUND, INTERACTIVE, QUEUE_OF_TYPE
 from tasks.storage import job_counters as fleet
+from tasks.storage import schema, webhook_queue
+from tasks.storage.commands import CONNECTOR_STATUSES
 
 log = logging.getLogger("authq.api")
 QUEUES = (INTERACTIVE, BACKGROUND)
@@ -117,12 +119,18 @@ async def fleet_families(request: web.Request) -> list[Metric]:
     async with client.pipeline(transaction=False) as pipe:
         for key in fleet.HASHES:
             pipe.hgetall(key)
+        pipe.hgetall(schema.WEBHOOK_OUTCOMES)
+        pipe.hgetall(schema.WEBHOOK_DURATIONS)
+        for status in CONNECTOR_STATUSES:
+            pipe.scard(schema.connectors_by_status(status))
         for keys in depth_keys.values():
             for key in keys:
                 pipe.llen(key)
         replies = await pipe.execute()
     data = fleet.parse(JOB_TYPES, *replies[:4])
-    lengths = iter(replies[4:])
+    outcomes, seconds = replies[4], replies[5]
+    statuses = replies[6:6 + len(CONNECTOR_STATUSES)]
+    lengths = iter(replies[6 + len(CONNECTOR_STATUSES):])
 
     jobs = CounterMetricFamily("authq_jobs", "Jobs ended, by type and outcome (all workers).",
                                labels=["type", "outcome"])
@@ -143,7 +151,8 @@ async def fleet_families(request: web.Request) -> list[Metric]:
                                 labels=["reason"])
     for reason, value in sorted(data.waits.items()):
         waits.add_metric([reason], value)
-    families: list[Metric] = [jobs, durations, retries, waits]
+    families: list[Metric] = [jobs, durations, retries, waits, *webhook_families(outcomes, seconds),
+                              connector_gauge(statuses)]
     if depth_keys:
         depth = GaugeMetricFamily("authq_queue_depth", "Jobs waiting in the broker for a worker, by queue.",
                                   labels=["queue"])
@@ -151,6 +160,47 @@ async def fleet_families(request: web.Request) -> list[Metric]:
             depth.add_metric([name], float(sum(next(lengths) for _ in keys)))
         families.append(depth)
     return families
+
+
+def webhook_families(outcomes: dict[Any, Any], seconds: dict[Any, Any]) -> list[Metric]:
+    """``authq_webhook_deliveries_total{outcome}`` and ``authq_webhook_delivery_seconds``."""
+    counted = {outcome: 0.0 for outcome in webhook_queue.OUTCOMES}
+    counted.update({_text(k): float(v) for k, v in outcomes.items()})
+    deliveries = CounterMetricFamily("authq_webhook_deliveries",
+                                     "Webhook delivery attempts, by outcome: delivered, retried (to be tried again), "
+                                     "failed (the last attempt), gone (410: the endpoint is disabled).",
+                                     labels=["outcome"])
+    for outcome, value in sorted(counted.items()):
+        deliveries.add_metric([outcome], value)
+    per_bucket = {bound: 0.0 for bound in webhook_queue.BUCKETS}
+    total = count = 0.0
+    for raw_field, raw_value in seconds.items():
+        name = _text(raw_field)
+        if name == "sum":
+            total = float(raw_value)
+        elif name == "count":
+            count = float(raw_value)
+        else:
+            per_bucket[float(name)] = per_bucket.get(float(name), 0.0) + float(raw_value)
+    cumulative, buckets = 0.0, []
+    for bound in sorted(per_bucket):
+        cumulative += per_bucket[bound]
+        buckets.append((floatToGoString(bound), cumulative))
+    histogram = HistogramMetricFamily("authq_webhook_delivery_seconds",
+                                      "Seconds a webhook delivery attempt took, from connecting to the answer.")
+    histogram.add_metric([], [*buckets, ("+Inf", count)], sum_value=total)
+    return [deliveries, histogram]
+
+
+def connector_gauge(counts: list[Any]) -> Metric:
+    gauge = GaugeMetricFamily("authq_connectors", "Connectors by status (all tenants).", labels=["status"])
+    for status, value in zip(CONNECTOR_STATUSES, counts, strict=True):
+        gauge.add_metric([status], float(value))
+    return gauge
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

@@ -43,6 +43,7 @@ from api.views import (
     pools,
     proxy,
     sessions,
+    webhooks,
 )
 from tasks.model.audit import AUDIT_TYPES
 from tasks.model.bodies import (
@@ -56,6 +57,7 @@ from tasks.model.bodies import (
     SessionIn,
     WooCallbackIn,
 )
+from tasks.model.webhooks import WebhookIn
 
 V1 = "/api/v1"
 
@@ -248,6 +250,40 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         answers={204: Reply("Freed."),
                  404: Reply("No such permit for this API key's tenant, or it was freed already or has expired.",
                             schemas.ErrorBody)}),
+    # Webhooks
+    Endpoint(
+        "POST", f"{V1}/webhooks", webhooks.create, "Register a webhook endpoint", "webhooks", body=WebhookIn,
+        description="The endpoint hears the event types in `events` (default: all; `ping` always): "
+                    "`connector.authorised`, `connector.failed`, `connector.expired`, `connector.deleted`, "
+                    "`job.succeeded`, `job.failed`. Messages follow Standard Webhooks, signed with `secret`, which "
+                    "this answer alone shows. `url` must be `https://` (or `http://` where "
+                    "AUTHQ_ALLOW_PRIVATE_NETWORKS allows it); where it leads is checked at every delivery.",
+        answers={**created(schemas.WebhookCreatedResponse, "webhook"), **BODY_ERRORS}),
+    Endpoint(
+        "GET", f"{V1}/webhooks", webhooks.index, "List webhook endpoints", "webhooks",
+        params=(PAGE, PER_PAGE), answers=listed(schemas.WebhookPage, "webhook endpoints")),
+    Endpoint(
+        "GET", f"{V1}/webhooks/{{webhook}}", webhooks.show, "Show a webhook endpoint", "webhooks",
+        answers={200: Reply("The endpoint (never its secret).", schemas.WebhookResponse), **not_found("webhook")}),
+    Endpoint(
+        "DELETE", f"{V1}/webhooks/{{webhook}}", webhooks.delete, "Delete a webhook endpoint", "webhooks",
+        description="Nothing more is sent to it, deliveries still due included.",
+        answers={204: Reply("Deleted."), **not_found("webhook")}),
+    Endpoint(
+        "POST", f"{V1}/webhooks/{{webhook}}/test", webhooks.test, "Send a ping to a webhook endpoint", "webhooks",
+        body_schema={"type": "object", "description": "No fields; a body, if sent, must be JSON."},
+        body_required=False,
+        description="Queues a `ping` message to this endpoint alone, delivered (and retried) like any other; "
+                    "its delivery appears in `GET /webhooks/{webhook}/deliveries`.",
+        answers={202: Reply("The ping's delivery, pending.", schemas.DeliveryResponse, headers=("Location",)),
+                 **BODY_ERRORS, **not_found("webhook"),
+                 409: Reply("The endpoint is disabled (it answered 410 Gone).", schemas.ErrorBody)}),
+    Endpoint(
+        "GET", f"{V1}/webhooks/{{webhook}}/deliveries", webhooks.deliveries, "List a webhook endpoint's deliveries",
+        "webhooks", params=(PAGE, PER_PAGE),
+        description="Newest first, kept 8 days: each event sent to the endpoint, its `status` (`pending`, "
+                    "`delivered`, `retrying`, `failed`), attempts, the last answer and the next attempt's time.",
+        answers={**listed(schemas.DeliveryPage, "deliveries"), **not_found("webhook")}),
     # The audit log
     Endpoint(
         "GET", f"{V1}/audit-events", audit.index, "List audit events", "audit log",

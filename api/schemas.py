@@ -16,7 +16,18 @@ from typing_extensions import TypedDict
 
 from tasks.errors import RefusalCode
 from tasks.flows.credentials_for_use import CredentialsForUseView
-from tasks.model.views import AuditEventView, CertificateView, ConnectorView, JobView, PermitView, PoolView, SessionView
+from tasks.model.views import (
+    AuditEventView,
+    CertificateView,
+    ConnectorView,
+    DeliveryView,
+    JobView,
+    PermitView,
+    PoolView,
+    SessionView,
+    WebhookCreatedView,
+    WebhookView,
+)
 
 EXACT = ConfigDict(extra="forbid")
 
@@ -88,6 +99,35 @@ class CertificatePage(TypedDict):
 @with_config(EXACT)
 class SessionResponse(TypedDict):
     data: SessionView
+
+
+@with_config(EXACT)
+class WebhookResponse(TypedDict):
+    data: WebhookView
+
+
+@with_config(EXACT)
+class WebhookCreatedResponse(TypedDict):
+    data: WebhookCreatedView
+
+
+@with_config(EXACT)
+class WebhookPage(TypedDict):
+    data: list[WebhookView]
+    meta: PageMeta
+    links: PageLinks
+
+
+@with_config(EXACT)
+class DeliveryResponse(TypedDict):
+    data: DeliveryView
+
+
+@with_config(EXACT)
+class DeliveryPage(TypedDict):
+    data: list[DeliveryView]
+    meta: PageMeta
+    links: PageLinks
 
 
 @with_config(EXACT)

@@ -20,6 +20,9 @@ DEFAULT_PORT = 8080
 # polls its jobs needs.
 DEFAULT_API_RATE_LIMIT = 100.0
 DEFAULT_WORKER_CONCURRENCY = 8
+# Seconds between a webhook delivery's attempts (contract §10): quickly at first (an endpoint
+# restarting), then ever further apart, over about 39 hours in all, as Svix and Stripe do.
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
 
 
 class Settings(BaseSettings):
@@ -62,6 +65,14 @@ class Settings(BaseSettings):
     refresh_scan_seconds: float = 30.0
     log_level: str = "INFO"
 
+    # Webhooks (contract §10): the intervals between attempts, each attempt's deadline, how
+    # often the due deliveries are looked for, and how many deliveries one endpoint may have in
+    # flight at once fleet-wide (so a hanging endpoint never holds every worker thread).
+    webhook_retry_schedule: str = DEFAULT_WEBHOOK_RETRY_SCHEDULE
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    webhook_scan_seconds: float = Field(default=1.0, gt=0, le=60)
+    webhook_endpoint_concurrency: int = Field(default=4, ge=1, le=64)
+
     # Jobs one worker process runs at once (Celery's threads pool): a job mostly waits on its
     # provider, so a process with N threads keeps N providers busy (docs/decisions.md).
     worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1, le=256)
@@ -72,6 +83,16 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in {"", "off", "0", "none"}:
             return None
         return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_retry_schedule(value)
+        return value
+
+    @property
+    def webhook_retry_intervals(self) -> tuple[float, ...]:
+        return parse_retry_schedule(self.webhook_retry_schedule)
 
     @property
     def effective_public_url(self) -> str:
@@ -107,3 +128,23 @@ class Settings(BaseSettings):
     def static_api_keys(self) -> dict[str, ApiKey]:
         """Map key -> its record from ``AUTHQ_API_KEYS`` (``tenant:key`` or ``tenant:key:scope+scope``)."""
         return parse_static_keys(self.api_keys.get_secret_value())
+
+
+def parse_retry_schedule(value: str) -> tuple[float, ...]:
+    """``AUTHQ_WEBHOOK_RETRY_SCHEDULE``: seconds, comma separated, each > 0 (empty: no retries)."""
+    intervals = []
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        try:
+            seconds = float(part)
+        except ValueError:
+            raise ValueError(f"AUTHQ_WEBHOOK_RETRY_SCHEDULE holds {part.strip()!r}, which is not a number of "
+                             "seconds; give seconds, comma separated (e.g. 5,300,1800).") from None
+        if not 0 < seconds <= 7 * 86400:
+            raise ValueError("Each interval of AUTHQ_WEBHOOK_RETRY_SCHEDULE must be more than 0 and at most "
+                             "604800 seconds (a week).")
+        intervals.append(seconds)
+    if len(intervals) > 50:
+        raise ValueError("AUTHQ_WEBHOOK_RETRY_SCHEDULE holds at most 50 intervals.")
+    return tuple(intervals)

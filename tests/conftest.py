@@ -37,6 +37,7 @@ from tests.support.helpers import (
 from tests.support.leakcheck import remember_secret, session_log_handler
 from tests.support.oauth_server import OAuthServer
 from tests.support.provider import Provider, start_provider
+from tests.support.webhook_receiver import Receiver, start_receiver
 
 # The public URL the API and the workers agree on: OAuth redirect_uri and Woo callback_url
 # derive from it. Nothing listens there; tests play the browser and follow redirects by hand.
@@ -143,6 +144,14 @@ def fresh_provider(provider: Provider) -> Iterator[Provider]:
     provider.delay = 0.0
     yield provider
     provider.delay = 0.0  # a delay a test set is not the next test's
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback that verifies every message with ``standardwebhooks``."""
+    receiver, stop = start_receiver()
+    yield receiver
+    stop()
 
 
 @pytest.fixture

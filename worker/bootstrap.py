@@ -11,6 +11,7 @@ import threading
 import redis
 
 from tasks.jobs.context import JobContext
+from tasks.jobs.webhook_delivery import PublishDelivery, WebhookSender
 from tasks.model.catalog import load_catalog
 from tasks.provider.gate import Gate
 from tasks.provider.transport import Outbound
@@ -22,7 +23,15 @@ from tasks.storage.leases import RunLeases
 from tasks.storage.store import Store
 
 
-def build_context(settings: Settings) -> JobContext:
+def build_webhook_sender(settings: Settings, store: Store, box: SecretBox) -> WebhookSender:
+    """Webhook attempts: the guarded transport with the webhook deadline, and no connector's gate."""
+    return WebhookSender(store=store, box=box,
+                         outbound=Outbound(settings.webhook_timeout_seconds, settings.allow_private_networks,
+                                           settings.ca_bundle),
+                         schedule=settings.webhook_retry_intervals, slots=settings.webhook_endpoint_concurrency)
+
+
+def build_context(settings: Settings, publish_delivery: PublishDelivery | None = None) -> JobContext:
     catalog = load_catalog(settings.catalog)
     # Platform apps' secrets come from the environment, read here at the entrypoint only.
     secrets = {app.client_secret_env: os.environ[app.client_secret_env]
@@ -35,8 +44,9 @@ def build_context(settings: Settings) -> JobContext:
     except BaseException:
         client.close()
         raise
+    store = Store(client, settings.job_ttl_seconds)
     return JobContext(
-        store=Store(client, settings.job_ttl_seconds),
+        store=store,
         box=box,
         catalog=catalog,
         outbound=Outbound(settings.outbound_timeout_seconds, settings.allow_private_networks,
@@ -46,6 +56,8 @@ def build_context(settings: Settings) -> JobContext:
         public_url=settings.effective_public_url,
         redirect_uri=settings.effective_redirect_uri,
         metrics=JobMetrics(client),
+        webhooks=build_webhook_sender(settings, store, box),
+        publish_delivery=publish_delivery,
     )
 
 
@@ -59,6 +71,9 @@ class WorkerRuntime:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._lock = threading.RLock()
+        # How a job's end hands its webhook deliveries to workers (the app's producer), set by
+        # ``worker.celery_app.make_celery`` before any context is built.
+        self.publish_delivery: PublishDelivery | None = None
         self._settings = settings
         self._pid = 0
         self._context: JobContext | None = None
@@ -76,7 +91,7 @@ class WorkerRuntime:
         with self._lock:
             self._forget_parents()
             if self._context is None:
-                self._context = build_context(self.settings)
+                self._context = build_context(self.settings, self.publish_delivery)
             return self._context
 
     def leases(self) -> RunLeases:

@@ -15,14 +15,16 @@ from typing import Any
 
 from celery import Celery
 
-from tasks.jobs.queue_port import QUEUE_OF_TYPE
+from tasks.jobs.queue_port import BACKGROUND, QUEUE_OF_TYPE
 from tasks.jobs.scheduling import Publish
+from tasks.jobs.webhook_delivery import PublishDelivery
 from tasks.settings import Settings
 from worker.bootstrap import WorkerRuntime
 from worker.config import celery_config
 from worker.lifecycle import install_lifecycle
 from worker.tasks import register_run_job
-from worker.wire import RUN_JOB
+from worker.webhook_task import register_deliver_webhook
+from worker.wire import DELIVER_WEBHOOK, RUN_JOB
 
 
 def blocking_publisher(app: Celery) -> Publish:
@@ -30,6 +32,15 @@ def blocking_publisher(app: Celery) -> Publish:
     due, jobs the orphan sweep queues again): Celery's producer, from a worker's thread."""
     def publish(tenant: str, job_id: str, job_type: str) -> None:
         app.send_task(RUN_JOB, args=(tenant, job_id), queue=QUEUE_OF_TYPE[job_type])
+
+    return publish
+
+
+def delivery_publisher(app: Celery) -> PublishDelivery:
+    """``publish(tenant, webhook_id, message_id)``: a webhook delivery handed to a worker, on
+    the background queue (nobody waits on it; it must never hold up an end user's authorise)."""
+    def publish(tenant: str, webhook_id: str, message_id: str) -> None:
+        app.send_task(DELIVER_WEBHOOK, args=(tenant, webhook_id, message_id), queue=BACKGROUND)
 
     return publish
 
@@ -43,6 +54,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         sender.config_from_object(celery_config(runtime.settings))
 
     app.on_configure.connect(configure, weak=False)
+    runtime.publish_delivery = delivery_publisher(app)
     register_run_job(app, runtime)
-    install_lifecycle(app, runtime, blocking_publisher(app))
+    register_deliver_webhook(app, runtime)
+    install_lifecycle(app, runtime, blocking_publisher(app), runtime.publish_delivery)
     return app

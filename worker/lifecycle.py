@@ -7,9 +7,10 @@ worker of that app (Celery's signals are process-wide):
 - once set up, before consuming anything: the job context is built, which checks
   ``AUTHQ_SECRET_KEY`` against the stored secrets (a worker that could not open them stops
   there, exit code 2);
-- once ready, three threads until shutdown: the heartbeat (``/readyz``, and renewing the
+- once ready, four threads until shutdown: the heartbeat (``/readyz``, and renewing the
   worker's unacked messages and job leases: ``worker/liveness.py``), the periodic scan that
-  queues refreshes of tokens about to expire (``tasks.jobs.scheduling``), and, when the
+  queues refreshes of tokens about to expire (``tasks.jobs.scheduling``), the webhook scan that
+  hands due deliveries to workers (``tasks.jobs.webhook_scan``), and, when the
   broker is the store's Redis, the sweep that queues again a job whose message the broker
   lost (``worker/sweeper.py``). Celery beat is not needed: a Redis lock makes one scan, and
   one sweep, per period across the fleet.
@@ -29,6 +30,8 @@ from celery.signals import celeryd_after_setup, celeryd_init, setup_logging, wor
 
 from tasks.errors import ConfigError
 from tasks.jobs.scheduling import Publish, scan_due_refreshes
+from tasks.jobs.webhook_delivery import PublishDelivery
+from tasks.jobs.webhook_scan import scan_due_deliveries
 from worker.bootstrap import WorkerRuntime
 from worker.liveness import beat
 from worker.sweeper import sweep_periodically
@@ -62,11 +65,24 @@ def scan_refreshes(runtime: WorkerRuntime, publish: Publish, stop: threading.Eve
             log.warning("refresh scan failed", exc_info=True)
 
 
+def scan_webhooks(runtime: WorkerRuntime, publish: PublishDelivery, stop: threading.Event) -> None:
+    """Until ``stop``: this worker's webhook scans (a lock makes one per period fleet-wide)."""
+    period = runtime.settings.webhook_scan_seconds
+    while not stop.wait(period):
+        try:
+            sender = runtime.context().webhooks
+            if sender is not None:
+                scan_due_deliveries(sender, period, publish)
+        except Exception:  # noqa: BLE001 - try again next period (Redis restarting, say)
+            log.warning("webhook scan failed", exc_info=True)
+
+
 def _start(name: str, target: Callable[..., None], *args: Any) -> None:
     threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
 
-def install_lifecycle(app: Celery, runtime: WorkerRuntime, publish: Publish) -> None:
+def install_lifecycle(app: Celery, runtime: WorkerRuntime, publish: Publish,
+                      publish_delivery: PublishDelivery) -> None:
     """Connect the start-up and shutdown of ``app``'s workers; starts nothing by itself."""
     stop = threading.Event()
 
@@ -100,6 +116,7 @@ def install_lifecycle(app: Celery, runtime: WorkerRuntime, publish: Publish) -> 
         runtime.context().store.heartbeat(name)
         _start("authq-heartbeat", beat, runtime, name, sender, stop)
         _start("authq-refresh-scan", scan_refreshes, runtime, publish, stop)
+        _start("authq-webhook-scan", scan_webhooks, runtime, publish_delivery, stop)
         if runtime.settings.broker_is_store:
             _start("authq-orphan-sweep", sweep_periodically, runtime, publish, stop)
         # What start-up built lives as long as the worker: frozen, full collections skip it

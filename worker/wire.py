@@ -37,6 +37,7 @@ from tasks.model.ids import unique_id
 CHECKED_AGAINST = {"celery": "5.7", "kombu": "5.7"}
 
 RUN_JOB = "authq.run_job"   # the task's name: what a message asks a worker to run
+DELIVER_WEBHOOK = "authq.deliver_webhook"   # one attempt of one webhook delivery (always Celery's producer)
 QUEUES = sorted(set(QUEUE_OF_TYPE.values()))
 UNACKED = Channel.unacked_key   # hash: delivery tag -> [message, exchange, routing key]
 # kombu's defaults: authq sets none of the transport options that rename these.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from tasks.model.catalog import Catalog
 from tasks.model.records import utcnow
@@ -11,6 +12,9 @@ from tasks.provider.transport import Outbound
 from tasks.security.sealing import SecretBox
 from tasks.storage.job_counters import JobMetrics
 from tasks.storage.store import Store
+
+if TYPE_CHECKING:
+    from tasks.jobs.webhook_delivery import PublishDelivery, WebhookSender
 
 
 @dataclass
@@ -26,6 +30,10 @@ class JobContext:
     redirect_uri: str = "http://127.0.0.1:8080/api/v1/oauth/authenticate"
     # Fleet-wide job counters in Redis, served by the API's /metrics; None counts nothing.
     metrics: JobMetrics | None = None
+    # Webhook deliveries: how attempts are made, and how a job's end hands its deliveries to
+    # workers at once (None: the webhook scan hands them over).
+    webhooks: WebhookSender | None = None
+    publish_delivery: PublishDelivery | None = None
 
     def now(self) -> datetime:
         return utcnow()

@@ -14,9 +14,9 @@ one of two ways:
   the start, in one round trip (``Store.start_job``); run the handler; store its end, a retry
   or a deferral.
 
-Either way the end (the job, its connector, its audit event, its counts, the lease's release, the
-deletion of its sealed request) is one atomic write: a job's change is audited exactly once, by the
-one write that ends the job, with the actor its request carried. A job is safe to run twice
+Either way the end (the job, its connector, its audit event, its counts, its webhook deliveries, the
+lease's release, the deletion of its sealed request) is one atomic write: a job's change is
+audited exactly once, by the one write that ends the job, with the actor its request carried. A job is safe to run twice
 (at-least-once delivery): a finished job is left as it is, and ``attempts`` counts every start, so a
 job that keeps killing its worker ends ``failed`` after ``max_attempts`` instead of looping; a
 retryable failure on the last attempt ends it with ``retryable: false``, saying it gave up. Waiting
@@ -38,9 +38,11 @@ from tasks.jobs.changes import change_event
 from tasks.jobs.context import JobContext
 from tasks.jobs.handlers import HANDLERS
 from tasks.jobs.queue_port import JobCopy
+from tasks.jobs.webhook_delivery import hand_over
+from tasks.jobs.webhook_events import job_end_events
 from tasks.model.audit import NOBODY, Actor, actor_of_request
 from tasks.model.records import PROVIDER_STEPS, Job, ProgressStep
-from tasks.storage import audit, schema
+from tasks.storage import audit, schema, webhooks
 from tasks.storage.batch import Batch
 from tasks.storage.job_counters import JobMetrics
 from tasks.storage.leases import Lease, RunLeases
@@ -305,6 +307,11 @@ class JobRun:
         # Duration: from the first start (or, never started, from creation) to the end.
         seconds = max(0.0, (job.finished_at - (job.started_at or job.created_at)).total_seconds())
         store, metrics = self.ctx.store, self.ctx.metrics
+        # Who hears what (one read, before the end's batch): the events go into that batch.
+        subscribers = store.run(webhooks.subscriptions(job.tenant))
+        events = job_end_events(job, end, lambda: store.connector(job.tenant, job.connector_id or "")) \
+            if subscribers else []
+        due: list[str] = []
 
         def with_the_end(batch: Batch) -> None:
             if also is not None:
@@ -315,9 +322,12 @@ class JobRun:
                 audit.record(batch, job.tenant, event)
             if metrics is not None:
                 metrics.count_finished(batch, job.type, job.status, seconds)
+            due[:] = webhooks.record_events(batch, job.tenant, subscribers, events)
 
         if not store.save_job(job, also=with_the_end, kept_at_most=self._kept_at_most):
             return False
+        if due and self.ctx.webhooks is not None:
+            hand_over(self.ctx.webhooks, due, self.ctx.publish_delivery)
         log.info("job finished", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
                                         "status": job.status, "error_code": (job.error or {}).get("code"),
                                         "attempts": job.attempts, "seconds": round(seconds, 4)})

@@ -41,6 +41,8 @@ def parse_filter(params: Iterable[tuple[str, str]]) -> ConnectorFilter:
     wanted: dict[str, set[str]] = {}
     errors: dict[str, list[str]] = {}
     for key, raw in params:
+        if key == "status":
+            key = "filter[status]"  # ``?status=expired``: the one filter also taken by its bare name
         if not key.startswith("filter"):
             continue
         name = key[len("filter["):-1] if key.startswith("filter[") and key.endswith("]") else ""

@@ -220,3 +220,41 @@ class AuditEventView(TypedDict):
     actor: ActorView
     connector_id: str | None
     details: Annotated[dict[str, object], Field(description="What changed (never a secret value).")]
+
+
+# -- webhooks (§10) ----------------------------------------------------------------------
+
+WebhookEventType = Literal["connector.authorised", "connector.failed", "connector.expired", "connector.deleted",
+                           "job.succeeded", "job.failed", "ping"]
+DeliveryStatus = Literal["pending", "delivered", "retrying", "failed"]
+
+
+@with_config(EXACT)
+class WebhookView(TypedDict):
+    id: Annotated[str, Field(description="`whk_` and 32 hex digits.")]
+    url: str
+    events: Annotated[list[WebhookEventType], Field(description="The event types the endpoint hears.")]
+    description: str | None
+    disabled: Annotated[bool, Field(description="True once the endpoint answered `410 Gone`: nothing more is sent.")]
+    created_at: Timestamp
+
+
+@with_config(EXACT)
+class WebhookCreatedView(WebhookView):
+    secret: Annotated[str, Field(description="`whsec_` + base64 of 32 random bytes: the signing key. Shown in this "
+                                             "answer only; keep it.")]
+
+
+@with_config(EXACT)
+class DeliveryView(TypedDict):
+    event_id: Annotated[str, Field(description="`msg_…`: the message's `webhook-id`, the same on every attempt.")]
+    type: WebhookEventType
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: Annotated[int | None, Field(description="The endpoint's status at the last attempt; null "
+                                                              "when it gave none (timeout, refused connection).")]
+    last_error: Annotated[str | None, Field(description="Why the last attempt did not deliver.")]
+    next_attempt_at: Annotated[str | None, Field(pattern=TIMESTAMP_PATTERN, json_schema_extra={"format": "date-time"},
+                                                 description="When the next attempt is due; null when none is.")]
+    created_at: Timestamp
+    delivered_at: Annotated[str | None, Field(pattern=TIMESTAMP_PATTERN, json_schema_extra={"format": "date-time"})]

@@ -2,7 +2,7 @@
 
 What holds ciphertext, and how (``tasks/storage/schema.py`` has the key shapes):
 
-- connectors, certificates and authorization states are JSON records whose secrets are the
+- connectors, certificates, webhook endpoints and authorization states are JSON records whose secrets are the
   string fields named ``*_sealed``, at any depth (a state's ``candidate`` is a connector,
   with its own ``variables[].value_sealed`` and ``credentials_sealed``);
 - a job's submission, and the key check (``key_check.py``), are one sealed string each.
@@ -61,6 +61,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("certificate", schema.certificate, False),
     Kind("submission", schema.submission, True),
     Kind("state", schema.auth_state, False),
+    Kind("webhook", schema.webhook, False),          # its signing secret (secret_sealed)
     Kind("key-check", schema.KEY_CHECK, True),
 )
 

@@ -83,6 +83,15 @@ class Batch:
     def srem(self, key: str, member: str) -> None:
         self._add("srem", key, member)
 
+    def sadd(self, key: str, member: str) -> None:
+        self._add("sadd", key, member)
+
+    def hset(self, key: str, field: str, value: str) -> None:
+        self._add("hset", key, field, value)
+
+    def hdel(self, key: str, field: str) -> None:
+        self._add("hdel", key, field)
+
     def publish(self, channel: str, message: str) -> None:
         self._add("publish", channel, message)
 

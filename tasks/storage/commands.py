@@ -12,16 +12,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 from tasks.model.api_keys import ApiKey
 from tasks.model.audit import AuditEvent
 from tasks.model.records import Certificate, ConnectionPool, Connector, Job, Record, Session
-from tasks.storage import audit, schema
+from tasks.model.views import ConnectorStatus
+from tasks.model.webhooks import Event
+from tasks.storage import audit, schema, webhooks
 from tasks.storage.batch import Batch
 from tasks.storage.steps import CheckAndSet, Lua, Op, Script, Transaction
 
 R = TypeVar("R", bound=Record)
+CONNECTOR_STATUSES: tuple[str, ...] = get_args(ConnectorStatus)
 READY_WINDOW_SECONDS = 30       # a worker is counted as up this long after its last heartbeat
 SESSION_KEPT_SECONDS = 86400    # past its expiry, so a job can tell "expired" from "never existed"
 
@@ -187,9 +190,22 @@ def connectors(tenant: str, number: int, per_page: int) -> Op[tuple[list[Connect
                             number, per_page))
 
 
+def count_status(into: Batch | Transaction, tenant: str, connector_id: str, status: str | None) -> None:
+    """Count the connector under ``status`` only (None: under none, it is deleted): the
+    ``authq_connectors`` gauge, right whatever the status was before."""
+    member = schema.expiring_member(tenant, connector_id)
+    for each in CONNECTOR_STATUSES:
+        if each == status:
+            into.sadd(schema.connectors_by_status(each), member)
+        else:
+            into.srem(schema.connectors_by_status(each), member)
+
+
 def write_connector(into: Batch | Transaction, connector: Connector) -> None:
-    """Queue the connector's writes (its record, the tenant's index, the refresh schedule)."""
+    """Queue the connector's writes (its record, the tenant's index, the refresh schedule, its
+    status's count)."""
     into.set(schema.connector(connector.tenant, connector.id), connector.model_dump_json())
+    count_status(into, connector.tenant, connector.id, connector.status)
     into.zadd(schema.connectors(connector.tenant), {connector.id: connector.created_at.timestamp()}, nx=True)
     expires = connector.credentials.expires_at
     if connector.status == "authorised" and expires is not None:   # the refresh scan reads these
@@ -236,19 +252,31 @@ def replace_connector_if_exists(connector: Connector) -> Op[bool]:
 
 
 def delete_connector(tenant: str, connector_id: str, event: AuditEvent | None = None) -> Op[bool]:
-    """Delete the connector and, with it, write ``event`` (its ``connector.deleted``): both or,
-    when there is no such connector, neither. Whether there was one."""
+    """Delete the connector and, with it, write ``event`` (its ``connector.deleted``) and its
+    ``connector.deleted`` webhook message for every endpoint that hears it: all or, when there is
+    no such connector, none. Whether there was one."""
     if not schema.is_id(connector_id):
         return False
+    raw = yield ("GET", schema.connector(tenant, connector_id))
+    if raw is None:
+        return False
+    subscribers = yield from webhooks.subscriptions(tenant)
     batch = Batch()
-    batch.expect_present(schema.connector(tenant, connector_id))
+    # The record read is the one deleted (a write since: the delete is tried again on what it wrote).
+    batch.expect(schema.connector(tenant, connector_id), raw)
+    if subscribers:
+        shown = Connector.model_validate_json(raw).view()
+        webhooks.record_events(batch, tenant, subscribers, [Event.of_connector("connector.deleted", shown, None)])
+    count_status(batch, tenant, connector_id, None)
     batch.delete(schema.connector(tenant, connector_id))
     batch.zrem(schema.connectors(tenant), connector_id)
     batch.zrem(schema.refresh_schedule(tenant), connector_id)
     batch.zrem(schema.EXPIRING, schema.expiring_member(tenant, connector_id))  # not yet adopted
     if event is not None:
         audit.record(batch, tenant, event)
-    return (yield from batch.op())
+    if (yield from batch.op()):
+        return True
+    return (yield from delete_connector(tenant, connector_id, event))  # changed (or deleted) meanwhile: again
 
 
 # --- connection pools (integer ids, per tenant) -------------------------------------------------

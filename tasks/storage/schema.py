@@ -31,6 +31,13 @@
     authq:t:{tenant}:idempotency:{sha256}        string  an Idempotency-Key's first answer
     authq:t:{tenant}:audit-events                zset    the tenant's audit events (JSON) by time (ms)
         ...:audit-connector:{id}, :audit-type:{type}     zset   the same events of one connector, of one type
+    authq:t:{tenant}:webhook:{id}                string  a webhook endpoint; its index: ...:webhooks (zset)
+        ...:deliveries | :slots                  zset    its deliveries log, its attempts in flight
+    authq:t:{tenant}:webhook-subscriptions       hash    endpoint id -> the event types it hears
+    authq:t:{tenant}:delivery:{webhook}.{msg}[:lease]    string  one event's delivery to one endpoint; its attempt
+    authq:webhook-due, authq:webhook-scan        zset, string    deliveries due ("tenant/webhook/msg"); the scan lock
+    authq:metrics:webhook-{deliveries,delivery-seconds}  hash    webhook attempts by outcome; their durations
+    authq:connectors-by-status:{status}          set     "tenant/connector" of that status (the authq_connectors gauge)
 
 Tenant records live under ``authq:t:{tenant}:``, so a lookup with another tenant's key simply
 finds nothing: cross-tenant reads are impossible by construction, not by check. Neither a
@@ -69,13 +76,21 @@ JOB_OUTCOMES = f"{PREFIX}:metrics:jobs"       # "type|outcome" -> count (tasks/s
 JOB_DURATIONS = f"{PREFIX}:metrics:job-duration-v2"
 JOB_RETRIES = f"{PREFIX}:metrics:retries"             # "type" -> count
 RATE_LIMIT_WAITS = f"{PREFIX}:metrics:rate-limit-waits"   # "reason" -> count
+# Webhook deliveries due (tasks/storage/webhook_queue.py): "tenant/webhook/message" -> when (unix time)
+# the scan should hand it to a worker next (claimed: pushed on while an attempt may be running).
+WEBHOOK_DUE = f"{PREFIX}:webhook-due"
+WEBHOOK_SCAN_LOCK = f"{PREFIX}:webhook-scan"                # one due-deliveries scan per period
+WEBHOOK_OUTCOMES = f"{PREFIX}:metrics:webhook-deliveries"  # "outcome" -> attempts (tasks/storage/webhook_queue.py)
+WEBHOOK_DURATIONS = f"{PREFIX}:metrics:webhook-delivery-seconds"   # "le" -> attempts, "sum", "count"
 
 _FLEET_KEYS = {WORKERS: "workers", API_KEYS: "api_keys", API_KEYS_USED: "api_keys_used", EXPIRING: "expiring",
                REFRESH_TENANTS: "refresh_tenants",
                REFRESH_SCAN_LOCK: "refresh_scan_lock",
                ORPHAN_SWEEP_LOCK: "orphan_sweep_lock", ORPHAN_SUSPECTS: "orphan_suspects", KEY_CHECK: "key_check",
                JOB_OUTCOMES: "job_outcomes", JOB_DURATIONS: "job_durations", JOB_RETRIES: "job_retries",
-               RATE_LIMIT_WAITS: "rate_limit_waits"}
+               RATE_LIMIT_WAITS: "rate_limit_waits", WEBHOOK_DUE: "webhook_due",
+               WEBHOOK_SCAN_LOCK: "webhook_scan_lock", WEBHOOK_OUTCOMES: "webhook_outcomes",
+               WEBHOOK_DURATIONS: "webhook_durations"}
 _TENANT, _ID, _N = "{tenant}", "{id}", "{n}"   # the fields of a shape; every other segment is literal
 _FIELDS = (_TENANT, _ID, _N)
 _GLOB = str.maketrans({c: f"\\{c}" for c in "*?[]\\"})
@@ -238,6 +253,19 @@ audit_events = TenantKey("audit_events", "audit-events")
 audit_by_connector = Record("audit_by_connector", "audit-connector")
 audit_by_type = Record("audit_by_type", "audit-type")                   # by the event's type
 
+# webhooks (tasks/storage/webhooks.py, tasks/storage/webhook_queue.py)
+webhook = Record("webhook", "webhook")                                  # the endpoint (its sealed secret)
+webhooks = TenantKey("webhooks", "webhooks")                            # endpoint ids by creation time
+# endpoint id -> the event types it hears (space separated): what a change reads to know who to tell
+webhook_subscriptions = TenantKey("webhook_subscriptions", "webhook-subscriptions")
+webhook_deliveries = Record("webhook_deliveries", "webhook", "deliveries")   # message id -> created (ms)
+webhook_slots = Record("webhook_slots", "webhook", "slots")             # attempts in flight: token -> expiry (ms)
+delivery = Record("delivery", "delivery")                               # by "{webhook id}.{message id}"
+delivery_lease = Record("delivery_lease", "delivery", "lease")          # the attempt running now
+
+# connector ids ("tenant/id") by status, fleet-wide: the authq_connectors gauge counts them
+connectors_by_status = FleetRecord("connectors_by_status", "connectors-by-status")
+
 # not tenant-scoped: looked up by what a caller presents (an API key, a provider's callback)
 api_key = FleetRecord("api_key", "apikey")                              # by hash_api_key(key)
 api_rate = FleetRecord("api_rate", "api-arrival")                       # by hash_api_key(key)
@@ -274,6 +302,25 @@ def expiring_member(tenant: str, connector_id: str) -> str:
 def orphan_suspect(tenant: str, job_id: str) -> str:
     """The job's field of ``ORPHAN_SUSPECTS``."""
     return f"{tenant}/{job_id}"
+
+
+def due_member(tenant: str, webhook_id: str, message_id: str) -> str:
+    """A delivery's member of ``WEBHOOK_DUE``."""
+    return f"{tenant}/{webhook_id}/{message_id}"
+
+
+def due_parts(member: object) -> tuple[str, str, str]:
+    """(tenant, webhook id, message id) of a ``due_member``."""
+    tenant, webhook_id, message_id = _member_text(member).rsplit("/", 2)
+    return tenant, webhook_id, message_id
+
+
+def delivery_id(webhook_id: str, message_id: str) -> str:
+    return f"{webhook_id}.{message_id}"
+
+
+def _member_text(member: object) -> str:
+    return member.decode() if isinstance(member, bytes) else str(member)
 
 
 def member_parts(member: object) -> tuple[str, str]:

@@ -72,6 +72,15 @@ class Transaction:
     def srem(self, key: str, member: str) -> None:
         self.commands.append(("SREM", key, member))
 
+    def sadd(self, key: str, member: str) -> None:
+        self.commands.append(("SADD", key, member))
+
+    def hset(self, key: str, field: str, value: str) -> None:
+        self.commands.append(("HSET", key, field, value))
+
+    def hdel(self, key: str, field: str) -> None:
+        self.commands.append(("HDEL", key, field))
+
 
 @dataclass(frozen=True, slots=True)
 class CheckAndSet:

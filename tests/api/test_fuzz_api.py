@@ -64,6 +64,14 @@ def api_url(settings: Settings, tenants: tuple[Tenant, Tenant]) -> Iterator[str]
     keys = SecretStr(",".join(f"{t.name}:{t.key}:manage+proxy+credentials" for t in tenants))
     fuzzed = settings.model_copy(update={"api_rate_limit": 1_000_000.0, "api_keys": keys})
     yield from serve_in_thread(create_app(fuzzed, make_job_queue(fuzzed)), "fuzz-api")
+    # Webhook endpoints the fuzzer registered have generated URLs: none may outlive the test
+    # (the session's workers would deliver to them).
+    with redis.Redis.from_url(settings.require_redis_url()) as client:
+        for t in tenants:
+            client.delete(schema.webhook_subscriptions(t.name))
+        for member in client.zrange(schema.WEBHOOK_DUE, 0, -1):
+            if schema.due_parts(member)[0] in {t.name for t in tenants}:
+                client.zrem(schema.WEBHOOK_DUE, member)
 
 
 @pytest.fixture

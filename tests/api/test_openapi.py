@@ -47,6 +47,7 @@ from tasks.model.bodies import (
     WooCallbackIn,
 )
 from tasks.model.views import JobView
+from tasks.model.webhooks import WebhookIn
 from tests.support.helpers import authorise_body, basic_body, pem_bundle, poll_job, save_connector
 from tests.support.leakcheck import remember_secret
 
@@ -92,6 +93,7 @@ REQUEST_MODELS = {
     ("POST", f"{V1}/certificates"): CertificateIn,
     ("POST", f"{V1}/sessions"): SessionIn,
     ("POST", f"{V1}/connectors/{{connector}}/permits"): PermitIn,
+    ("POST", f"{V1}/webhooks"): WebhookIn,
 }
 # Under /api/v1, what needs no API key: what providers (and the browsers they send back) call,
 # authenticated by the single-use state they carry (contract §5), and the pages that follow it.

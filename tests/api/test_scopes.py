@@ -75,7 +75,8 @@ def with_ids(path: str, well_shaped: bool) -> str:
     """The endpoint's path with an unknown id in each parameter: one of the id's shape, or not."""
     shaped = {"connector": f"con_{secrets.token_hex(16)}", "job": f"job_{secrets.token_hex(16)}",
               "certificate": f"crt_{secrets.token_hex(16)}", "session": f"ses_{secrets.token_hex(16)}",
-              "permit": f"pmt_{secrets.token_hex(16)}", "pool": "987654", "path": "orders/1"}
+              "permit": f"pmt_{secrets.token_hex(16)}",
+              "webhook": f"whk_{secrets.token_hex(16)}", "pool": "987654", "path": "orders/1"}
     return re.sub(r"\{([a-z]+)(?::[^}]*)?\}", lambda m: shaped[m.group(1)] if well_shaped or m.group(1) == "path"
                   else "nothing-here", path)
 

@@ -50,6 +50,9 @@ class Tenant:
         return {"Authorization": self.key}
 
 
+WEBHOOK_TEST_SCHEDULE = "1,2,3"
+
+
 def base_env(redis_server: RedisServer, secret_key: str, ca_bundle: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHQ_")}
     env.update({
@@ -61,6 +64,11 @@ def base_env(redis_server: RedisServer, secret_key: str, ca_bundle: Path) -> dic
         "AUTHQ_CA_BUNDLE": str(ca_bundle),
         "AUTHQ_PUBLIC_URL": PUBLIC_URL,
         "AUTHQ_REFRESH_SCAN_SECONDS": "1",   # scheduled refreshes are tested; don't wait 30 s
+        # Webhook retries are tested on a short schedule (1 s, 2 s, 3 s: four attempts in all),
+        # a short deadline (a hanging endpoint), and a scan five times a second.
+        "AUTHQ_WEBHOOK_RETRY_SCHEDULE": WEBHOOK_TEST_SCHEDULE,
+        "AUTHQ_WEBHOOK_TIMEOUT_SECONDS": "4",
+        "AUTHQ_WEBHOOK_SCAN_SECONDS": "0.2",
         "TEST_APP_SECRET": PLATFORM_APP_SECRET,
     })
     return env

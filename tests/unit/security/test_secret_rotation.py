@@ -35,12 +35,14 @@ from cryptography.hazmat.primitives import serialization
 from authq.redis_server import RedisServer, free_port
 from tasks.errors import ConfigError, SecretUnreadable
 from tasks.model.records import Certificate, Connector
+from tasks.model.webhooks import Webhook
 from tasks.security.key_check import KEY_CHECK_TEXT, ensure_key_check, verify_key_check
 from tasks.security.rotation import rotate_secrets
 from tasks.security.sealing import SecretBox, generate_key
 from tasks.settings import Settings
 from tasks.storage import schema, states
 from tests.support.helpers import PUBLIC_URL, ROOT, TEST_CATALOG, Tenant, authorise_body, save_connector
+from tests.support.leakcheck import remember_secret
 
 OLD = generate_key()
 NEW = generate_key()
@@ -114,6 +116,13 @@ class Stored:
         self.submission = schema.submission(self.tenant.name, (await answer.json())["data"]["id"])
         self.plain["submission_secret"] = "cs_good_secret_5678"
         self.client.expire(self.submission, 5000)   # as a finished job's submission has
+        answer = await api.post("/api/v1/webhooks", json={"url": "https://hooks.example.test/authq"},
+                                headers=self.tenant.headers)
+        assert answer.status == 201, await answer.text()
+        created = (await answer.json())["data"]
+        remember_secret(created["secret"])
+        self.webhook = schema.webhook(self.tenant.name, created["id"])
+        self.plain["webhook_secret"] = created["secret"]
         await api.close()
 
         tokens = {"access_token": "at-rotation-1", "refresh_token": "rt-rotation-1"}
@@ -129,7 +138,7 @@ class Stored:
         return self
 
     def all_keys(self) -> list[str]:
-        return [self.connector, self.certificate, self.submission, self.state, schema.KEY_CHECK]
+        return [self.connector, self.certificate, self.submission, self.state, self.webhook, schema.KEY_CHECK]
 
     def assert_opened_by(self, box: SecretBox) -> None:
         """Every secret opens with ``box``, to what was stored."""
@@ -138,6 +147,8 @@ class Stored:
         assert secret is not None and secret.value_sealed
         assert box.open(secret.value_sealed) == "cs_good_secret_5678"
         assert box.open_json(connector.credentials_sealed or "") == self.plain["tokens"]
+        webhook = Webhook.model_validate_json(raw(self.client, self.webhook))
+        assert box.open(webhook.secret_sealed) == self.plain["webhook_secret"]
         certificate = Certificate.model_validate_json(raw(self.client, self.certificate))
         assert "BEGIN PRIVATE KEY" in box.open(certificate.key_sealed)  # opened at upload: no passphrase kept
         assert certificate.passphrase_sealed is None and certificate.key_was_encrypted
@@ -165,11 +176,13 @@ async def test_rotation_reseals_every_kind_under_the_new_key(aiohttp_client, own
     report = rotate_secrets(db, SecretBox(BOTH), lambda r: seen.append(r.records_scanned), progress_every=1, batch=1)
 
     assert report.ok and report.fields_failed == 0 and not report.failures
-    assert report.records_rotated == 5 and report.records_unchanged == 0
+    assert report.records_rotated == 6 and report.records_unchanged == 0
     # connector: consumer_secret + credentials; certificate: its key; the submission;
-    # the state: its verifier + the candidate's consumer_secret + credentials; the key check.
-    assert report.fields_rotated == 2 + 1 + 1 + 3 + 1
-    assert report.scanned_by_kind == {"connector": 1, "certificate": 1, "submission": 1, "state": 1, "key-check": 1}
+    # the state: its verifier + the candidate's consumer_secret + credentials; the webhook's
+    # signing secret; the key check.
+    assert report.fields_rotated == 2 + 1 + 1 + 3 + 1 + 1
+    assert report.scanned_by_kind == {"connector": 1, "certificate": 1, "submission": 1, "state": 1, "webhook": 1,
+                                      "key-check": 1}
     assert seen and seen == sorted(seen) and seen[-1] <= report.records_scanned   # progress came, and grew
     stored.assert_opened_by(SecretBox(NEW))                # after: the new key alone opens everything
     for key, ttl in ttls.items():
@@ -178,7 +191,7 @@ async def test_rotation_reseals_every_kind_under_the_new_key(aiohttp_client, own
     before = {key: raw(db, key) for key in stored.all_keys()}
     again = rotate_secrets(db, SecretBox(BOTH))            # idempotent: nothing left to do, nothing written
     assert again.ok and again.records_rotated == 0 and again.fields_rotated == 0
-    assert again.records_unchanged == 5 and again.fields_current == report.fields_rotated
+    assert again.records_unchanged == 6 and again.fields_current == report.fields_rotated
     assert {key: raw(db, key) for key in stored.all_keys()} == before
     assert rotate_secrets(db, SecretBox(NEW)).fields_current == report.fields_rotated   # old key gone: fine
 
@@ -257,13 +270,13 @@ async def test_cli_rotates_with_progress_and_a_summary(aiohttp_client, own_redis
     stored = await Stored(db, tenant).make(aiohttp_client, own_redis)
     done = authq("secrets", "rotate", "--progress-every", "1", env=env_for(own_redis, BOTH))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "records checked" in done.stdout and "5 rewritten" in done.stdout
+    assert "records checked" in done.stdout and "6 rewritten" in done.stdout
     assert "authq:   … " in done.stdout                               # progress lines
     assert "older key(s) can be removed" in done.stdout
     stored.assert_opened_by(SecretBox(NEW))
     again = authq("secrets", "rotate", env=env_for(own_redis, NEW))
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "0 rewritten, 5 already current" in again.stdout
+    assert "0 rewritten, 6 already current" in again.stdout
 
 
 def test_cli_fails_naming_the_value_no_key_opens(own_redis, db, tenant) -> None:

@@ -44,6 +44,14 @@ STORED_NAMES = {
     schema.audit_events("acme"): "authq:t:acme:audit-events",
     schema.audit_by_connector("acme", "con_1"): "authq:t:acme:audit-connector:con_1",
     schema.audit_by_type("acme", "connector.deleted"): "authq:t:acme:audit-type:connector.deleted",
+    schema.webhook("acme", "whk_1"): "authq:t:acme:webhook:whk_1",
+    schema.webhooks("acme"): "authq:t:acme:webhooks",
+    schema.webhook_subscriptions("acme"): "authq:t:acme:webhook-subscriptions",
+    schema.webhook_deliveries("acme", "whk_1"): "authq:t:acme:webhook:whk_1:deliveries",
+    schema.webhook_slots("acme", "whk_1"): "authq:t:acme:webhook:whk_1:slots",
+    schema.delivery("acme", "whk_1.msg_1"): "authq:t:acme:delivery:whk_1.msg_1",
+    schema.delivery_lease("acme", "whk_1.msg_1"): "authq:t:acme:delivery:whk_1.msg_1:lease",
+    schema.connectors_by_status("expired"): "authq:connectors-by-status:expired",
     schema.api_key(KEY_HASH): f"authq:apikey:{KEY_HASH}",
     schema.api_rate(KEY_HASH): f"authq:api-arrival:{KEY_HASH}",
     schema.api_streams(KEY_HASH): f"authq:api-streams:{KEY_HASH}",
@@ -63,6 +71,10 @@ STORED_NAMES = {
     schema.JOB_DURATIONS: "authq:metrics:job-duration-v2",
     schema.JOB_RETRIES: "authq:metrics:retries",
     schema.RATE_LIMIT_WAITS: "authq:metrics:rate-limit-waits",
+    schema.WEBHOOK_DUE: "authq:webhook-due",
+    schema.WEBHOOK_SCAN_LOCK: "authq:webhook-scan",
+    schema.WEBHOOK_OUTCOMES: "authq:metrics:webhook-deliveries",
+    schema.WEBHOOK_DURATIONS: "authq:metrics:webhook-delivery-seconds",
 }
 
 

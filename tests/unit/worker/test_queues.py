@@ -100,7 +100,7 @@ broker = app.conf.broker_url
 extra = {"built_at_import": built_at_import, "tasks": tasks, "broker": broker}
 """ + REPORT, AUTHQ_REDIS_URL=NOWHERE)
     assert report["built_at_import"] is False
-    assert report["tasks"] == ["authq.run_job"] and report["broker"] == NOWHERE
+    assert report["tasks"] == ["authq.deliver_webhook", "authq.run_job"] and report["broker"] == NOWHERE
     assert report["receivers"] == {"celeryd_init": 1, "celeryd_after_setup": 1, "worker_ready": 1,  # installed...
                                    "worker_shutdown": 1, "setup_logging": 0, "worker_init": 0,
                                    "worker_process_init": 0}
