@@ -34,9 +34,9 @@ from flask import Flask, Response, request
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
-from werkzeug.serving import make_server
 
 from tests.support.leakcheck import remember_secret
+from tests.support.wsgi_thread import ServedWsgi
 
 PRIVATE_KEY_JWT = "private_key_jwt"
 
@@ -103,17 +103,12 @@ class JwtServer:
     @classmethod
     def start(cls) -> JwtServer:
         server = cls()
-        server._server = make_server("127.0.0.1", 0, server.app, threaded=True)
-        server.url = f"http://127.0.0.1:{server._server.port}"
-        server._thread = threading.Thread(target=server._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                          name="jwt-server", daemon=True)
-        server._thread.start()
+        server._served = ServedWsgi(server.app, "jwt-server")
+        server.url = server._served.url
         return server
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._served.stop()
 
     def add_client(self, client_id: str, public_pem: str, scope: str = "") -> None:
         """A client authenticating by private_key_jwt with the key whose public half is given."""

@@ -33,9 +33,9 @@ from authlib.oauth1.rfc5849.signature import generate_signature_base_string, ver
 from authlib.oauth1.rfc5849.util import escape
 from authlib.oauth1.rfc5849.wrapper import OAuth1Request
 from flask import Flask, Response, request
-from werkzeug.serving import make_server
 
 from tests.support.leakcheck import remember_secret
+from tests.support.wsgi_thread import ServedWsgi
 
 
 def verify_hmac_sha256(req: OAuth1Request) -> bool:
@@ -210,17 +210,12 @@ class OAuth1Server:
     @classmethod
     def start(cls) -> OAuth1Server:
         server = cls()
-        server._server = make_server("127.0.0.1", 0, server.app, threaded=True)
-        server.url = f"http://127.0.0.1:{server._server.port}"
-        server._thread = threading.Thread(target=server._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                          name="oauth1", daemon=True)
-        server._thread.start()
+        server._served = ServedWsgi(server.app, "oauth1")
+        server.url = server._served.url
         return server
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._served.stop()
 
     def add_client(self, client_id: str, secret: str) -> None:
         remember_secret(secret)
