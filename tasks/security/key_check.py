@@ -98,7 +98,8 @@ def check_at_start(client: redis.Redis, box: SecretBox, wait: float = REDIS_WAIT
 
 def check_at_start_url(url: str, box: SecretBox, wait: float = REDIS_WAIT_SECONDS) -> None:
     """``check_at_start`` on a short-lived connection (the asyncio API runs it in a thread)."""
-    client = redis.Redis.from_url(url)
+    # Timeouts: a start-up that cannot hear Redis must fail and say so, not hang.
+    client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
     try:
         check_at_start(client, box, wait)
     finally:
