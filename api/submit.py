@@ -17,7 +17,7 @@ from api import idempotency
 from api.auth import actor_fields
 from api.responses import error
 from api.typedefs import BOX, INLINE_QUEUE, QUEUE, REQUEST_ID, SETTINGS, STORE
-from api.waiting import preferred_wait, wait_for_job
+from api.waiting import JobWatch, preferred_wait
 from tasks.errors import IdempotencyKeyInUse, QueueUnavailable, TenantFull
 from tasks.jobs.queue_port import JobCopy
 from tasks.model.audit import ACTOR_FIELD
@@ -90,27 +90,44 @@ async def submit(request: web.Request, tenant: str, job_type: JobType, connector
         if first is not None:
             return _answer(held.job_id, first, held.status)
         held = None  # the job has expired since: treat as new
-    try:
-        job, job_json = await accept(request, tenant, job_type, connector_id, body, job_id,
-                                     cap=request.app[SETTINGS].max_queued_per_tenant)
-    except (QueueUnavailable, TenantFull) as refused:
-        if held:
-            await idempotency.release(store.redis, held)
-        if isinstance(refused, TenantFull):
-            return error(429, "This tenant has too many jobs queued or running; retry when some have finished.",
-                         headers={"Retry-After": "5"})
-        return unavailable()
-    stored = job_json.encode()
     wait = preferred_wait(request)
-    if wait is not None:
-        stored = await wait_for_job(request, tenant, job.id, stored, wait)
-    status = 200 if wait is not None and Job.stored_finished(stored) else 202
+    if wait is None:
+        accepted = await _accept_or_refusal(request, tenant, job_type, connector_id, body, job_id, held)
+        if isinstance(accepted, web.Response):
+            return accepted
+        job, stored, status = accepted[0], accepted[1].encode(), 202
+    else:
+        # Listening before the job is stored: every save of it is heard, and the job as accepted
+        # is where the wait starts (no read of the record after subscribing).
+        job_id = job_id or new_id("job")
+        async with JobWatch(request, tenant, job_id, wait) as watch:
+            accepted = await _accept_or_refusal(request, tenant, job_type, connector_id, body, job_id, held)
+            if isinstance(accepted, web.Response):
+                return accepted
+            job, stored = accepted[0], await watch.outcome(accepted[1].encode())
+        status = 200 if Job.stored_finished(stored) else 202
     if held:
         await idempotency.remember(store.redis, held, job.id, status)
     response = _answer(job.id, stored, status)
     if wait is not None:
         response.headers["Preference-Applied"] = f"wait={wait:g}"
     return response
+
+
+async def _accept_or_refusal(request: web.Request, tenant: str, job_type: JobType, connector_id: str | None,
+                             body: dict[str, Any], job_id: str | None,
+                             held: tuple[str, str] | None) -> tuple[Job, str] | web.Response:
+    """``accept``, or the answer to give when the queue or the tenant's cap refused the job."""
+    try:
+        return await accept(request, tenant, job_type, connector_id, body, job_id,
+                            cap=request.app[SETTINGS].max_queued_per_tenant)
+    except (QueueUnavailable, TenantFull) as refused:
+        if held:
+            await idempotency.release(request.app[STORE].redis, held)
+        if isinstance(refused, TenantFull):
+            return error(429, "This tenant has too many jobs queued or running; retry when some have finished.",
+                         headers={"Retry-After": "5"})
+        return unavailable()
 
 
 def _answer(job_id: str, stored: bytes, status: int) -> web.Response:

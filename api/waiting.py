@@ -10,6 +10,7 @@ job never changes, and the waiter answers as soon as it holds a finished one.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 
@@ -50,26 +51,55 @@ async def wait_for_job(request: web.Request, tenant: str, job_id: str, stored: b
     subscribe in time (Redis reconnecting), it polls the record instead."""
     if Job.stored_finished(stored):
         return stored
-    store = request.app[STORE]
-    deadline = time.monotonic() + seconds
-    try:
-        async with request.app[EVENT_HUB].listen(schema.job_events(tenant, job_id),
-                                                 timeout=min(seconds, SUBSCRIBE_TIMEOUT)) as changes:
-            latest = await store.job_json(tenant, job_id)
-            while True:
-                if latest is None:  # expired or removed meanwhile: what was last seen stands
-                    return stored
-                stored = latest
-                remaining = deadline - time.monotonic()
-                if Job.stored_finished(stored) or remaining <= 0:
-                    return stored
-                notice = await changes.get(timeout=min(RECHECK_SECONDS, remaining))
-                latest = None if notice is None else published_job(changes, notice)
-                if latest is None:
-                    latest = await store.job_json(tenant, job_id)
-    except EventsUnavailable:
-        pass
-    return await _poll(request, tenant, job_id, stored, deadline)
+    async with JobWatch(request, tenant, job_id, seconds) as watch:
+        return await watch.outcome(stored, read_first=True)
+
+
+class JobWatch:
+    """Listening on a job's channel for an ``async with`` block, ``seconds`` at most.
+
+    Entered before the job is stored (``Prefer: wait`` on a submission), it hears every save
+    of it, so the job as accepted is all the waiter needs to start from: no read of the record.
+    If the hub cannot subscribe in time, ``outcome`` polls instead."""
+
+    def __init__(self, request: web.Request, tenant: str, job_id: str, seconds: float) -> None:
+        self._request, self._tenant, self._job_id = request, tenant, job_id
+        self._seconds = seconds
+        self._deadline = time.monotonic() + seconds
+        self._stack = contextlib.AsyncExitStack()
+        self._changes: Listener | None = None
+
+    async def __aenter__(self) -> JobWatch:
+        hub = self._request.app[EVENT_HUB]
+        try:
+            channel = schema.job_events(self._tenant, self._job_id)
+            self._changes = await self._stack.enter_async_context(
+                hub.listen(channel, timeout=min(self._seconds, SUBSCRIBE_TIMEOUT)))
+        except EventsUnavailable:
+            self._changes = None
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._stack.aclose()
+
+    async def outcome(self, stored: bytes, *, read_first: bool = False) -> bytes:
+        """The job once it ended, or as it is at the deadline; ``read_first``: the job may have
+        been saved before the watch began, so read the record once first."""
+        changes, store = self._changes, self._request.app[STORE]
+        if changes is None:
+            return await _poll(self._request, self._tenant, self._job_id, stored, self._deadline)
+        latest: bytes | None = await store.job_json(self._tenant, self._job_id) if read_first else stored
+        while True:
+            if latest is None:  # expired or removed meanwhile: what was last seen stands
+                return stored
+            stored = latest
+            remaining = self._deadline - time.monotonic()
+            if Job.stored_finished(stored) or remaining <= 0:
+                return stored
+            notice = await changes.get(timeout=min(RECHECK_SECONDS, remaining))
+            latest = None if notice is None else published_job(changes, notice)
+            if latest is None:
+                latest = await store.job_json(self._tenant, self._job_id)
 
 
 async def _poll(request: web.Request, tenant: str, job_id: str, stored: bytes, deadline: float) -> bytes:

@@ -12,6 +12,7 @@ from tasks.provider.transport import Outbound
 from tasks.security.sealing import SecretBox
 from tasks.storage.job_counters import JobMetrics
 from tasks.storage.store import Store
+from tasks.storage.webhook_subscriptions import SubscriptionCache
 
 if TYPE_CHECKING:
     from tasks.jobs.webhook_delivery import PublishDelivery, WebhookSender
@@ -34,6 +35,8 @@ class JobContext:
     # workers at once (None: the webhook scan hands them over).
     webhooks: WebhookSender | None = None
     publish_delivery: PublishDelivery | None = None
+    # Each tenant's webhook subscriptions as last read; a job's end is guarded on their version.
+    subscriptions: SubscriptionCache = field(default_factory=SubscriptionCache)
 
     def now(self) -> datetime:
         return utcnow()

@@ -40,13 +40,14 @@ from tasks.jobs.handlers import HANDLERS
 from tasks.jobs.queue_port import JobCopy
 from tasks.jobs.webhook_delivery import hand_over
 from tasks.jobs.webhook_events import job_end_events
-from tasks.model.audit import NOBODY, Actor, actor_of_request
-from tasks.model.records import PROVIDER_STEPS, Job, ProgressStep
+from tasks.model.audit import NOBODY, Actor, AuditEvent, actor_of_request
+from tasks.model.records import PROVIDER_STEPS, Connector, Job, ProgressStep
 from tasks.storage import audit, schema, webhooks
 from tasks.storage.batch import Batch
 from tasks.storage.job_counters import JobMetrics
 from tasks.storage.leases import Lease, RunLeases
 from tasks.storage.store import Start
+from tasks.storage.webhook_subscriptions import Heard
 
 log = logging.getLogger("authq.jobs")
 
@@ -306,14 +307,33 @@ class JobRun:
         job.finished_at = self.ctx.now()
         # Duration: from the first start (or, never started, from creation) to the end.
         seconds = max(0.0, (job.finished_at - (job.started_at or job.created_at)).total_seconds())
+        store, subscriptions = self.ctx.store, self.ctx.subscriptions
+        # Who hears what, as this process last read it: the batch is guarded on that version, and
+        # written again with what is read afresh when it moved (webhook_subscriptions.py).
+        heard = subscriptions.heard(store.run, job.tenant)
+        while (due := self._write_end(job, end, heard, connector, event, seconds, also)) is None:
+            fresh = subscriptions.refresh(store.run, job.tenant)
+            if fresh.version == heard.version:
+                return False  # another guard failed
+            heard = fresh
+        if due and self.ctx.webhooks is not None:
+            hand_over(self.ctx.webhooks, due, self.ctx.publish_delivery)
+        log.info("job finished", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
+                                        "status": job.status, "error_code": (job.error or {}).get("code"),
+                                        "attempts": job.attempts, "seconds": round(seconds, 4)})
+        return True
+
+    def _write_end(self, job: Job, end: Outcome | JobFailed, heard: Heard, connector: Connector | None,
+                   event: AuditEvent | None, seconds: float, also: Callable[[Batch], None] | None) -> list[str] | None:
+        """One try at the end's batch; the webhook deliveries it recorded (members of the due set),
+        or None if a guard failed (nothing written)."""
         store, metrics = self.ctx.store, self.ctx.metrics
-        # Who hears what (one read, before the end's batch): the events go into that batch.
-        subscribers = store.run(webhooks.subscriptions(job.tenant))
         events = job_end_events(job, end, lambda: store.connector(job.tenant, job.connector_id or "")) \
-            if subscribers else []
+            if heard.subscribers else []
         due: list[str] = []
 
         def with_the_end(batch: Batch) -> None:
+            heard.guard(batch)
             if also is not None:
                 also(batch)
             if connector is not None:
@@ -322,16 +342,9 @@ class JobRun:
                 audit.record(batch, job.tenant, event)
             if metrics is not None:
                 metrics.count_finished(batch, job.type, job.status, seconds)
-            due[:] = webhooks.record_events(batch, job.tenant, subscribers, events)
+            due[:] = webhooks.record_events(batch, job.tenant, heard.subscribers, events)
 
-        if not store.save_job(job, also=with_the_end, kept_at_most=self._kept_at_most):
-            return False
-        if due and self.ctx.webhooks is not None:
-            hand_over(self.ctx.webhooks, due, self.ctx.publish_delivery)
-        log.info("job finished", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
-                                        "status": job.status, "error_code": (job.error or {}).get("code"),
-                                        "attempts": job.attempts, "seconds": round(seconds, 4)})
-        return True
+        return due if store.save_job(job, also=with_the_end, kept_at_most=self._kept_at_most) else None
 
     def _count(self, job: Job, record: Callable[[JobMetrics], None]) -> None:
         """Count into the fleet metrics; a metrics failure is logged and never fails the job."""

@@ -19,7 +19,7 @@ from tasks.model.audit import AuditEvent
 from tasks.model.records import Certificate, ConnectionPool, Connector, Job, Record, Session
 from tasks.model.views import ConnectorStatus
 from tasks.model.webhooks import Event
-from tasks.storage import audit, schema, webhooks
+from tasks.storage import audit, schema, webhook_subscriptions, webhooks
 from tasks.storage.batch import Batch
 from tasks.storage.steps import CheckAndSet, Lua, Op, Script, Transaction
 
@@ -260,7 +260,7 @@ def delete_connector(tenant: str, connector_id: str, event: AuditEvent | None = 
     raw = yield ("GET", schema.connector(tenant, connector_id))
     if raw is None:
         return False
-    subscribers = yield from webhooks.subscriptions(tenant)
+    subscribers = (yield from webhook_subscriptions.read(tenant)).subscribers
     batch = Batch()
     # The record read is the one deleted (a write since: the delete is tried again on what it wrote).
     batch.expect(schema.connector(tenant, connector_id), raw)

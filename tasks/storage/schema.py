@@ -34,6 +34,7 @@
     authq:t:{tenant}:webhook:{id}                string  a webhook endpoint; its index: ...:webhooks (zset)
         ...:deliveries | :slots                  zset    its deliveries log, its attempts in flight
     authq:t:{tenant}:webhook-subscriptions       hash    endpoint id -> the event types it hears
+        ...:webhook-subscriptions-version        string  a token set anew with every change of that hash
     authq:t:{tenant}:delivery:{webhook}.{msg}[:lease]    string  one event's delivery to one endpoint; its attempt
     authq:webhook-due, authq:webhook-scan        zset, string    deliveries due ("tenant/webhook/msg"); the scan lock
     authq:metrics:webhook-{deliveries,delivery-seconds}  hash    webhook attempts by outcome; their durations
@@ -258,6 +259,8 @@ webhook = Record("webhook", "webhook")                                  # the en
 webhooks = TenantKey("webhooks", "webhooks")                            # endpoint ids by creation time
 # endpoint id -> the event types it hears (space separated): what a change reads to know who to tell
 webhook_subscriptions = TenantKey("webhook_subscriptions", "webhook-subscriptions")
+# a random token, set anew with every change of that hash (tasks/storage/webhook_subscriptions.py)
+webhook_subscriptions_version = TenantKey("webhook_subscriptions_version", "webhook-subscriptions-version")
 webhook_deliveries = Record("webhook_deliveries", "webhook", "deliveries")   # message id -> created (ms)
 webhook_slots = Record("webhook_slots", "webhook", "slots")             # attempts in flight: token -> expiry (ms)
 delivery = Record("delivery", "delivery")                               # by "{webhook id}.{message id}"

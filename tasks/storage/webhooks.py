@@ -13,33 +13,18 @@ land together or not at all, so a crash after the change can only delay a delive
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from tasks.model.audit import AuditEvent
 from tasks.model.webhooks import DELIVERY_KEPT_SECONDS, Delivery, Event, Webhook
 from tasks.storage import audit, schema
 from tasks.storage.batch import Batch
 from tasks.storage.steps import Op, Transaction
-
-Subscribers = Mapping[str, frozenset[str]]   # endpoint id -> the event types it hears
+from tasks.storage.webhook_subscriptions import Subscribers, changed
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _pairs(reply: object) -> list[tuple[object, object]]:
-    """HGETALL's reply, as a dict (redis-py's callback) or a flat list (a raw reply)."""
-    if isinstance(reply, dict):
-        return list(reply.items())
-    items = list(reply or [])  # type: ignore[call-overload]
-    return list(zip(items[::2], items[1::2], strict=True))
-
-
-def subscriptions(tenant: str) -> Op[dict[str, frozenset[str]]]:
-    """Who hears what: read once before a change that emits events (none: an empty dict)."""
-    reply = yield ("HGETALL", schema.webhook_subscriptions(tenant))
-    return {_text(k): frozenset(_text(v).split()) for k, v in _pairs(reply)}  # type: ignore[arg-type]
 
 
 def record_events(into: Batch | Transaction, tenant: str, subscribers: Subscribers,
@@ -69,6 +54,7 @@ def record_events(into: Batch | Transaction, tenant: str, subscribers: Subscribe
 # --- endpoints ----------------------------------------------------------------------------------
 
 def _subscribe(into: Batch | Transaction, webhook: Webhook) -> None:
+    changed(into, webhook.tenant)
     if webhook.disabled:
         into.hdel(schema.webhook_subscriptions(webhook.tenant), webhook.id)
     else:
@@ -119,6 +105,7 @@ def delete_webhook(tenant: str, webhook_id: str, event: AuditEvent) -> Op[bool]:
     batch.delete(schema.webhook(tenant, webhook_id))
     batch.zrem(schema.webhooks(tenant), webhook_id)
     batch.hdel(schema.webhook_subscriptions(tenant), webhook_id)
+    changed(batch, tenant)
     batch.delete(schema.webhook_deliveries(tenant, webhook_id))
     audit.record(batch, tenant, event)
     return (yield from batch.op())

@@ -68,7 +68,7 @@ def api_url(settings: Settings, tenants: tuple[Tenant, Tenant]) -> Iterator[str]
     # (the session's workers would deliver to them).
     with redis.Redis.from_url(settings.require_redis_url()) as client:
         for t in tenants:
-            client.delete(schema.webhook_subscriptions(t.name))
+            client.delete(schema.webhook_subscriptions(t.name), schema.webhook_subscriptions_version(t.name))
         for member in client.zrange(schema.WEBHOOK_DUE, 0, -1):
             if schema.due_parts(member)[0] in {t.name for t in tenants}:
                 client.zrem(schema.WEBHOOK_DUE, member)

@@ -184,6 +184,31 @@ async def test_a_delete_sends_connector_deleted_with_the_connector_as_it_was(
     assert got[0].body["data"] == {"connector": before, "job_id": None}
 
 
+async def authorised_basic(client, tenant, provider) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    answer = await client.post("/api/v1/oauth/authorise", json=basic_body(provider),
+                               headers={**tenant.headers, **WAIT})
+    job = await poll_job(client, tenant, (await answer.json())["data"]["id"])
+    assert job["status"] == "succeeded", job
+    return job
+
+
+async def test_workers_that_ended_jobs_before_an_endpoint_existed_tell_it_of_the_next_and_stop_once_deleted(
+        client, tenant, workers, fresh_provider, webhook_receiver):
+    """Each worker keeps a tenant's subscriptions between jobs (one read fewer per job): an
+    endpoint made, or deleted, after they were read must still be heard of at the next end."""
+    # Enough ends that every worker thread of both workers has seen this tenant without endpoints.
+    await asyncio.gather(*(authorised_basic(client, tenant, fresh_provider) for _ in range(12)))
+    name = endpoint("late")
+    hook = await subscribe(client, tenant, webhook_receiver, name, events=["job.succeeded"])
+    jobs = await asyncio.gather(*(authorised_basic(client, tenant, fresh_provider) for _ in range(6)))
+    got = await webhook_receiver.wait_for(name, lambda m: len(m) >= len(jobs))
+    assert sorted(m.body["data"]["job"]["id"] for m in got) == sorted(j["id"] for j in jobs)
+    assert (await client.delete(f"/api/v1/webhooks/{hook['id']}", headers=tenant.headers)).status == 204
+    await asyncio.gather(*(authorised_basic(client, tenant, fresh_provider) for _ in range(6)))
+    await asyncio.sleep(1.0)
+    assert len(webhook_receiver.of(name)) == len(jobs)
+
+
 # -- 2. retries, Retry-After, 410, and one endpoint never holding up another -------------------
 
 async def ping(client, tenant, webhook_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]

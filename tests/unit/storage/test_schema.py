@@ -47,6 +47,7 @@ STORED_NAMES = {
     schema.webhook("acme", "whk_1"): "authq:t:acme:webhook:whk_1",
     schema.webhooks("acme"): "authq:t:acme:webhooks",
     schema.webhook_subscriptions("acme"): "authq:t:acme:webhook-subscriptions",
+    schema.webhook_subscriptions_version("acme"): "authq:t:acme:webhook-subscriptions-version",
     schema.webhook_deliveries("acme", "whk_1"): "authq:t:acme:webhook:whk_1:deliveries",
     schema.webhook_slots("acme", "whk_1"): "authq:t:acme:webhook:whk_1:slots",
     schema.delivery("acme", "whk_1.msg_1"): "authq:t:acme:delivery:whk_1.msg_1",
