@@ -45,6 +45,7 @@ from tasks.model.catalog import load_catalog
 from tasks.security.key_check import check_at_start_url
 from tasks.security.sealing import SecretBox
 from tasks.settings import Settings
+from tasks.storage import schema
 from tasks.storage.schema import hash_api_key
 
 
@@ -95,7 +96,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = ApiStore(client)
     app[STREAM_SLOTS] = StreamSlots(app[STORE].pipelined)
     app[KEY_USAGE] = KeyUsage(app[STORE])
-    app[EVENT_HUB] = EventHub(url)
+    # (its inbox: the channel this process's Prefer: wait submissions are told on; tasks/jobs/waiter.py)
+    app[EVENT_HUB] = EventHub(url, inbox=schema.api_inbox(secrets.token_hex(12)))
     app[EVENT_HUB].start()
     app[GOVERNOR] = Governor(app[STORE], app[EVENT_HUB])
     if per_second := app[SETTINGS].api_rate_limit:

@@ -7,6 +7,12 @@ its own, made outside the command pool; a channel is subscribed once however man
 it has (the first listener subscribes, the last one unsubscribes) and each message is fanned
 out to the listeners' queues. Channels are plain names: nothing here knows what a job is.
 
+A hub may also have an *inbox*: a channel of its own, subscribed once and kept, on which
+publishers that know this process listens (a worker ending a job its ``Prefer: wait``
+submission waits for) send ``{channel}\n{data}``; ``listen_addressed`` hears the messages about
+one channel without subscribing to it, so a listener that comes and goes per request costs Redis
+no SUBSCRIBE and no UNSUBSCRIBE.
+
 What a listener can rely on:
 
 - ``listen()`` returns once Redis has confirmed the subscription, so state read after it is
@@ -101,6 +107,26 @@ class Listener:
         return len(self._notices)
 
 
+class _Inbox(Listener):
+    """The hub's own listener on its process's inbox channel: each message says which channel it
+    is about (``{channel}\n{data}``) and goes to the listeners addressed by that channel;
+    ``MISSED`` goes to all of them."""
+
+    def __init__(self, channel: str, size: int, addressed: dict[str, set[Listener]]) -> None:
+        super().__init__(channel, size)
+        self._addressed = addressed
+
+    def deliver(self, notice: Notice) -> None:
+        if notice.missed:
+            for group in self._addressed.values():
+                for listener in group:
+                    listener.deliver(MISSED)
+            return
+        about, newline, data = notice.data.partition(b"\n")
+        for listener in self._addressed.get(about.decode(), ()) if newline else ():
+            listener.deliver(Notice(data=data))
+
+
 @dataclass
 class _Channel:
     listeners: set[Listener] = field(default_factory=set)
@@ -112,7 +138,8 @@ class _Channel:
 class EventHub:
     """Channel -> listeners over one pub/sub connection of the hub's own."""
 
-    def __init__(self, redis_url: str, *, name: str = "authq-api-events", queue_size: int = QUEUE_SIZE,
+    def __init__(self, redis_url: str, *, inbox: str | None = None, name: str = "authq-api-events",
+                 queue_size: int = QUEUE_SIZE,
                  subscribe_timeout: float = SUBSCRIBE_TIMEOUT, ping_seconds: float = PING_SECONDS,
                  reconnect_delays: tuple[float, ...] = RECONNECT_DELAYS) -> None:
         # Only a factory of connections (make_connection), never asked for a pooled one: the
@@ -128,6 +155,10 @@ class EventHub:
         self._ping_seconds = ping_seconds
         self._reconnect_delays = reconnect_delays
         self._channels: dict[str, _Channel] = {}
+        # The process's own channel (``listen_addressed``): subscribed once, kept for good.
+        self.inbox = inbox
+        self._addressed: dict[str, set[Listener]] = {}
+        self._inbox_joined: asyncio.Task[None] | None = None
         self._outbox: asyncio.Queue[tuple[str, ...]] = asyncio.Queue()
         self._connection: AbstractConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -164,6 +195,44 @@ class EventHub:
             yield listener
         finally:
             self._leave(listener)
+
+    @contextlib.asynccontextmanager
+    async def listen_addressed(self, channel: str, timeout: float | None = None) -> AsyncIterator[Listener]:
+        """For the ``async with`` block, the messages about ``channel`` that publishers send to
+        this hub's ``inbox`` (publishers that know who listens), with no subscription of its own:
+        joining and leaving cost Redis nothing. Returns once the inbox's subscription is confirmed;
+        the same ``MISSED`` rules hold."""
+        assert self.inbox is not None, "a hub without an inbox has no addressed listeners"
+        await self._inbox_ready(self._subscribe_timeout if timeout is None else timeout)
+        listener = Listener(channel, self._queue_size)
+        listener.joining = False
+        self._addressed.setdefault(channel, set()).add(listener)
+        try:
+            yield listener
+        finally:
+            group = self._addressed.get(channel)
+            if group is not None:
+                group.discard(listener)
+                if not group:
+                    del self._addressed[channel]
+
+    async def _inbox_ready(self, timeout: float) -> None:
+        """The inbox subscribed (once; again only after a try that failed)."""
+        self.start()
+        joined = self._inbox_joined
+        if joined is None or (joined.done() and (joined.cancelled() or joined.exception() is not None)):
+            assert self.inbox is not None
+            router = _Inbox(self.inbox, self._queue_size, self._addressed)
+            joined = self._inbox_joined = asyncio.get_running_loop().create_task(
+                self._join(router, self._subscribe_timeout))
+            joined.add_done_callback(_retrieve)  # a failed try is seen by its waiters, or by the next try
+        if joined.done():
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(joined)
+        except TimeoutError:
+            raise EventsUnavailable("Redis did not confirm the inbox's subscription in time.") from None
 
     def listeners(self, channel: str) -> int:
         found = self._channels.get(channel)

@@ -20,6 +20,7 @@ from api.typedefs import BOX, INLINE_QUEUE, QUEUE, REQUEST_ID, SETTINGS, STORE
 from api.waiting import JobWatch, preferred_wait
 from tasks.errors import IdempotencyKeyInUse, QueueUnavailable, TenantFull
 from tasks.jobs.queue_port import JobCopy
+from tasks.jobs.waiter import INBOX_FIELD
 from tasks.model.audit import ACTOR_FIELD
 from tasks.model.records import Job, new_id, utcnow
 from tasks.model.views import JobType
@@ -34,9 +35,11 @@ def unavailable() -> web.Response:
 
 
 async def accept(request: web.Request, tenant: str, job_type: JobType, connector_id: str | None,
-                 body: dict[str, Any], job_id: str | None = None, cap: int = 0) -> tuple[Job, str]:
+                 body: dict[str, Any], job_id: str | None = None, cap: int = 0,
+                 inbox: str | None = None) -> tuple[Job, str]:
     """Store and publish a job; raise ``QueueUnavailable`` (having removed it) if the broker
-    refuses, ``TenantFull`` if the tenant has ``cap`` jobs in flight (0: no cap).
+    refuses, ``TenantFull`` if the tenant has ``cap`` jobs in flight (0: no cap). ``inbox``: the
+    channel of this process's event hub that a waiter for the job listens on.
 
     Returns the job and its stored JSON (its public view, as a poll serves it)."""
     # Not validated: every field is made here (on the accept path, where a validation costs).
@@ -45,7 +48,8 @@ async def accept(request: web.Request, tenant: str, job_type: JobType, connector
     store = request.app[STORE]
     inline = request.app.get(INLINE_QUEUE)
     # Who asked travels with the job, sealed with its request, to the end where its change is audited.
-    sealed = request.app[BOX].seal_json({**body, ACTOR_FIELD: actor_fields(request)})
+    sealed = request.app[BOX].seal_json({**body, ACTOR_FIELD: actor_fields(request)} if inbox is None
+                                        else {**body, ACTOR_FIELD: actor_fields(request), INBOX_FIELD: inbox})
     job_json = job.stored_json()
     if inline is not None:
         # Stored and queued in one Redis transaction: either both happened or neither did.
@@ -97,11 +101,12 @@ async def submit(request: web.Request, tenant: str, job_type: JobType, connector
             return accepted
         job, stored, status = accepted[0], accepted[1].encode(), 202
     else:
-        # Listening before the job is stored: every save of it is heard, and the job as accepted
-        # is where the wait starts (no read of the record after subscribing).
+        # Listening (on the process's inbox, which the job's request names) before the job is
+        # stored: every save of it is heard, and the job as accepted is where the wait starts.
         job_id = job_id or new_id("job")
-        async with JobWatch(request, tenant, job_id, wait) as watch:
-            accepted = await _accept_or_refusal(request, tenant, job_type, connector_id, body, job_id, held)
+        async with JobWatch(request, tenant, job_id, wait, addressed=True) as watch:
+            accepted = await _accept_or_refusal(request, tenant, job_type, connector_id, body, job_id, held,
+                                                watch.inbox)
             if isinstance(accepted, web.Response):
                 return accepted
             job, stored = accepted[0], await watch.outcome(accepted[1].encode())
@@ -116,11 +121,11 @@ async def submit(request: web.Request, tenant: str, job_type: JobType, connector
 
 async def _accept_or_refusal(request: web.Request, tenant: str, job_type: JobType, connector_id: str | None,
                              body: dict[str, Any], job_id: str | None,
-                             held: tuple[str, str] | None) -> tuple[Job, str] | web.Response:
+                             held: tuple[str, str] | None, inbox: str | None = None) -> tuple[Job, str] | web.Response:
     """``accept``, or the answer to give when the queue or the tenant's cap refused the job."""
     try:
         return await accept(request, tenant, job_type, connector_id, body, job_id,
-                            cap=request.app[SETTINGS].max_queued_per_tenant)
+                            cap=request.app[SETTINGS].max_queued_per_tenant, inbox=inbox)
     except (QueueUnavailable, TenantFull) as refused:
         if held:
             await idempotency.release(request.app[STORE].redis, held)

@@ -58,13 +58,16 @@ async def wait_for_job(request: web.Request, tenant: str, job_id: str, stored: b
 class JobWatch:
     """Listening on a job's channel for an ``async with`` block, ``seconds`` at most.
 
-    Entered before the job is stored (``Prefer: wait`` on a submission), it hears every save
-    of it, so the job as accepted is all the waiter needs to start from: no read of the record.
+    ``addressed``: entered before the job is stored (``Prefer: wait`` on a submission), it
+    listens through the hub's inbox, which the job's request names (``inbox``), so the workers
+    tell this process of every save of it: the job as accepted is all the waiter needs to start
+    from, and neither a read of the record nor a subscription of the job's channel is made.
     If the hub cannot subscribe in time, ``outcome`` polls instead."""
 
-    def __init__(self, request: web.Request, tenant: str, job_id: str, seconds: float) -> None:
+    def __init__(self, request: web.Request, tenant: str, job_id: str, seconds: float,
+                 addressed: bool = False) -> None:
         self._request, self._tenant, self._job_id = request, tenant, job_id
-        self._seconds = seconds
+        self._seconds, self._addressed = seconds, addressed
         self._deadline = time.monotonic() + seconds
         self._stack = contextlib.AsyncExitStack()
         self._changes: Listener | None = None
@@ -72,12 +75,17 @@ class JobWatch:
     async def __aenter__(self) -> JobWatch:
         hub = self._request.app[EVENT_HUB]
         try:
-            channel = schema.job_events(self._tenant, self._job_id)
-            self._changes = await self._stack.enter_async_context(
-                hub.listen(channel, timeout=min(self._seconds, SUBSCRIBE_TIMEOUT)))
+            channel, timeout = schema.job_events(self._tenant, self._job_id), min(self._seconds, SUBSCRIBE_TIMEOUT)
+            listening = hub.listen_addressed(channel, timeout) if self._addressed else hub.listen(channel, timeout)
+            self._changes = await self._stack.enter_async_context(listening)
         except EventsUnavailable:
             self._changes = None
         return self
+
+    @property
+    def inbox(self) -> str | None:
+        """The channel the job's request must name for this watch to hear its saves."""
+        return self._request.app[EVENT_HUB].inbox if self._addressed and self._changes is not None else None
 
     async def __aexit__(self, *_: object) -> None:
         await self._stack.aclose()

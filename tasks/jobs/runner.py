@@ -38,6 +38,7 @@ from tasks.jobs.changes import change_event
 from tasks.jobs.context import JobContext
 from tasks.jobs.handlers import HANDLERS
 from tasks.jobs.queue_port import JobCopy
+from tasks.jobs.waiter import inbox_of_request
 from tasks.jobs.webhook_delivery import hand_over
 from tasks.jobs.webhook_events import job_end_events
 from tasks.model.audit import NOBODY, Actor, AuditEvent, actor_of_request
@@ -114,6 +115,8 @@ class JobRun:
         self._kept_at_most: int | None = None
         # Who queued the job (its request carries them): the actor of the change its end audits.
         self._actor: Actor = NOBODY
+        # The API process waiting for the job's end, if one is (its request names its inbox).
+        self._inbox: str | None = None
 
     # -- the two ways to start ------------------------------------------------------------------
 
@@ -129,7 +132,7 @@ class JobRun:
             self._opened = (copy.sealed, body)
             return None
         job.attempts, job.status, job.started_at = 1, "running", self.ctx.now()
-        self._actor = actor_of_request(body)
+        self._actor, self._inbox = actor_of_request(body), inbox_of_request(body)
 
         def step(name: str) -> None:
             job.progress.append(ProgressStep(step=name, at=self.ctx.now(), attempt=1))
@@ -207,7 +210,7 @@ class JobRun:
         def step(name: str) -> None:
             job.progress.append(ProgressStep(step=name, at=self.ctx.now(), attempt=job.attempts))
             if name in PROVIDER_STEPS:
-                self.ctx.store.save_job(job)
+                self.ctx.store.save_job(job, inbox=self._inbox)
 
         handler = HANDLERS.get(job.type)
         mark = len(job.progress)
@@ -220,7 +223,7 @@ class JobRun:
             opened = self._opened
             body = opened[1] if opened is not None and opened[0] == sealed else self.ctx.box.open_json(sealed)
             self._kept_at_most = kept_at_most(job, body)
-            self._actor = actor_of_request(body)
+            self._actor, self._inbox = actor_of_request(body), inbox_of_request(body)
             outcome = handler.run(self.ctx, job, body, step)
         except Deferred as deferred:
             if start.deferred + deferred.delay > DEFERRED_AT_MOST:
@@ -255,7 +258,7 @@ class JobRun:
             # Milliseconds, an integer: Redis 6.2 crashes on INCRBYFLOAT inside a script.
             batch.incrby(schema.job_deferred(job.tenant, job.id), max(1, round(delay * 1000)))
 
-        self.ctx.store.save_job(job, also=given_back)
+        self.ctx.store.save_job(job, also=given_back, inbox=self._inbox)
         reason = deferred.reason
         self._count(job, lambda m: m.waited(reason))
         log.info("job deferred", extra={"job_id": job.id, "tenant": job.tenant, "reason": reason,
@@ -265,7 +268,7 @@ class JobRun:
     def _retry(self, job: Job, delay: float, code: ErrorCode) -> RetryLater:
         """Store the job ``retrying`` (its ``error`` set by the caller, if known) and ask for another run."""
         job.status = "retrying"
-        self.ctx.store.save_job(job)
+        self.ctx.store.save_job(job, inbox=self._inbox)
         self._count(job, lambda m: m.retried(job.type))
         log.info("job will run again", extra={"job_id": job.id, "connector_id": job.connector_id, "tenant": job.tenant,
                                               "attempts": job.attempts, "error_code": code, "delay": round(delay, 3)})
@@ -344,7 +347,8 @@ class JobRun:
                 metrics.count_finished(batch, job.type, job.status, seconds)
             due[:] = webhooks.record_events(batch, job.tenant, heard.subscribers, events)
 
-        return due if store.save_job(job, also=with_the_end, kept_at_most=self._kept_at_most) else None
+        written = store.save_job(job, also=with_the_end, kept_at_most=self._kept_at_most, inbox=self._inbox)
+        return due if written else None
 
     def _count(self, job: Job, record: Callable[[JobMetrics], None]) -> None:
         """Count into the fleet metrics; a metrics failure is logged and never fails the job."""

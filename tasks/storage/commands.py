@@ -142,10 +142,12 @@ def start_job(tenant: str, job_id: str, lease_key: str | None, token: str, lease
                  deferred=0.0 if deferred is None else int(deferred) / 1000)
 
 
-def save_job(job: Job, job_ttl: int, also: Callable[[Batch], None] | None = None) -> Op[bool]:
+def save_job(job: Job, job_ttl: int, also: Callable[[Batch], None] | None = None,
+             inbox: str | None = None) -> Op[bool]:
     """Store the job and tell its watchers, in one atomic batch; ``also`` adds writes (metrics,
     a connector, the lease's release) that land with the job's new state or not at all, and
-    perhaps guards (``Batch.expect``): False if one failed and nothing was written."""
+    perhaps guards (``Batch.expect``): False if one failed and nothing was written. ``inbox``:
+    the channel of the API process waiting for the job (``tasks/jobs/waiter.py``), told too."""
     # A finished job (and its start count) is kept for job_ttl, then expires. Its sealed request
     # is deleted in the same write: nothing runs the job again, and a tenant's ended jobs must
     # not keep every request they were sent for a week.
@@ -161,7 +163,10 @@ def save_job(job: Job, job_ttl: int, also: Callable[[Batch], None] | None = None
         batch.expire(schema.job_starts(job.tenant, job.id), ttl)
         batch.srem(schema.active_jobs(job.tenant), job.id)  # idempotent: a re-save changes nothing
     # The job as stored: a waiter or an event stream has the new state without reading it back.
-    batch.publish(schema.job_events(job.tenant, job.id), stored)
+    channel = schema.job_events(job.tenant, job.id)
+    batch.publish(channel, stored)
+    if inbox is not None:
+        batch.publish(inbox, f"{channel}\n{stored}")  # routed to the job's waiters by api/event_hub.py
     return (yield from batch.op())
 
 

@@ -6,6 +6,7 @@
     authq:apikeys-used                           hash    API key id -> when it was last used (unix time)
     authq:api-arrival:{sha256}                   string  the API key's rate limit (GCRA arrival time)
     authq:api-streams:{sha256}                   zset    the API key's open event streams (leases)
+    authq:api-inbox:{id}                         channel an API process's: saves of the jobs it waits for
     authq:refresh-tenants                        zset    tenant -> its refresh schedule's earliest score (or less)
     authq:expiring                               zset    "tenant/connector" -> token expiry: earlier versions' schedule
     authq:refresh-scan, authq:orphan-sweep       string  one scan, one sweep per period fleet-wide
@@ -273,6 +274,8 @@ connectors_by_status = FleetRecord("connectors_by_status", "connectors-by-status
 api_key = FleetRecord("api_key", "apikey")                              # by hash_api_key(key)
 api_rate = FleetRecord("api_rate", "api-arrival")                       # by hash_api_key(key)
 api_streams = FleetRecord("api_streams", "api-streams")                 # by hash_api_key(key) (api/stream_slots.py)
+# An API process's own channel (pub/sub): the saves of the jobs it waits for (api/event_hub.py)
+api_inbox = FleetRecord("api_inbox", "api-inbox")                       # by the process's random inbox id
 auth_state = FleetRecord("auth_state", "state", hashed=True)            # by the state itself (tasks/storage/states.py)
 auth_state_claim = FleetRecord("auth_state_claim", "state", "claim", hashed=True)
 # Set (NX) before a code is sent to the token endpoint: a code is spent at most once.

@@ -89,10 +89,12 @@ class Store:
                   lease_ms: int = 0) -> Start:
         return run(self.redis, commands.start_job(tenant, job_id, lease_key, token, lease_ms, self.job_ttl))
 
-    def save_job(self, job: Job, also: Callable[[Batch], None] | None = None, kept_at_most: int | None = None) -> bool:
-        """``kept_at_most``: a finished job is kept no longer than this (else ``AUTHQ_JOB_TTL_SECONDS``)."""
+    def save_job(self, job: Job, also: Callable[[Batch], None] | None = None, kept_at_most: int | None = None,
+                 inbox: str | None = None) -> bool:
+        """``kept_at_most``: a finished job is kept no longer than this (else ``AUTHQ_JOB_TTL_SECONDS``);
+        ``inbox``: the waiting API process's channel, told too."""
         ttl = self.job_ttl if kept_at_most is None else min(self.job_ttl, kept_at_most)
-        return run(self.redis, commands.save_job(job, ttl, also))
+        return run(self.redis, commands.save_job(job, ttl, also, inbox))
 
     # connectors
     def connector(self, tenant: str, connector_id: str) -> Connector | None:

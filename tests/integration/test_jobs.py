@@ -168,6 +168,27 @@ async def test_prefer_wait_answers_200_with_the_finished_job(client, tenant, wor
     assert answer.headers["Location"] == f"/api/v1/jobs/{job['id']}"
 
 
+def subscribes(redis_client) -> int:  # type: ignore[no-untyped-def]
+    return int(redis_client.info("commandstats").get("cmdstat_subscribe", {}).get("calls", 0))
+
+
+async def test_prefer_wait_on_a_submission_subscribes_to_nothing_per_job(client, tenant, workers, fresh_provider,
+                                                                         redis_client):
+    """The workers tell the waiting API process on its inbox: no SUBSCRIBE (nor UNSUBSCRIBE)
+    of a job's channel per waiting submission, and each still answers with its finished job.
+    An inbox named in the request body is not the one the job is told on."""
+    wait = {**tenant.headers, "Prefer": "wait=20"}
+    first = await client.post("/api/v1/oauth/authorise", json=basic_body(fresh_provider), headers=wait)
+    assert first.status == 200  # (the process's inbox is subscribed by now)
+    before = subscribes(redis_client)
+    sent = {**basic_body(fresh_provider), "waiter_inbox": "authq:api-inbox:not-this-process"}
+    answers = await asyncio.gather(*(client.post("/api/v1/oauth/authorise", json=sent, headers=wait)
+                                     for _ in range(8)))
+    jobs = [(await a.json())["data"] for a in answers]
+    assert [a.status for a in answers] == [200] * 8 and {j["status"] for j in jobs} == {"succeeded"}
+    assert subscribes(redis_client) == before
+
+
 async def test_another_tenant_cannot_see_the_job_or_connector(client, tenants, workers, fresh_provider):
     owner, other = tenants
     done = await authorise(client, owner, basic_body(fresh_provider))

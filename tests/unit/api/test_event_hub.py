@@ -164,3 +164,54 @@ async def test_a_redis_url_asking_for_resp3_still_gets_a_working_hub(redis_serve
             assert await listener.get(timeout=5) == Notice(b"running")
     finally:
         await hub.close()
+
+
+# -- the inbox: one subscription of the process's own, messages addressed by channel -----------
+
+@pytest.fixture
+async def inbox_hub(redis_server, name: str) -> AsyncIterator[EventHub]:  # type: ignore[no-untyped-def]
+    hub = EventHub(redis_server.url, inbox=f"hub-test-inbox:{secrets.token_hex(6)}", name=name, queue_size=4,
+                   reconnect_delays=(0.2,))
+    yield hub
+    await hub.close()
+
+
+async def test_addressed_listeners_hear_only_their_channel_through_one_subscription_made_once(
+        inbox_hub, publisher, redis_client):
+    hub, a, b = inbox_hub, channel(), channel()
+    async with hub.listen_addressed(a) as one, hub.listen_addressed(a) as two, hub.listen_addressed(b) as three:
+        assert subscribers(redis_client, hub.inbox) == 1
+        assert subscribers(redis_client, a) == 0 and subscribers(redis_client, b) == 0  # no SUBSCRIBE per channel
+        await publisher.publish(hub.inbox, f"{a}\n{{\"status\": \"succeeded\"}}")
+        await publisher.publish(hub.inbox, "no newline: not addressed to anyone")
+        assert await one.get(timeout=5) == Notice(b'{"status": "succeeded"}')
+        assert await two.get(timeout=5) == Notice(b'{"status": "succeeded"}')
+        assert await three.get(timeout=0.3) is None
+    assert subscribers(redis_client, hub.inbox) == 1  # kept for the next listener: no UNSUBSCRIBE either
+    async with hub.listen_addressed(a) as again:
+        await publisher.publish(hub.inbox, f"{a}\nlater")
+        assert await again.get(timeout=5) == Notice(b"later")
+
+
+async def test_addressed_listeners_are_told_they_missed_what_a_dropped_connection_lost(
+        inbox_hub, publisher, redis_client, name):
+    hub, a = inbox_hub, channel()
+    async with hub.listen_addressed(a) as listener:
+        [connection] = hub_connections(redis_client, name)
+        redis_client.client_kill_filter(_id=connection["id"])
+        assert await publisher.publish(hub.inbox, f"{a}\nlost") == 0
+        assert await listener.get(timeout=5) == MISSED
+        await publisher.publish(hub.inbox, f"{a}\nafter")
+        assert await listener.get(timeout=5) == Notice(b"after")
+
+
+async def test_an_inbox_that_cannot_be_subscribed_is_an_outage_and_is_tried_again(name):
+    hub = EventHub("redis://127.0.0.1:9/0", inbox="hub-test-inbox:x", name=name, subscribe_timeout=0.3,
+                   reconnect_delays=(0.1,))
+    try:
+        for _ in range(2):
+            with pytest.raises(EventsUnavailable):
+                async with hub.listen_addressed(channel()):
+                    pass
+    finally:
+        await hub.close()

@@ -23,6 +23,7 @@ once.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 
 import pytest
@@ -34,6 +35,7 @@ from tasks.jobs.context import JobContext
 from tasks.jobs.handlers import HANDLERS
 from tasks.jobs.queue_port import QUEUE_OF_TYPE, JobCopy
 from tasks.jobs.runner import run_job
+from tasks.jobs.waiter import INBOX_FIELD
 from tasks.model.audit import ACTOR_FIELD
 from tasks.model.catalog import load_catalog
 from tasks.model.records import Job, new_id, utcnow
@@ -205,11 +207,14 @@ def queue_local_job(ctx: JobContext, tenant: str) -> Job:
 
 
 def queue_with_copy(ctx: JobContext, tenant: str, body: dict[str, object],
-                    actor: dict[str, str | None] | None = None) -> tuple[Job, JobCopy]:
-    """Store a job as the API does (with the request's actor, when given), and the copy its message carries."""
+                    actor: dict[str, str | None] | None = None, inbox: str | None = None) -> tuple[Job, JobCopy]:
+    """Store a job as the API does (with the request's actor and its waiter's inbox, when given),
+    and the copy its message carries."""
     validated = validate_authorise(body, ctx.catalog, ctx.box).model_dump(exclude_unset=True)
     if actor is not None:
         validated[ACTOR_FIELD] = actor
+    if inbox is not None:
+        validated[INBOX_FIELD] = inbox
     job = Job(id=new_id("job"), tenant=tenant, type="authorise", connector_id=new_id("con"), created_at=utcnow())
     copy = JobCopy(job.stored_json(), ctx.box.seal_json(validated))
     ctx.store.redis.set(schema.job(tenant, job.id), copy.job)
@@ -292,8 +297,13 @@ def scripts_run(client: redis.Redis) -> int:
 
 
 def test_a_first_delivery_that_needs_nobody_else_ends_in_one_round_trip(ctx, tenant):
-    job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
     redis = ctx.store.redis
+    # The process's first end for the tenant also reads its webhook subscriptions (kept after).
+    first, first_copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
+    before = scripts_run(redis)
+    run_job(ctx, tenant.name, first.id, RunLeases(redis), first_copy)
+    assert scripts_run(redis) - before == 2
+    job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
     before = scripts_run(redis)
     ended = run_job(ctx, tenant.name, job.id, RunLeases(redis), copy)
     assert scripts_run(redis) - before == 1
@@ -332,6 +342,7 @@ def test_a_job_that_needs_a_provider_is_not_run_from_its_copy(ctx, tenant, fresh
     body = authorise_body()
     body["variables"][0]["value"] = fresh_provider.base_url  # type: ignore[index]
     checked, checked_copy = queue_with_copy(ctx, tenant.name, body)
+    ctx.subscriptions.heard(ctx.store.run, tenant.name)  # as after the process's first end for the tenant
     before = scripts_run(ctx.store.redis)
     seen = published(ctx, tenant.name, checked, lambda: run_job(ctx, tenant.name, checked.id, None, checked_copy))
     assert seen == ["running", "succeeded"] and checks(fresh_provider) == 1
@@ -348,10 +359,12 @@ def test_a_copy_is_not_used_once_a_run_has_started_the_job(ctx, tenant):
     still the copy, byte for byte, but this delivery is its second start, not its first."""
     job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY)
     assert ctx.store.start_job(tenant.name, job.id).starts == 1  # the run that died
+    ctx.subscriptions.heard(ctx.store.run, tenant.name)  # as after the process's first end for the tenant
     before = scripts_run(ctx.store.redis)
     ended = run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
     assert ended is not None and ended.status == "succeeded" and ended.attempts == 2
-    assert scripts_run(ctx.store.redis) - before == 3  # the refused end from the copy, the start, the end
+    # The refused end from the copy, the subscriptions read again (were they why?), the start, the end.
+    assert scripts_run(ctx.store.redis) - before == 4
     assert ctx.store.job(tenant.name, job.id) == ended
 
 
@@ -364,6 +377,7 @@ def test_a_copy_sealed_under_a_retired_key_runs_from_the_stored_request(counted_
     ctx.box = SecretBox(new_key)  # `authq secrets rotate` re-sealed the store; the message kept the old text
     validated = validate_authorise(LOCAL_BODY, ctx.catalog, ctx.box).model_dump(exclude_unset=True)
     redis_client.set(schema.submission(tenant.name, job.id), ctx.box.seal_json(validated))
+    ctx.subscriptions.heard(ctx.store.run, tenant.name)  # as after the process's first end for the tenant
     before = scripts_run(redis_client)
     ended = run_job(ctx, tenant.name, job.id, None, copy)
     assert ended is not None and ended.status == "succeeded" and ended.attempts == 1
@@ -387,6 +401,7 @@ def test_a_local_failure_ends_in_one_round_trip_too(ctx, tenant):
     catalog = load_catalog(TEST_CATALOG)  # the implementation left the catalog after the job was accepted
     ctx.catalog = catalog.model_copy(update={"implementations": [
         i for i in catalog.implementations if i.id != "test-bearer-nocheck"]})
+    ctx.subscriptions.heard(ctx.store.run, tenant.name)  # as after the process's first end for the tenant
     before = scripts_run(ctx.store.redis)
     ended = run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy)
     assert scripts_run(ctx.store.redis) - before == 1
@@ -446,3 +461,43 @@ def test_the_end_audits_the_change_once_with_the_actor_the_request_carried(ctx, 
         assert [(e.type, e.actor.model_dump(), e.details) for e in found] == [
             ("connector.created", actor, {"job_id": job.id, "job_type": "authorise", "status": "authorised"})]
         assert "tok_local_0123456789" not in found[0].stored()
+
+
+def heard_on(ctx: JobContext, channel: str, run) -> list[bytes]:  # type: ignore[no-untyped-def]
+    pubsub = ctx.store.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel)
+    try:
+        run()
+        heard, deadline = [], time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.1)
+            if message is not None:
+                heard.append(message["data"])
+        return heard
+    finally:
+        pubsub.close()
+
+
+@pytest.mark.parametrize("from_copy", [True, False])
+def test_a_waiting_api_process_is_told_on_its_inbox_of_each_save(ctx, tenant, fresh_provider, from_copy):
+    """The request names the waiting process's inbox: each save goes there too, as
+    ``{job channel}\\n{job as stored}`` (run from its copy, or from the store with a check)."""
+    inbox = schema.api_inbox(secrets.token_hex(6))
+    body = LOCAL_BODY
+    if not from_copy:
+        body = authorise_body()
+        body["variables"][0]["value"] = fresh_provider.base_url  # type: ignore[index]
+    job, copy = queue_with_copy(ctx, tenant.name, body, inbox=inbox)
+    heard = heard_on(ctx, inbox, lambda: run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy))
+    channel = schema.job_events(tenant.name, job.id).encode()
+    assert heard and all(m.startswith(channel + b"\n") for m in heard)
+    assert heard[-1].removeprefix(channel + b"\n") == ctx.store.redis.get(schema.job(tenant.name, job.id))
+    assert json.loads(heard[-1].split(b"\n", 1)[1])["status"] == "succeeded"
+    assert len(heard) == (1 if from_copy else 2)  # (running at the credential check, then the end)
+
+
+def test_a_request_naming_a_channel_that_is_no_inbox_makes_no_worker_publish_there(ctx, tenant):
+    elsewhere = f"authq:t:{tenant.name}:job:{new_id('job')}:events"  # another job's channel, say
+    job, copy = queue_with_copy(ctx, tenant.name, LOCAL_BODY, inbox=elsewhere)
+    heard = heard_on(ctx, elsewhere, lambda: run_job(ctx, tenant.name, job.id, RunLeases(ctx.store.redis), copy))
+    assert heard == [] and ctx.store.job(tenant.name, job.id).status == "succeeded"  # type: ignore[union-attr]

@@ -56,6 +56,7 @@ STORED_NAMES = {
     schema.api_key(KEY_HASH): f"authq:apikey:{KEY_HASH}",
     schema.api_rate(KEY_HASH): f"authq:api-arrival:{KEY_HASH}",
     schema.api_streams(KEY_HASH): f"authq:api-streams:{KEY_HASH}",
+    schema.api_inbox("0f1e2d3c"): "authq:api-inbox:0f1e2d3c",
     schema.auth_state(STATE): f"authq:state:{STATE_HASH}",
     schema.auth_state_claim(STATE): f"authq:state:{STATE_HASH}:claim",
     schema.auth_state_exchange(STATE): f"authq:state:{STATE_HASH}:exchange",
