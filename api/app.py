@@ -49,8 +49,9 @@ from tasks.storage import schema
 from tasks.storage.schema import hash_api_key
 
 
-def create_app(settings: Settings, queue: JobQueue) -> web.Application:
-    """Build the app. Bad settings (no secret key, a broken catalog) fail here, before listening."""
+def create_app(settings: Settings, queue: JobQueue, *, key_checked: bool = False) -> web.Application:
+    """Build the app. Bad settings (no secret key, a broken catalog) fail here, before listening.
+    ``key_checked``: the entrypoint already made the start-up key check (else it is made at start-up)."""
     app = web.Application(middlewares=[http_metrics, request_id, errors, api_key], client_max_size=MAX_BODY,
                           handler_args={"logger": server_log()})
     app[SETTINGS] = settings
@@ -67,7 +68,8 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     setup_certificates(app)  # uploads are parsed in child processes
     settings.require_redis_url()
     app.cleanup_ctx.append(_redis)
-    app.cleanup_ctx.append(_key_check)
+    if not key_checked:
+        app.cleanup_ctx.append(_key_check)
     app.cleanup_ctx.append(_queue)
     setup_proxy(app)  # one client session to the providers, per process (once the key check passed)
     setup_routes(app)

@@ -60,11 +60,17 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from authq.ports import bind_error
+    from tasks.security.key_check import check_at_start_url
+    from tasks.security.sealing import SecretBox
     from worker.queues import make_job_queue
 
     settings = _settings(host=args.host, port=args.port)
     _logging(settings)
-    app = create_app(settings, make_job_queue(settings))
+    # The key check first, before any connection, thread or event loop exists: a wrong key ends
+    # the process here, with nothing to wind down (ConfigError: one line, exit 2).
+    check_at_start_url(settings.require_redis_url(),
+                       SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None))
+    app = create_app(settings, make_job_queue(settings), key_checked=True)
     app.on_startup.append(_freeze_heap)
     try:
         web.run_app(app, host=settings.host, port=settings.port, access_log=None, reuse_port=args.reuse_port or None,
