@@ -48,7 +48,7 @@ JITTER = 0.2  # each delay is shortened by up to this fraction, at random
 def queue_refresh(ctx: JobContext, connector: Connector, publish: Publish) -> Job:
     job = Job(id=new_id("job"), tenant=connector.tenant, type="refresh", connector_id=connector.id,
               created_at=utcnow())
-    # "scheduled": nobody asked for it, so its record is kept a short while once it ends (runner.kept_at_most).
+    # "scheduled": nobody asked for it, so its record is kept a short while once it ends (attempts.kept_at_most).
     request = {"credential_version": connector.credential_version, "scheduled": True}
     ctx.store.create_job(job, ctx.box.seal_json(request))
     publish(connector.tenant, job.id, "refresh")
