@@ -25,6 +25,7 @@ from api.typedefs import (
     API_RATE,
     BOX,
     CATALOG,
+    CATALOG_VIEWS,
     EVENT_HUB,
     GOVERNOR,
     INLINE_QUEUE,
@@ -42,6 +43,7 @@ from api.views.jobs import setup_events
 from api.views.proxy import setup_proxy
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
 from tasks.model.catalog import load_catalog
+from tasks.model.catalog_view import CatalogViews
 from tasks.security.key_check import check_at_start_url
 from tasks.security.sealing import SecretBox
 from tasks.settings import Settings
@@ -55,6 +57,7 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     app[SETTINGS] = settings
     app[INSTANCE] = settings.instance_id or secrets.token_hex(16)
     app[CATALOG] = load_catalog(settings.catalog)
+    app[CATALOG_VIEWS] = CatalogViews(app[CATALOG])
     app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None,
                          keep=OPENED_SECRETS_KEPT)
     app[STATIC_KEYS] = {hash_api_key(key): record for key, record in settings.static_api_keys().items()}

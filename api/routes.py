@@ -36,6 +36,7 @@ from api.views import (
     connectors,
     credentials,
     docs,
+    implementations,
     jobs,
     oauth,
     ops,
@@ -224,6 +225,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                  409: Reply("The connector has never been authorised (`status` is its status), or a request with the "
                             "same `Idempotency-Key` is still being accepted.", schemas.ConflictBody,
                             headers=("Retry-After",))}),
+    # The catalog
+    Endpoint(
+        "GET", f"{V1}/implementations", implementations.index, "List the catalog's implementations", "catalog",
+        params=(PAGE, PER_PAGE),
+        description="The authentication implementations of the catalog, in its order, as a client needs them: "
+                    "`type`, `scopes`, the `variables` a connector is given (a secret one's `default` is always "
+                    "null), whether the proxy can reach the provider (`proxy`) and the `defaults` it suggests. "
+                    "The same for every tenant; never a URL, a token setting or anything of a platform app.",
+        answers=listed(schemas.ImplementationPage, "implementations")),
+    Endpoint(
+        "GET", f"{V1}/implementations/{{implementation}}", implementations.show, "Show an implementation", "catalog",
+        answers={200: Reply("The implementation.", schemas.ImplementationResponse),
+                 404: Reply("No implementation of the catalog has this id.", schemas.ErrorBody)}),
     # Permits: the platform's own calls, governed by the connector's rate limit and pool
     Endpoint(
         "POST", f"{V1}/connectors/{{connector}}/permits", permits.create, "Take a permit to call the provider",
