@@ -38,6 +38,7 @@ from api.typedefs import (
     STORE,
     STREAM_SLOTS,
 )
+from api.usage_metrics import setup_usage_metrics
 from api.views.certificates import setup_certificates
 from api.views.jobs import setup_events
 from api.views.proxy import setup_proxy
@@ -69,6 +70,7 @@ def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     setup_certificates(app)  # uploads are parsed in child processes
     settings.require_redis_url()
     app.cleanup_ctx.append(_redis)
+    setup_usage_metrics(app)  # proxied requests, permits, credential reads: counted here, flushed to Redis
     app.cleanup_ctx.append(_key_check)
     app.cleanup_ctx.append(_queue)
     setup_proxy(app)  # one client session to the providers, per process (once the key check passed)

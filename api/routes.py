@@ -322,7 +322,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         answers={200: Reply("Ready.", schemas.Ready), 503: Reply("Not ready, and why.", schemas.NotReady)}),
     Endpoint(
         "GET", "/metrics", ops.metrics, "Prometheus metrics", "operations", key=False,
-        description="Requests, jobs by type and outcome, job durations, queue depth, retries.",
+        description="Requests, jobs by type and outcome, job durations, queue depth, retries; proxied requests by "
+                    "system and status class, permits granted and refused, their waits, credential reads.",
         answers={200: Reply("The Prometheus text exposition format.", media="text/plain")}),
     Endpoint(
         "GET", "/api/openapi.json", docs.openapi_json, "This API description", "operations", key=False,
