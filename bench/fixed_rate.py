@@ -13,7 +13,10 @@ requests a second. It prints one JSON line: the latencies' percentiles (ms), wha
 answered, non-2xx answers, errors, and ``late``: requests that left more than 1 ms after they were
 due (all connections busy, or the generator's own loop behind: the run's honesty check).
 
-Debian has wrk but not wrk2 (wrk's Lua ``delay()`` keeps it closed-loop), hence this tool.
+Debian has wrk but not wrk2 (wrk's Lua ``delay()`` keeps it closed-loop), hence this tool. Its
+twin in C (``bench/fixed_rate.c``, built with the system's ``cc`` by ``build_c``) does the same at a
+fraction of the CPU, which matters on a small machine where the generator shares the cores with
+what it measures; ``command`` picks the C one when it could be built.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ import argparse
 import asyncio
 import json
 import math
+import shutil
+import subprocess
 import sys
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -221,7 +227,34 @@ def summarise(tally: Tally, rate: float, seconds: float) -> dict[str, Any]:
     non_2xx = sum(n for status, n in tally.statuses.items() if not 200 <= status < 300)
     return {"rate": rate, "seconds": seconds, "sent": tally.sent, "answered": len(values), "non_2xx": non_2xx,
             "errors": tally.errors, "late": tally.late, "p50_ms": ms(50), "p90_ms": ms(90), "p99_ms": ms(99),
-            "p999_ms": ms(99.9), "max_ms": ms(100)}
+            "p999_ms": ms(99.9), "max_ms": ms(100), "generator": "python"}
+
+
+def build_c(out_dir: Path) -> Path | None:
+    """``bench/fixed_rate.c`` compiled into ``out_dir``, or None without a C compiler (or if it fails)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    binary = out_dir / "fixed_rate"
+    done = subprocess.run([compiler, "-O2", "-o", str(binary), str(Path(__file__).with_name("fixed_rate.c"))],
+                          capture_output=True, text=True, timeout=120)
+    return binary if done.returncode == 0 else None
+
+
+def command(url: str, rate: float, seconds: float, connections: int, headers: dict[str, str],
+            binary: Path | None, method: str = "GET", warmup: float = 1.0) -> list[str]:
+    """The generator's command line: the C one when built (``binary``), else this module."""
+    header_lines = [f"{name}: {value}" for name, value in headers.items()]
+    if binary is not None:
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        return [str(binary), parts.hostname or "127.0.0.1", str(parts.port or 80), target, f"{rate:.1f}", str(seconds),
+                str(warmup), str(connections), method, *header_lines]
+    argv = [sys.executable, "-m", "bench.fixed_rate", "--url", url, "--rate", f"{rate:.1f}", "--seconds", str(seconds),
+            "--warmup", str(warmup), "--connections", str(connections), "--method", method]
+    for line in header_lines:
+        argv += ["--header", line]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:

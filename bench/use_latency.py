@@ -8,9 +8,9 @@ The same processes as ``bench/use.py`` (a redis-server of its own, the upstream,
 the reference forwarder of ``bench/use_reference.py``), then:
 
 1. the forwarder's maximum throughput, closed loop (wrk, 32 connections);
-2. rounds at half that rate, open loop (``bench/fixed_rate.py``: latency from each request's due
-   time), the forwarder and the proxy interleaved (ABBA), each round ``--seconds`` long after a
-   warm-up second;
+2. rounds at half that rate, open loop (``bench/fixed_rate.c``, built here with the system's C
+   compiler, or ``bench/fixed_rate.py`` without one: latency from each request's due time), the
+   forwarder and the proxy interleaved (ABBA), each round ``--seconds`` long after a warm-up second;
 3. the medians over rounds of each side's p50 and p99, the added p99 (the proxy's median p99 less
    the forwarder's), and the median of the rounds' paired differences.
 
@@ -29,21 +29,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.fixed_rate import build_c, command
 from bench.procs import ROOT
 from bench.use import Run, wrk
 
 TARGET_ADDED_P99_MS = 3.0
 
 
-def fixed_rate(url: str, rate: float, seconds: float, connections: int, headers: dict[str, str]) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "bench.fixed_rate", "--url", url, "--rate", f"{rate:.1f}", "--seconds",
-            str(seconds), "--connections", str(connections)]
-    for name, value in headers.items():
-        argv += ["--header", f"{name}: {value}"]
+def fixed_rate(url: str, rate: float, seconds: float, connections: int, headers: dict[str, str],
+               binary: Path | None) -> dict[str, Any]:
+    argv = command(url, rate, seconds, connections, headers, binary)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in done.stdout.splitlines() if x.startswith("FIXEDRATE ")), None)
     if line is None:
-        raise SystemExit(f"bench.use_latency: no result from bench.fixed_rate:\n{done.stdout}\n{done.stderr}")
+        raise SystemExit(f"bench.use_latency: no result from the generator:\n{done.stdout}\n{done.stderr}")
     result: dict[str, Any] = json.loads(line[len("FIXEDRATE "):])
     if result["non_2xx"] or result["errors"]:
         print(f"   warning: {result['non_2xx']} non-2xx answers, {result['errors']} errors", flush=True)
@@ -73,6 +72,7 @@ class LatencyRun(Run):
         self.start("reference", [py, "-m", "bench.use_reference", "--port", str(ref_port), "--upstream-url",
                                  upstream], ref_port)
         connector_id = self.connector(upstream)
+        binary = None if args.python_generator else build_c(self.out)
         auth = {"Authorization": f"Bearer {self.key}"}
         ours = f"http://127.0.0.1:{api_port}/api/v1/connectors/{connector_id}/proxy/x"
         reference = f"http://127.0.0.1:{ref_port}/forward/x"
@@ -86,23 +86,24 @@ class LatencyRun(Run):
         if args.rate_cap:
             rate = min(rate, args.rate_cap)
         print(f"   forwarder max {max_rate:.0f}/s -> rounds at {rate:.0f}/s, {args.rounds} rounds x {args.seconds}s, "
-              f"{args.connections} connections, open loop", flush=True)
+              f"{args.connections} connections, open loop ({'C' if binary else 'Python'} generator)", flush=True)
         sides: dict[str, list[dict[str, Any]]] = {"proxy": [], "forwarder": []}
         for i in range(args.rounds):
             order = [("forwarder", reference, {}), ("proxy", ours, auth)]
             if i % 2:
                 order.reverse()
             for name, url, headers in order:
-                result = fixed_rate(url, rate, args.seconds, args.connections, headers)
+                result = fixed_rate(url, rate, args.seconds, args.connections, headers, binary)
                 sides[name].append(result)
                 print(f"   round {i + 1} {name:9s} p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
                       f"p99.9 {result['p999_ms']:6.2f} ms  (sent {result['sent']}, late {result['late']})",
                       flush=True)
         figure = self.figure(sides, max_rate, rate)
+        figure["generator"] = "c" if binary else "python"
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             figure["profile"] = py_spy(api.pid, args.seconds, args.profile)
-            fixed_rate(ours, rate, args.seconds, args.connections, auth)
+            fixed_rate(ours, rate, args.seconds, args.connections, auth, binary)
             time.sleep(2)  # py-spy writes its files after its duration
         return figure
 
@@ -143,6 +144,8 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--connections", type=int, default=64, help="the generator's keep-alive connections")
     top.add_argument("--rate", type=float, default=0.0, help="the rounds' rate (default: half the forwarder's max)")
     top.add_argument("--rate-cap", type=float, default=0.0, help="at most this rate (a smoke run)")
+    top.add_argument("--python-generator", action="store_true",
+                     help="use bench/fixed_rate.py even when bench/fixed_rate.c can be built")
     top.add_argument("--profile", type=Path, default=None, help="py-spy the API during one more proxy round, here")
     top.add_argument("--out", type=Path, default=ROOT / "bench" / "use-latency-results.json")
     return top

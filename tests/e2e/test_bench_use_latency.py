@@ -17,19 +17,33 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from bench.fixed_rate import build_c, command
 from tests.support.helpers import ROOT
 
 pytestmark = pytest.mark.integration
 
 
-async def generate(url: str, *args: str) -> dict:  # type: ignore[type-arg]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.fixed_rate", "--url", url, "--warmup", "0", *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+@pytest.fixture(params=["python", "c"])
+def binary(request, tmp_path_factory) -> Path | None:  # type: ignore[no-untyped-def]
+    """Each generator: bench/fixed_rate.py (None) and bench/fixed_rate.c, built as the bench builds it."""
+    if request.param == "python":
+        return None
+    built = build_c(tmp_path_factory.mktemp("fixed-rate"))
+    assert built is not None, "the C generator did not build (cc is installed on this machine)"
+    return built
+
+
+async def generate(binary: Path | None, url: str, rate: float, seconds: float, connections: int,
+                   method: str = "GET") -> dict:  # type: ignore[type-arg]
+    argv = command(url, rate, seconds, connections, {}, binary, method=method, warmup=0)
+    process = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
     [line] = [x for x in out.decode().splitlines() if x.startswith("FIXEDRATE ")]
-    return json.loads(line[len("FIXEDRATE "):])  # type: ignore[no-any-return]
+    result = json.loads(line[len("FIXEDRATE "):])
+    assert result["generator"] == ("python" if binary is None else "c")
+    return result  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -64,24 +78,23 @@ async def server(aiohttp_server):  # type: ignore[no-untyped-def]
     return srv
 
 
-async def test_latency_counts_from_the_due_time_when_the_server_falls_behind(server) -> None:  # type: ignore[no-untyped-def]
+async def test_latency_counts_from_the_due_time_when_the_server_falls_behind(server, binary) -> None:  # type: ignore[no-untyped-def]
     # One connection to a 50 ms server: 20 answers a second, asked for 40. The last requests were due
     # up to a second before they could even be sent.
-    result = await generate(str(server.make_url("/slow")), "--rate", "40", "--seconds", "1", "--connections", "1")
+    result = await generate(binary, str(server.make_url("/slow")), 40, 1, 1)
     assert result["sent"] == 40 and result["answered"] == 40 and result["errors"] == 0
     assert len(server.seen) == 40
     assert result["p50_ms"] > 300 and result["max_ms"] > 800  # a closed-loop count would say about 50
     assert result["late"] > 30  # almost all left after their time: the run says so
 
 
-async def test_answers_are_read_whole_whatever_their_framing(server) -> None:  # type: ignore[no-untyped-def]
+async def test_answers_are_read_whole_whatever_their_framing(server, binary) -> None:  # type: ignore[no-untyped-def]
     for path in ("/chunked", "/plain"):
-        result = await generate(str(server.make_url(path)), "--rate", "200", "--seconds", "1",
-                                "--connections", "4")
+        result = await generate(binary, str(server.make_url(path)), 200, 1, 4)
         assert result["sent"] == 200 and result["answered"] == 200, result
         assert result["non_2xx"] == 0 and result["errors"] == 0
         assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
-    post = await generate(str(server.make_url("/plain")), "--rate", "50", "--seconds", "1", "--method", "POST")
+    post = await generate(binary, str(server.make_url("/plain")), 50, 1, 2, method="POST")
     assert post["answered"] == 50 and post["non_2xx"] == 0  # 201 is a 2xx
 
 
