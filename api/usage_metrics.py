@@ -17,6 +17,7 @@ outcome. Never a connector id, a tenant, a path or a header.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -42,6 +43,7 @@ FLUSH_SECONDS = 1.0
 UNKNOWN_SYSTEM = "unknown"   # a connector whose implementation the catalog no longer has
 # Seconds a request waited for a permit (a grant at once is under the first bound).
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+BUCKET_LABELS = tuple(repr(bound) for bound in WAIT_BUCKETS)
 # The series, as the first element of a field's JSON array; the labels follow.
 PROXIED, PERMITS, WAIT_BUCKET, WAIT_SUM, WAIT_COUNT, CREDENTIAL_READS = (
     "proxied", "permits", "wait_le", "wait_sum", "wait_count", "credential_reads")
@@ -69,13 +71,14 @@ class UsageMetrics:
     def permit(self, via: str, outcome: str, waited: float) -> None:
         """One permit asked (``via``: ``proxy`` or ``permits``): ``granted`` or the refusal's code,
         after ``waited`` seconds; the wait histogram is of granted permits."""
-        self._counts[(PERMITS, via, outcome)] += 1
+        counts = self._counts
+        counts[(PERMITS, via, outcome)] += 1
         if outcome != "granted":
             return
-        bound = next((b for b in WAIT_BUCKETS if waited <= b), None)
-        if bound is not None:  # above the last bound: counted in the count only (the +Inf bucket)
-            self._counts[(WAIT_BUCKET, via, repr(bound))] += 1
-        self._counts[(WAIT_COUNT, via)] += 1
+        index = bisect.bisect_left(WAIT_BUCKETS, waited)  # the first bound >= waited
+        if index < len(WAIT_BUCKETS):  # above the last bound: counted in the count only (the +Inf bucket)
+            counts[(WAIT_BUCKET, via, BUCKET_LABELS[index])] += 1
+        counts[(WAIT_COUNT, via)] += 1
         self._sums[(WAIT_SUM, via)] += waited
 
     def credential_read(self, system: str, outcome: str) -> None:

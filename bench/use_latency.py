@@ -82,7 +82,7 @@ class LatencyRun(Run):
         wrk(reference, args.throughput_seconds, self.out, "warm-forwarder")  # connections and caches warm
         wrk(ours, args.throughput_seconds, self.out, "warm-proxy", headers=auth)
         max_rate = wrk(reference, args.throughput_seconds, self.out, "max-forwarder")["rate"]
-        rate = args.rate or max_rate / 2
+        rate = args.rate or max_rate * args.fraction
         if args.rate_cap:
             rate = min(rate, args.rate_cap)
         print(f"   forwarder max {max_rate:.0f}/s -> rounds at {rate:.0f}/s, {args.rounds} rounds x {args.seconds}s, "
@@ -100,6 +100,7 @@ class LatencyRun(Run):
                       flush=True)
         figure = self.figure(sides, max_rate, rate)
         figure["generator"] = "c" if binary else "python"
+        figure["fraction"] = rate / max_rate
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             figure["profile"] = py_spy(api.pid, args.seconds, args.profile)
@@ -142,7 +143,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--seconds", type=float, default=10.0, help="recorded seconds of each round")
     top.add_argument("--throughput-seconds", type=int, default=5, help="each wrk run of the throughput step")
     top.add_argument("--connections", type=int, default=64, help="the generator's keep-alive connections")
-    top.add_argument("--rate", type=float, default=0.0, help="the rounds' rate (default: half the forwarder's max)")
+    top.add_argument("--rate", type=float, default=0.0, help="the rounds' rate (default: --fraction of the "
+                                                             "forwarder's max)")
+    top.add_argument("--fraction", type=float, default=0.5, help="of the forwarder's max throughput (default 0.5)")
     top.add_argument("--rate-cap", type=float, default=0.0, help="at most this rate (a smoke run)")
     top.add_argument("--python-generator", action="store_true",
                      help="use bench/fixed_rate.py even when bench/fixed_rate.c can be built")
