@@ -80,13 +80,14 @@ class LatencyRun(Run):
         print(f"== the proxy's added latency: forwarder's max throughput ({args.throughput_seconds}s, wrk 32 "
               "connections)", flush=True)
         wrk(reference, args.throughput_seconds, self.out, "warm-forwarder")  # connections and caches warm
-        wrk(ours, args.throughput_seconds, self.out, "warm-proxy", headers=auth)
+        proxy_max = wrk(ours, args.throughput_seconds, self.out, "max-proxy", headers=auth)["rate"]
         max_rate = wrk(reference, args.throughput_seconds, self.out, "max-forwarder")["rate"]
         rate = args.rate or max_rate * args.fraction
         if args.rate_cap:
             rate = min(rate, args.rate_cap)
-        print(f"   forwarder max {max_rate:.0f}/s -> rounds at {rate:.0f}/s, {args.rounds} rounds x {args.seconds}s, "
-              f"{args.connections} connections, open loop ({'C' if binary else 'Python'} generator)", flush=True)
+        print(f"   proxy max {proxy_max:.0f}/s; forwarder max {max_rate:.0f}/s -> rounds at {rate:.0f}/s, "
+              f"{args.rounds} rounds x {args.seconds}s, {args.connections} connections, open loop "
+              f"({'C' if binary else 'Python'} generator)", flush=True)
         sides: dict[str, list[dict[str, Any]]] = {"proxy": [], "forwarder": []}
         for i in range(args.rounds):
             order = [("forwarder", reference, {}), ("proxy", ours, auth)]
@@ -101,6 +102,7 @@ class LatencyRun(Run):
         figure = self.figure(sides, max_rate, rate)
         figure["generator"] = "c" if binary else "python"
         figure["fraction"] = rate / max_rate
+        figure["proxy_max_rate"] = proxy_max  # (measured once, right after a warm-up of the forwarder)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             figure["profile"] = py_spy(api.pid, args.seconds, args.profile)
