@@ -25,6 +25,7 @@ from api.typedefs import (
     API_RATE,
     BOX,
     CATALOG,
+    CATALOG_VIEWS,
     EVENT_HUB,
     GOVERNOR,
     INLINE_QUEUE,
@@ -37,11 +38,13 @@ from api.typedefs import (
     STORE,
     STREAM_SLOTS,
 )
+from api.usage_metrics import setup_usage_metrics
 from api.views.certificates import setup_certificates
 from api.views.jobs import setup_events
 from api.views.proxy import setup_proxy
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
 from tasks.model.catalog import load_catalog
+from tasks.model.catalog_view import CatalogViews
 from tasks.security.key_check import check_at_start_url
 from tasks.security.sealing import SecretBox
 from tasks.settings import Settings
@@ -57,6 +60,7 @@ def create_app(settings: Settings, queue: JobQueue, *, key_checked: bool = False
     app[SETTINGS] = settings
     app[INSTANCE] = settings.instance_id or secrets.token_hex(16)
     app[CATALOG] = load_catalog(settings.catalog)
+    app[CATALOG_VIEWS] = CatalogViews(app[CATALOG])
     app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None,
                          keep=OPENED_SECRETS_KEPT)
     app[STATIC_KEYS] = {hash_api_key(key): record for key, record in settings.static_api_keys().items()}
@@ -68,6 +72,7 @@ def create_app(settings: Settings, queue: JobQueue, *, key_checked: bool = False
     setup_certificates(app)  # uploads are parsed in child processes
     settings.require_redis_url()
     app.cleanup_ctx.append(_redis)
+    setup_usage_metrics(app)  # proxied requests, permits, credential reads: counted here, flushed to Redis
     if not key_checked:
         app.cleanup_ctx.append(_key_check)
     app.cleanup_ctx.append(_queue)

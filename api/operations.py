@@ -164,6 +164,7 @@ TAGS = [
     {"name": "certificates", "description": "Client certificates for mutual TLS to providers."},
     {"name": "sessions", "description": "Short-lived connect sessions for one end user."},
     {"name": "connectors", "description": "The configured, authenticated connectors."},
+    {"name": "catalog", "description": "The authentication implementations connectors are made of."},
     {"name": "permits", "description": "Permits of a connector's rate limit and pool, for the platform's own calls."},
     {"name": "proxy", "description": "The platform's requests to a connector's provider, credentials added, "
                                      "governed."},
@@ -180,5 +181,7 @@ PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
     "certificate": ("The certificate's id.", {"type": "string"}),
     "session": ("The session's id.", {"type": "string"}),
     "permit": ("The permit's id.", {"type": "string"}),
+    "implementation": ("The implementation's id in the catalog (`authentication_implementation_id`).",
+                       {"type": "string"}),
     "file": ("A file name.", {"type": "string"}),
 }

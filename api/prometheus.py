@@ -30,6 +30,7 @@ from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisError
 
 from api.typedefs import INLINE_QUEUE, REDIS
+from api.usage_metrics import USAGE, usage_families
 from tasks.jobs.queue_port import BACKGROUND, INTERACTIVE, QUEUE_OF_TYPE
 from tasks.storage import job_counters as fleet
 from tasks.storage import schema, webhook_queue
@@ -116,6 +117,7 @@ async def fleet_families(request: web.Request) -> list[Metric]:
     client = request.app[REDIS]
     queue = request.app.get(INLINE_QUEUE)
     depth_keys = {name: queue.depth_keys(name) for name in QUEUES} if queue is not None else {}
+    await request.app[USAGE].flush(client)  # this process's own counts, exact on its own page
     async with client.pipeline(transaction=False) as pipe:
         for key in fleet.HASHES:
             pipe.hgetall(key)
@@ -126,7 +128,9 @@ async def fleet_families(request: web.Request) -> list[Metric]:
         for keys in depth_keys.values():
             for key in keys:
                 pipe.llen(key)
+        pipe.hgetall(schema.USAGE_METRICS)
         replies = await pipe.execute()
+    usage = replies.pop()
     data = fleet.parse(JOB_TYPES, *replies[:4])
     outcomes, seconds = replies[4], replies[5]
     statuses = replies[6:6 + len(CONNECTOR_STATUSES)]
@@ -152,7 +156,7 @@ async def fleet_families(request: web.Request) -> list[Metric]:
     for reason, value in sorted(data.waits.items()):
         waits.add_metric([reason], value)
     families: list[Metric] = [jobs, durations, retries, waits, *webhook_families(outcomes, seconds),
-                              connector_gauge(statuses)]
+                              connector_gauge(statuses), *usage_families(usage)]
     if depth_keys:
         depth = GaugeMetricFamily("authq_queue_depth", "Jobs waiting in the broker for a worker, by queue.",
                                   labels=["queue"])

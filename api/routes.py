@@ -36,6 +36,7 @@ from api.views import (
     connectors,
     credentials,
     docs,
+    implementations,
     jobs,
     oauth,
     ops,
@@ -224,6 +225,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                  409: Reply("The connector has never been authorised (`status` is its status), or a request with the "
                             "same `Idempotency-Key` is still being accepted.", schemas.ConflictBody,
                             headers=("Retry-After",))}),
+    # The catalog
+    Endpoint(
+        "GET", f"{V1}/implementations", implementations.index, "List the catalog's implementations", "catalog",
+        params=(PAGE, PER_PAGE),
+        description="The authentication implementations of the catalog, in its order, as a client needs them: "
+                    "`type`, `scopes`, the `variables` a connector is given (a secret one's `default` is always "
+                    "null), whether the proxy can reach the provider (`proxy`) and the `defaults` it suggests. "
+                    "The same for every tenant; never a URL, a token setting or anything of a platform app.",
+        answers=listed(schemas.ImplementationPage, "implementations")),
+    Endpoint(
+        "GET", f"{V1}/implementations/{{implementation}}", implementations.show, "Show an implementation", "catalog",
+        answers={200: Reply("The implementation.", schemas.ImplementationResponse),
+                 404: Reply("No implementation of the catalog has this id.", schemas.ErrorBody)}),
     # Permits: the platform's own calls, governed by the connector's rate limit and pool
     Endpoint(
         "POST", f"{V1}/connectors/{{connector}}/permits", permits.create, "Take a permit to call the provider",
@@ -308,7 +322,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         answers={200: Reply("Ready.", schemas.Ready), 503: Reply("Not ready, and why.", schemas.NotReady)}),
     Endpoint(
         "GET", "/metrics", ops.metrics, "Prometheus metrics", "operations", key=False,
-        description="Requests, jobs by type and outcome, job durations, queue depth, retries.",
+        description="Requests, jobs by type and outcome, job durations, queue depth, retries; proxied requests by "
+                    "system and status class, permits granted and refused, their waits, credential reads.",
         answers={200: Reply("The Prometheus text exposition format.", media="text/plain")}),
     Endpoint(
         "GET", "/api/openapi.json", docs.openapi_json, "This API description", "operations", key=False,

@@ -16,6 +16,7 @@ from typing_extensions import TypedDict
 
 from tasks.errors import RefusalCode
 from tasks.flows.credentials_for_use import CredentialsForUseView
+from tasks.model.catalog_view import ImplementationView
 from tasks.model.views import (
     AuditEventView,
     CertificateView,
@@ -133,6 +134,18 @@ class DeliveryPage(TypedDict):
 @with_config(EXACT)
 class AuditEventPage(TypedDict):
     data: list[AuditEventView]
+    meta: PageMeta
+    links: PageLinks
+
+
+@with_config(EXACT)
+class ImplementationResponse(TypedDict):
+    data: ImplementationView
+
+
+@with_config(EXACT)
+class ImplementationPage(TypedDict):
+    data: list[ImplementationView]
     meta: PageMeta
     links: PageLinks
 

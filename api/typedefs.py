@@ -14,6 +14,7 @@ from api.stream_slots import StreamSlots
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
 from tasks.model.api_keys import ApiKey
 from tasks.model.catalog import Catalog
+from tasks.model.catalog_view import CatalogViews
 from tasks.security.sealing import SecretBox
 from tasks.settings import Settings
 
@@ -25,6 +26,7 @@ STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)  # open event streams per
 GOVERNOR = web.AppKey("governor", Governor)         # permits for the platform's own calls (§9)
 API_RATE = web.AppKey("api_rate", ApiRateLimiter)   # set unless AUTHQ_API_RATE_LIMIT is off
 CATALOG = web.AppKey("catalog", Catalog)
+CATALOG_VIEWS = web.AppKey("catalog_views", CatalogViews)  # GET /implementations, built once
 BOX = web.AppKey("box", SecretBox)
 QUEUE = web.AppKey("queue", JobQueue)
 # The same queue when its messages join the store's transaction (decided once: a runtime

@@ -573,9 +573,10 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--profile", action="store_true",
                      help="afterwards, profile the API (accept, poll) and a worker with py-spy (extra runs)")
     top.add_argument("--profile-only", action="store_true", help="only the py-spy profiles (about a minute)")
-    top.add_argument("--only", choices=("http", "jobs", "latency", "slow"), action="append",
+    top.add_argument("--only", choices=("http", "jobs", "latency", "slow", "use-latency"), action="append",
                      help="run only these phases (repeatable; for working on one figure: the table then "
-                          "lacks the others)")
+                          "lacks the others). use-latency: the proxy's added latency (bench/use_latency.py), "
+                          "a run of its own")
     top.add_argument("--appendonly", action="store_true", help="Redis with AOF (fsync every second); default off")
     top.add_argument("--loadgen", choices=("auto", "wrk", "aiohttp"), default="auto",
                      help="HTTP load generator: wrk if installed (auto), or bench.loadgen's aiohttp client")
@@ -597,6 +598,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.only and "use-latency" in args.only:
+        if set(args.only) != {"use-latency"}:
+            parser().error("--only use-latency is a run of its own: give it alone")
+        from bench import use_latency  # (its own processes: none of this suite's)
+
+        return use_latency.main(["--rounds", "1", "--seconds", "2", "--throughput-seconds", "2"] if args.quick else [])
     bench = Bench(args)
     say(f"authq bench ({'quick' if args.quick else 'full'}); logs and scripts in {bench.out}")
     failed = False

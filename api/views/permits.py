@@ -9,6 +9,7 @@ from api.body import json_body
 from api.path_ids import path_id
 from api.responses import one
 from api.typedefs import GOVERNOR, STORE
+from api.usage_metrics import counted_permit
 from tasks.errors import NotFound
 from tasks.model.bodies import PermitIn
 from tasks.validation.field_errors import parse
@@ -25,7 +26,7 @@ async def create(request: web.Request) -> web.StreamResponse:
         # Its provider would refuse the platform's call anyway: no permit is spent on it.
         return web.json_response({"message": f"The connector is {connector.status}, not authorised; authorise it "
                                              "before calling its provider.", "status": connector.status}, status=409)
-    grant = await request.app[GOVERNOR].acquire(owner, connector, max_wait=body.wait_seconds)
+    grant = await counted_permit(request, "permits", owner, connector, max_wait=body.wait_seconds)
     return one(grant.view(), status=201)  # no Location: a permit is not a record one reads back
 
 

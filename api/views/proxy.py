@@ -29,7 +29,8 @@ from api.outbound_resolver import guarded_session
 from api.path_ids import path_id
 from api.refresh_on_demand import refreshed
 from api.typedefs import BOX, CATALOG, GOVERNOR, REQUEST_ID, SETTINGS, STORE
-from tasks.errors import BodyUnreadable, JobFailed, NotFound, PathRefused, RequestInvalid
+from api.usage_metrics import UNKNOWN_SYSTEM, USAGE, counted_permit
+from tasks.errors import BodyUnreadable, JobFailed, NotFound, PathRefused, Refused, RequestInvalid
 from tasks.flows.credentials_for_use import OAUTH2, CredentialsForUseView, credentials_for_use
 from tasks.flows.oauth2 import expires_within
 from tasks.flows.proxy_request import headers_to_return, headers_to_send, provider_url
@@ -65,9 +66,17 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
     await app[PROXY_CLIENT].close()
 
 
+# What the metrics count a proxied request by (``api/usage_metrics.py``): the implementation's system,
+# set once the connector is known, and on authq's own failures their code.
+SYSTEM = web.RequestKey("proxied_system", str)
+FAILURE_CODE = web.ResponseKey("proxy_failure_code", str)
+
+
 def failure(http_status: int, code: str, message: str, **extra: object) -> web.Response:
     """authq's own failure, as ``{"message", "code"}`` (plus ``extra``: a connector's ``status``)."""
-    return web.json_response({"message": message, "code": code, **extra}, status=http_status)
+    response = web.json_response({"message": message, "code": code, **extra}, status=http_status)
+    response[FAILURE_CODE] = code
+    return response
 
 
 def _max_wait(request: web.Request) -> float:
@@ -148,10 +157,26 @@ async def _pass_on(request: web.Request, answer: aiohttp.ClientResponse) -> web.
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
+    """The proxied request, counted by system and by the status class the client got (authq's own
+    failures and refusals by their code too) once its connector is known."""
+    try:
+        response = await _proxy(request)
+    except Refused as exc:  # answered 429 by the middleware
+        if SYSTEM in request:
+            request.app[USAGE].proxied(request[SYSTEM], 429, exc.code)
+        raise
+    if SYSTEM in request:
+        request.app[USAGE].proxied(request[SYSTEM], response.status, response.get(FAILURE_CODE, ""))
+    return response
+
+
+async def _proxy(request: web.Request) -> web.StreamResponse:
     owner = tenant(request)
     connector = await request.app[STORE].connector(owner, path_id(request, "connector"))
     if connector is None:
         raise NotFound("Connector")
+    impl = request.app[CATALOG].implementation(connector.authentication_implementation_id)
+    request[SYSTEM] = impl.system if impl is not None else UNKNOWN_SYSTEM
     max_wait = _max_wait(request)
     settings = request.app[SETTINGS]
     if request.content_length is not None and request.content_length > settings.proxy_max_body:
@@ -159,7 +184,6 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     if connector.status != "authorised":
         return failure(409, "connector_not_authorised", f"The connector is {connector.status}, not authorised; "
                        "authorise it before calling its provider.", status=connector.status)
-    impl = request.app[CATALOG].implementation(connector.authentication_implementation_id)
     if impl is None or impl.base_url is None:
         return failure(409, "no_base_url", "The connector's implementation has no base_url to proxy to.")
     try:
@@ -192,7 +216,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             body = _limited(request.content, settings.proxy_max_body)
     governor = request.app[GOVERNOR]
     # Refused: 429 (api/middlewares.py). Not recorded: this view gives it back, below.
-    grant = await governor.acquire(owner, connector, max_wait=max_wait, record=False)
+    grant = await counted_permit(request, "proxy", owner, connector, max_wait=max_wait, record=False)
     try:
         answer = await _send(request, connector, usable, url, body)
         if answer.status == 401 and impl.type in OAUTH2 and not isinstance(body, AsyncIterator):
@@ -203,7 +227,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
                 connector = latest
                 # The resend reaches the provider too: it takes a permit of its own.
                 await governor.give_back(grant)
-                grant = await governor.acquire(owner, connector, max_wait=max_wait, record=False)
+                grant = await counted_permit(request, "proxy", owner, connector, max_wait=max_wait, record=False)
                 answer = await _send(request, connector, renewed, url, body)
             elif latest is not None:
                 return failure(409, "connector_not_authorised", f"The connector is {latest.status}: the provider "

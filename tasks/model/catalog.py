@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
 
 from tasks.errors import ConfigError
 from tasks.model.templates import PLACEHOLDER as PLACEHOLDER  # (re-exported: the proxy names it here)
@@ -251,6 +251,11 @@ def reference_problems(ids: list[str], app_implementations: list[str]) -> list[t
 class Catalog(_Strict):
     implementations: list[Implementation]
     platform_apps: list[PlatformApp] = []
+    # By id, built once: every proxied request and credentials read looks its implementation up.
+    _by_id: dict[str, Implementation] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: object) -> None:
+        self._by_id = {i.id: i for i in reversed(self.implementations)}  # (reversed: the first of a repeated id)
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Catalog:
@@ -263,7 +268,7 @@ class Catalog(_Strict):
         return self
 
     def implementation(self, implementation_id: str) -> Implementation | None:
-        return next((i for i in self.implementations if i.id == implementation_id), None)
+        return self._by_id.get(implementation_id)
 
     def platform_app(self, key: str) -> PlatformApp | None:
         return next((a for a in self.platform_apps if a.key == key), None)

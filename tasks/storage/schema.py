@@ -84,6 +84,8 @@ WEBHOOK_DUE = f"{PREFIX}:webhook-due"
 WEBHOOK_SCAN_LOCK = f"{PREFIX}:webhook-scan"                # one due-deliveries scan per period
 WEBHOOK_OUTCOMES = f"{PREFIX}:metrics:webhook-deliveries"  # "outcome" -> attempts (tasks/storage/webhook_queue.py)
 WEBHOOK_DURATIONS = f"{PREFIX}:metrics:webhook-delivery-seconds"   # "le" -> attempts, "sum", "count"
+# The platform's use of its connectors (api/usage_metrics.py): '["series", label…]' -> count or sum
+USAGE_METRICS = f"{PREFIX}:metrics:usage"
 
 _FLEET_KEYS = {WORKERS: "workers", API_KEYS: "api_keys", API_KEYS_USED: "api_keys_used", EXPIRING: "expiring",
                REFRESH_TENANTS: "refresh_tenants",
@@ -92,7 +94,7 @@ _FLEET_KEYS = {WORKERS: "workers", API_KEYS: "api_keys", API_KEYS_USED: "api_key
                JOB_OUTCOMES: "job_outcomes", JOB_DURATIONS: "job_durations", JOB_RETRIES: "job_retries",
                RATE_LIMIT_WAITS: "rate_limit_waits", WEBHOOK_DUE: "webhook_due",
                WEBHOOK_SCAN_LOCK: "webhook_scan_lock", WEBHOOK_OUTCOMES: "webhook_outcomes",
-               WEBHOOK_DURATIONS: "webhook_durations"}
+               WEBHOOK_DURATIONS: "webhook_durations", USAGE_METRICS: "usage_metrics"}
 _TENANT, _ID, _N = "{tenant}", "{id}", "{n}"   # the fields of a shape; every other segment is literal
 _FIELDS = (_TENANT, _ID, _N)
 _GLOB = str.maketrans({c: f"\\{c}" for c in "*?[]\\"})

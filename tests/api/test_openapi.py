@@ -77,6 +77,8 @@ CONTRACT = [
     ("POST", f"{V1}/connectors/{{connector}}/refresh"),
     ("POST", f"{V1}/connectors/{{connector}}/permits"),
     ("DELETE", f"{V1}/permits/{{permit}}"),
+    ("GET", f"{V1}/implementations"),
+    ("GET", f"{V1}/implementations/{{implementation}}"),
     ("GET", f"{V1}/audit-events"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),

@@ -76,7 +76,8 @@ def with_ids(path: str, well_shaped: bool) -> str:
     shaped = {"connector": f"con_{secrets.token_hex(16)}", "job": f"job_{secrets.token_hex(16)}",
               "certificate": f"crt_{secrets.token_hex(16)}", "session": f"ses_{secrets.token_hex(16)}",
               "permit": f"pmt_{secrets.token_hex(16)}",
-              "webhook": f"whk_{secrets.token_hex(16)}", "pool": "987654", "path": "orders/1"}
+              "webhook": f"whk_{secrets.token_hex(16)}", "pool": "987654", "path": "orders/1",
+              "implementation": "test-basic"}
     return re.sub(r"\{([a-z]+)(?::[^}]*)?\}", lambda m: shaped[m.group(1)] if well_shaped or m.group(1) == "path"
                   else "nothing-here", path)
 

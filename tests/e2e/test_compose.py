@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tasks.settings import Settings
 from tests.support.helpers import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -119,6 +120,20 @@ def test_api_and_worker_share_image_and_environment(compose):
     env = environment(api)
     assert env["AUTHQ_REDIS_URL"] == REDIS_URL
     assert env.get("AUTHQ_PUBLIC_URL"), "AUTHQ_PUBLIC_URL needs a default"
+
+
+@pytest.mark.parametrize("field", ["webhook_retry_schedule", "webhook_timeout_seconds", "webhook_scan_seconds",
+                                   "webhook_endpoint_concurrency", "proxy_max_body"])
+def test_the_shared_environment_passes_each_setting_with_authqs_default(compose, field):
+    """What an operator sets on the host reaches the API and the workers alike; unset, each
+    service gets the value ``Settings`` itself defaults to (so compose changes nothing by default)."""
+    name = f"AUTHQ_{field.upper()}"
+    value = environment(compose["services"]["api"])[name]
+    match = re.fullmatch(r"\$\{" + name + r":-([^}]*)\}", value)
+    assert match, value
+    default = Settings.model_fields[field].default
+    given = Settings(**{field: match.group(1)}, _env_file=None)  # type: ignore[arg-type]
+    assert getattr(given, field) == default, (name, match.group(1), default)
 
 
 @pytest.mark.parametrize("name", ["AUTHQ_SECRET_KEY", "AUTHQ_API_KEYS"])

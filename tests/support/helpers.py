@@ -108,15 +108,20 @@ async def poll_job(client: TestClient, tenant: Tenant, job_id: str, timeout: flo
         await asyncio.sleep(0.1)
 
 
-def save_connector(redis_client: redis.Redis, secret_key: str, owner: Tenant, **fields: object) -> Connector:
+def save_connector(redis_client: redis.Redis, secret_key: str, owner: Tenant, base_url: str | None = None,
+                   **fields: object) -> Connector:
     """Write a ``test-basic`` connector of ``owner`` straight into Redis, as a worker would.
 
     Its variables are built from ``authorise_body()``'s by the same code the jobs use (so the
-    locked ``region`` is there with its default); ``fields`` override the record's settings.
+    locked ``region`` is there with its default), its ``base_url`` variable ``base_url`` when
+    given (a provider the proxy can reach); ``fields`` override the record's settings.
     """
     impl = load_catalog(TEST_CATALOG).implementation("test-basic")
     assert impl is not None
-    items = [VariableIn.model_validate(v) for v in authorise_body()["variables"]]  # type: ignore[union-attr]
+    body = authorise_body()
+    if base_url is not None:
+        body["variables"][0]["value"] = base_url  # type: ignore[index]
+    items = [VariableIn.model_validate(v) for v in body["variables"]]  # type: ignore[union-attr]
     now = utcnow()
     values: dict[str, object] = {
         "id": new_id("con"), "tenant": owner.name, "name": "My shop", "authentication_implementation_id": impl.id,
