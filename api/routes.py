@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import schemas
+from api.connect.routes import ENDPOINTS as CONNECT_PAGE
 from api.operations import (
     BODY_ERRORS,
     CONNECTOR_FILTERS,
@@ -298,6 +299,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         answers={200: Reply("A page of audit events, newest first.", schemas.AuditEventPage),
                  422: Reply("An unknown filter, a malformed one, or `page` / `per_page` out of range.",
                             schemas.ValidationErrorBody)}),
+    # The connect page (§11): HTML, at the root
+    *CONNECT_PAGE,
     # Operations, at the root
     Endpoint(
         "GET", "/healthz", ops.healthz, "The process is up", "operations", key=False,

@@ -28,6 +28,8 @@
     authq:t:{tenant}:permit:{id}                 string  a permit of the API's governor, until it lapses
     authq:t:{tenant}:certificate:{id}            string  a certificate; its index: ...:certificates
     authq:t:{tenant}:session:{id}                string  an end-user session
+    authq:connect:{sha256}                       string  "tenant/session" of a connect page's token
+    authq:connect-arrival:{sha256}               string  the connect page token's rate limit (GCRA arrival time)
     authq:t:{tenant}:idempotency:{sha256}        string  an Idempotency-Key's first answer
     authq:t:{tenant}:audit-events                zset    the tenant's audit events (JSON) by time (ms)
         ...:audit-connector:{id}, :audit-type:{type}     zset   the same events of one connector, of one type
@@ -270,6 +272,9 @@ connectors_by_status = FleetRecord("connectors_by_status", "connectors-by-status
 api_key = FleetRecord("api_key", "apikey")                              # by hash_api_key(key)
 api_rate = FleetRecord("api_rate", "api-arrival")                       # by hash_api_key(key)
 api_streams = FleetRecord("api_streams", "api-streams")                 # by hash_api_key(key) (api/stream_slots.py)
+# A connect page's token (contract §11), by its SHA-256: "tenant/session id", expiring with the session.
+connect_token = FleetRecord("connect_token", "connect", hashed=True)
+connect_rate = FleetRecord("connect_rate", "connect-arrival")           # by the token's SHA-256 (its rate limit)
 auth_state = FleetRecord("auth_state", "state", hashed=True)            # by the state itself (tasks/storage/states.py)
 auth_state_claim = FleetRecord("auth_state_claim", "state", "claim", hashed=True)
 # Set (NX) before a code is sent to the token endpoint: a code is spent at most once.
