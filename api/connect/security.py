@@ -24,8 +24,9 @@ COOKIE_PATH = "/connect/"
 RATE_PER_SECOND = 5.0
 
 HEADERS = {
-    # Everything from authq's own origin; no frame may hold a page; forms post only back to it.
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    # Everything from authq's own origin; no frame may hold a page. (No ``form-action``: a post's
+    # answer redirects the browser on to the provider or the return_url, which it would block.)
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",

@@ -161,8 +161,10 @@ async def _after(page: _Page, impl: Implementation, job: Job, values: dict[str, 
             "Connecting…", f"Connecting to {impl.system}; this page updates itself.", refresh_to=here))
     connector = await connector_of(page.request, page.session)
     if job.status == "failed":
-        if connector is None and job.connector_id:
-            connector = await page.request.app[STORE].connector(page.session.tenant, job.connector_id)
+        if values is None and connector is None and job.connector_id:
+            # Back after the provider: what the user typed is on the connector the job left (never a secret).
+            failed = await page.request.app[STORE].connector(page.session.tenant, job.connector_id)
+            values = {v.key: v.value for v in failed.variables if not v.secret and v.value} if failed else {}
         by_field, rest = place_job_error(job.error, impl, [v.key for v in asked(impl)])
         return page.form(impl, values or {}, connector, 200, by_field, rest)
     next_action = (job.result or {}).get("next_action")
