@@ -303,6 +303,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *CONNECT_PAGE,
     # Operations, at the root
     Endpoint(
+        "GET", "/", ops.index, "Where to go from here", "operations", key=False,
+        description="Links to the API, its documentation, the metrics and (with `authq up --demo`) the demo "
+                    "provider: JSON, or a page of links for a client that accepts `text/html` (a browser).",
+        answers={200: Reply("The links.", schemas.Index)}),
+    Endpoint(
         "GET", "/healthz", ops.healthz, "The process is up", "operations", key=False,
         answers={200: Reply("Up.", schemas.Health)}),
     Endpoint(

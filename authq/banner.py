@@ -1,0 +1,37 @@
+"""What ``authq up`` prints once it is ready: where the API, its docs and its metrics are and,
+with ``--demo``, a first thing to try (contract §13) that needs nothing but curl."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasks.demo import facts
+
+
+def ready_lines(base: str, key_file: Path, demo: bool, public_url: str) -> list[str]:
+    lines = [f"authq: ready at {base}  (API under {base}/api/v1; Ctrl-C stops everything)",
+             f"  API:     {base}/api/v1",
+             f"  docs:    {base}/api/docs  (OpenAPI: {base}/api/openapi.json)",
+             f"  metrics: {base}/metrics"]
+    if not demo:
+        return lines
+    key = f"KEY=$(cat {key_file})" if key_file.exists() else "KEY=<an API key of yours>"
+    lines += [
+        f"  demo:    {public_url}{facts.PREFIX}/  (user {facts.USERNAME}/{facts.PASSWORD}; "
+        "catalog: demo-oauth2, demo-client-credentials, demo-basic, demo-woo)",
+        "",
+        "Try it: create a session, then authorise demo-basic in it and call the demo API through the proxy:",
+        "",
+        f"  {key}",
+        f"  curl -s -X POST {base}/api/v1/sessions -H \"Authorization: $KEY\" -H 'Content-Type: application/json' \\",
+        "    -d '{\"end_user_id\": \"me\", \"allowed_implementations\": [\"demo-basic\"]}'",
+        f"  curl -s -X POST {base}/api/v1/oauth/authorise -H \"Authorization: $KEY\" "
+        "-H 'Content-Type: application/json' -H 'Prefer: wait=10' \\",
+        "    -d '{\"authentication_implementation_id\": \"demo-basic\", \"session_id\": \"<the session's id>\", "
+        "\"timezone\": \"UTC\", \"date_format\": \"Y-m-d\",",
+        "         \"rate_limit_unit\": \"second\", \"rate_limit_duration\": 5,",
+        f"         \"variables\": [{{\"key\": \"username\", \"value\": \"{facts.USERNAME}\"}}, "
+        f"{{\"key\": \"password\", \"value\": \"{facts.PASSWORD}\"}}]}}'",
+        f"  curl -s {base}/api/v1/connectors/<the job's connector_id>/proxy/me -H \"Authorization: $KEY\"",
+    ]
+    return lines
