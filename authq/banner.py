@@ -8,7 +8,7 @@ from pathlib import Path
 from tasks.demo import facts
 
 
-def ready_lines(base: str, key_file: Path, demo: bool, public_url: str) -> list[str]:
+def ready_lines(base: str, key_file: Path, demo: bool, public_url: str, connect_url: str | None = None) -> list[str]:
     lines = [f"authq: ready at {base}  (API under {base}/api/v1; Ctrl-C stops everything)",
              f"  API:     {base}/api/v1",
              f"  docs:    {base}/api/docs  (OpenAPI: {base}/api/openapi.json)",
@@ -19,6 +19,11 @@ def ready_lines(base: str, key_file: Path, demo: bool, public_url: str) -> list[
     lines += [
         f"  demo:    {public_url}{facts.PREFIX}/  (user {facts.USERNAME}/{facts.PASSWORD}; "
         "catalog: demo-oauth2, demo-client-credentials, demo-basic, demo-woo)",
+    ]
+    if connect_url:
+        lines += [f"  connect: {connect_url}",
+                  "           (open it in a browser: the connect page, offering the demo's systems, for 24 h)"]
+    lines += [
         "",
         "Try it: create a session, then authorise demo-basic in it and call the demo API through the proxy:",
         "",

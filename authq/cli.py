@@ -80,6 +80,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from authq.banner import ready_lines
     from authq.datadir import DataDir
+    from authq.demo_link import demo_connect_url
     from authq.ports import check_can_listen
     from authq.redis_server import start_redis
     from authq.supervisor import Child, OwnWorkers, Supervisor, api_argv, die_with_parent, say, worker_argv, worker_name
@@ -151,7 +152,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         supervisor.start_all()
         supervisor.wait_ready()
         if not supervisor.stopping.is_set():
-            say("\n".join(ready_lines(base, data.path / "api-key", settings.demo, settings.effective_public_url)))
+            link = demo_connect_url(base, data.path / "api-key") if settings.demo else None
+            say("\n".join(ready_lines(base, data.path / "api-key", settings.demo, settings.effective_public_url,
+                                       link)))
         return supervisor.watch()
     finally:
         if supervisor is not None:

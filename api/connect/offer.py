@@ -2,7 +2,8 @@
 
 An implementation is offered when the session allows it and its connector settings are complete
 from the session's ``defaults`` and then the catalog's (contract §11). The end user is asked for
-the variables they supply: not ``advanced``, not ``locked``, and ``configurable`` or required.
+the variables they supply: not ``advanced``, not ``locked``, and either ``configurable`` or
+required without a value already (a catalog ``default``, such as a platform's own client id).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def offered(session: Session, catalog: Catalog) -> list[Implementation]:
 def asked(impl: Implementation) -> list[CatalogVariable]:
     """The variables the end user types in."""
     return [v for v in impl.variables
-            if not v.advanced and not v.locked and (v.configurable or v.required)]
+            if not v.advanced and not v.locked and (v.configurable or (v.required and v.default is None))]
 
 
 def reconnecting(session: Session, connector: Connector | None, catalog: Catalog) -> Implementation | None:

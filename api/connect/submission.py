@@ -40,7 +40,8 @@ def build(session: Session, impl: Implementation, values: dict[str, str], connec
     variables = []
     for spec in asked(impl):
         value = values.get(spec.key, "")
-        if value == "" and (not spec.required or (connector is not None and spec.is_secret)):
+        kept = spec.default is not None or (connector is not None and spec.is_secret)
+        if value == "" and (not spec.required or kept):
             continue  # nothing typed: the catalog's default, or on a reconnect the current value
         variables.append({"key": spec.key, "value": value})
     body: dict[str, Any] = {"session_id": session.id, "variables": variables}

@@ -12,6 +12,7 @@ import pytest
 
 from tasks.settings import Settings
 from tests.support.browser import APP_HOST, Browser, ReturnApp, start_browser
+from tests.support.demo import DemoDeployment, start_demo
 from tests.support.helpers import PUBLIC_URL, Tenant
 from tests.support.served_app import serve_in_thread
 
@@ -53,3 +54,17 @@ def browser(request: pytest.FixtureRequest, served: str, return_app: ReturnApp, 
 @pytest.fixture
 def js_browser(served: str, return_app: ReturnApp, tmp_path: Path) -> Iterator[Browser]:
     yield from start_browser(tmp_path, javascript=True, host_rules=_rules(served, return_app))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, secret_key: str, ca_bundle: Path) -> Iterator[DemoDeployment]:
+    """An ``authq up --demo`` deployment (its own Redis and worker): the demo provider under /demo/."""
+    yield from start_demo(tmp_path_factory.mktemp("demo"), secret_key, ca_bundle)
+
+
+@pytest.fixture(params=[True, False], ids=["js", "no-js"])
+def demo_browser(request: pytest.FixtureRequest, demo: DemoDeployment, return_app: ReturnApp,
+                 tmp_path: Path) -> Iterator[Browser]:
+    """The browser for the demo (reached at its own loopback address), JavaScript on, then off."""
+    yield from start_browser(tmp_path, javascript=request.param,
+                             host_rules=f"MAP {APP_HOST}:80 127.0.0.1:{return_app.port}")

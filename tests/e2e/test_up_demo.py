@@ -44,8 +44,15 @@ def test_up_demo_serves_the_demo_and_its_flows(tmp_path: Path) -> None:
                      f"demo:    {up.base}/demo/", "demo-basic", f"curl -s -X POST {up.base}/api/v1/sessions"):
             assert line in banner, banner
         key = (data_dir / "api-key").read_text().strip()
+        connect_url = next(line.split()[1] for line in banner.splitlines() if line.strip().startswith("connect:"))
+        assert connect_url.startswith(f"{up.base}/connect/"), banner
         with httpx2.Client(base_url=up.base, follow_redirects=False, timeout=30, trust_env=False) as client:
             assert client.get("/demo/").status_code == 200
+            # The banner's ready-made link opens the connect page, offering the demo's systems.
+            offered = client.get(connect_url)
+            assert offered.status_code == 200, offered.text
+            for impl_id in ("demo-oauth2", "demo-client-credentials", "demo-basic", "demo-woo"):
+                assert f"/i/{impl_id}\"" in offered.text, offered.text
             assert client.get("/").json()["demo"] == "/demo/"
 
             status, answer = http("POST", f"{up.base}/api/v1/oauth/authorise", key,

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -52,6 +53,14 @@ class Browser:
     def click_link(self, text: str) -> None:
         self.driver.find_element(By.PARTIAL_LINK_TEXT, text).click()
 
+    def click_link_to(self, path_end: str) -> None:
+        """Click the link whose address ends so (links whose text alone does not tell them apart)."""
+        self.driver.find_element(By.CSS_SELECTOR, f"a[href$='{path_end}']").click()
+
+    def press(self, label: str) -> None:
+        """Press the button that reads ``label``."""
+        self.driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']").click()
+
     def field(self, key: str) -> WebElement:
         return self.driver.find_element(By.ID, f"field-{key}")
 
@@ -64,7 +73,10 @@ class Browser:
         self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
 
     def wait_for(self, predicate: Any, timeout: float = 40) -> None:
-        WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(lambda d: predicate())
+        # (A page being replaced by the next one has elements that go stale mid-read: read again.)
+        WebDriverWait(self.driver, timeout, poll_frequency=0.2,
+                      ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
+            lambda d: predicate())
 
     @property
     def url(self) -> str:
