@@ -4,7 +4,7 @@ no API key (the page's token is the credential), HTML answers."""
 from __future__ import annotations
 
 from api.connect import views
-from api.operations import Endpoint, Param, Reply, pages
+from api.operations import Endpoint, Reply, pages
 
 TOKEN = "{token:[A-Za-z0-9_-]{43}}"
 FORM = f"/connect/{TOKEN}/i/{{implementation}}"
@@ -50,7 +50,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                  **NOT_FOUND, **LIMITED}),
     Endpoint(
         "GET", f"{FORM}/jobs/{{ref}}", views.follow, "Follow a connect page's job", TAG, key=False,
-        params=(Param("Cookie", "header", "The page's cookies (CSRF)."),),
         answers={303: Reply("To the provider, or to the session's `return_url`.", headers=("Location",)),
                  **pages("The job's progress (refreshing itself), the form with its failure, or the done page.", 200),
                  **NOT_FOUND, **LIMITED}),
