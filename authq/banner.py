@@ -16,6 +16,11 @@ def ready_lines(base: str, key_file: Path, demo: bool, public_url: str, connect_
     if not demo:
         return lines
     key = f"KEY=$(cat {key_file})" if key_file.exists() else "KEY=<an API key of yours>"
+    field = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"data\"][\"{}\"])'"
+    body = ('{"authentication_implementation_id": "demo-basic", "session_id": "\'$SESSION\'", '
+            '"timezone": "UTC", "date_format": "Y-m-d", "rate_limit_unit": "second", "rate_limit_duration": 5, '
+            f'"variables": [{{"key": "username", "value": "{facts.USERNAME}"}}, '
+            f'{{"key": "password", "value": "{facts.PASSWORD}"}}]}}')
     lines += [
         f"  demo:    {public_url}{facts.PREFIX}/  (user {facts.USERNAME}/{facts.PASSWORD}; "
         "catalog: demo-oauth2, demo-client-credentials, demo-basic, demo-woo)",
@@ -25,18 +30,17 @@ def ready_lines(base: str, key_file: Path, demo: bool, public_url: str, connect_
                   "           (open it in a browser: the connect page, offering the demo's systems, for 24 h)"]
     lines += [
         "",
-        "Try it: create a session, then authorise demo-basic in it and call the demo API through the proxy:",
+        "Try it (no internet needed): a session, demo-basic authorised in it, the demo API called through the proxy:",
         "",
         f"  {key}",
-        f"  curl -s -X POST {base}/api/v1/sessions -H \"Authorization: $KEY\" -H 'Content-Type: application/json' \\",
-        "    -d '{\"end_user_id\": \"me\", \"allowed_implementations\": [\"demo-basic\"]}'",
-        f"  curl -s -X POST {base}/api/v1/oauth/authorise -H \"Authorization: $KEY\" "
+        f"  SESSION=$(curl -s -X POST {base}/api/v1/sessions -H \"Authorization: $KEY\" "
+        "-H 'Content-Type: application/json' \\",
+        "    -d '{\"end_user_id\": \"me\", \"allowed_implementations\": [\"demo-basic\"]}' | "
+        + field.format("id") + ")",
+        f"  CONNECTOR=$(curl -s -X POST {base}/api/v1/oauth/authorise -H \"Authorization: $KEY\" "
         "-H 'Content-Type: application/json' -H 'Prefer: wait=10' \\",
-        "    -d '{\"authentication_implementation_id\": \"demo-basic\", \"session_id\": \"<the session's id>\", "
-        "\"timezone\": \"UTC\", \"date_format\": \"Y-m-d\",",
-        "         \"rate_limit_unit\": \"second\", \"rate_limit_duration\": 5,",
-        f"         \"variables\": [{{\"key\": \"username\", \"value\": \"{facts.USERNAME}\"}}, "
-        f"{{\"key\": \"password\", \"value\": \"{facts.PASSWORD}\"}}]}}'",
-        f"  curl -s {base}/api/v1/connectors/<the job's connector_id>/proxy/me -H \"Authorization: $KEY\"",
+        f"    -d '{body}' | " + field.format("connector_id") + ")",
+        f"  curl -s {base}/api/v1/connectors/$CONNECTOR -H \"Authorization: $KEY\"",
+        f"  curl -s {base}/api/v1/connectors/$CONNECTOR/proxy/me -H \"Authorization: $KEY\"",
     ]
     return lines

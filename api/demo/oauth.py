@@ -22,29 +22,10 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from api.demo.store import DemoStore
 from tasks.demo import facts
+from tasks.errors import DemoRefused
 
 ACCESS_SECONDS = 3600
 VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 §4.1 (the challenge of S256 has 43)
-
-
-class AuthorizeRefused(Exception):
-    """An authorization request refused. ``redirect``: told to the client at its redirect URI
-    (RFC 6749 §4.1.2.1); else shown to the user only (an unknown client or redirect URI)."""
-
-    def __init__(self, error: str, description: str, *, redirect: bool) -> None:
-        super().__init__(description)
-        self.error, self.description, self.redirect = error, description, redirect
-
-
-class TokenRefused(Exception):
-    """A token request refused (RFC 6749 §5.2): its status, ``error`` and ``error_description``."""
-
-    def __init__(self, error: str, description: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
-        super().__init__(description)
-        self.error, self.description, self.status, self.headers = error, description, status, headers or {}
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.error, "error_description": self.description}
 
 
 @dataclass(frozen=True)
@@ -61,32 +42,32 @@ def parse_scope(text: str | None, allowed: tuple[str, ...] = facts.SCOPES) -> tu
     asked = tuple(dict.fromkeys((text or "").split()))
     unknown = [s for s in asked if s not in allowed]
     if unknown:
-        raise TokenRefused("invalid_scope", f"Unknown scope(s): {' '.join(unknown)}.")
+        raise DemoRefused("invalid_scope", f"Unknown scope(s): {' '.join(unknown)}.")
     return asked or allowed
 
 
 def parse_authorize(query: Mapping[str, str], redirect_uri: str) -> AuthorizeRequest:
     """Validate an authorization request; ``redirect_uri`` is the only one registered (authq's)."""
     if query.get("client_id") != facts.CLIENT_ID:
-        raise AuthorizeRefused("invalid_client", f"Unknown client. The demo's client is {facts.CLIENT_ID!r}.",
+        raise DemoRefused("invalid_client", f"Unknown client. The demo's client is {facts.CLIENT_ID!r}.",
                                redirect=False)
     given = query.get("redirect_uri")
     if given is not None and given != redirect_uri:
-        raise AuthorizeRefused("invalid_request", "This redirect URI is not registered for the client; only "
+        raise DemoRefused("invalid_request", "This redirect URI is not registered for the client; only "
                                f"{redirect_uri} is.", redirect=False)
     state = query.get("state")
     if query.get("response_type") != "code":
-        raise AuthorizeRefused("unsupported_response_type", "Only response_type=code is supported.", redirect=True)
+        raise DemoRefused("unsupported_response_type", "Only response_type=code is supported.", redirect=True)
     challenge = query.get("code_challenge", "")
     if not challenge or query.get("code_challenge_method") != "S256":
-        raise AuthorizeRefused("invalid_request", "PKCE is required, with code_challenge_method=S256.",
+        raise DemoRefused("invalid_request", "PKCE is required, with code_challenge_method=S256.",
                                redirect=True)
     if not VERIFIER.match(challenge):
-        raise AuthorizeRefused("invalid_request", "The code_challenge is malformed.", redirect=True)
+        raise DemoRefused("invalid_request", "The code_challenge is malformed.", redirect=True)
     try:
         scopes = parse_scope(query.get("scope"))
-    except TokenRefused as exc:
-        raise AuthorizeRefused(exc.error, exc.description, redirect=True) from None
+    except DemoRefused as exc:
+        raise DemoRefused(exc.error, exc.description, redirect=True) from None
     return AuthorizeRequest(redirect_uri, state, scopes, challenge, redirect_uri_given=given is not None)
 
 
@@ -116,7 +97,7 @@ def authenticate_client(authorization: str | None, form: Mapping[str, str]) -> s
     ``client_id``/``client_secret`` in the body; one way only. Refused: 401 ``invalid_client``."""
     basic = authorization is not None and authorization[:6].lower() == "basic "
     if basic and "client_secret" in form:
-        raise TokenRefused("invalid_request", "Use one way of client authentication, not two.")
+        raise DemoRefused("invalid_request", "Use one way of client authentication, not two.")
     if basic:
         try:
             decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()  # type: ignore[index]
@@ -129,13 +110,13 @@ def authenticate_client(authorization: str | None, form: Mapping[str, str]) -> s
     known = hmac.compare_digest(client_id.encode(), facts.CLIENT_ID.encode())
     right = hmac.compare_digest(secret.encode(), facts.CLIENT_SECRET.encode())
     if not (known and right):
-        raise TokenRefused("invalid_client", "Client authentication failed.", 401,
-                           {"WWW-Authenticate": 'Basic realm="authq demo"'} if basic else None)
+        raise DemoRefused("invalid_client", "Client authentication failed.", status=401,
+                          headers={"WWW-Authenticate": 'Basic realm="authq demo"'} if basic else None)
     return client_id
 
 
 async def token(store: DemoStore, client_id: str, form: Mapping[str, str]) -> dict[str, Any]:
-    """The token endpoint's answer for an authenticated client, or ``TokenRefused``."""
+    """The token endpoint's answer for an authenticated client, or ``DemoRefused``."""
     grant_type = form.get("grant_type")
     if grant_type == "authorization_code":
         grant = await _code_grant(store, client_id, form)
@@ -146,7 +127,7 @@ async def token(store: DemoStore, client_id: str, form: Mapping[str, str]) -> di
         return await _issue(store, {"client_id": client_id, "user": None, "scope": list(scopes),
                                     "grant": "client_credentials"}, refresh=False)
     else:
-        raise TokenRefused("unsupported_grant_type", "Supported: authorization_code, refresh_token, "
+        raise DemoRefused("unsupported_grant_type", "Supported: authorization_code, refresh_token, "
                            "client_credentials.")
     return await _issue(store, grant, refresh=True)
 
@@ -154,20 +135,20 @@ async def token(store: DemoStore, client_id: str, form: Mapping[str, str]) -> di
 async def _code_grant(store: DemoStore, client_id: str, form: Mapping[str, str]) -> dict[str, Any]:
     code = await store.take_code(form.get("code", ""))  # single use, even when refused below
     if code is None or code["client_id"] != client_id:
-        raise TokenRefused("invalid_grant", "The authorization code is unknown, used or expired.")
+        raise DemoRefused("invalid_grant", "The authorization code is unknown, used or expired.")
     if code["redirect_uri"] is not None and form.get("redirect_uri") != code["redirect_uri"]:
-        raise TokenRefused("invalid_grant", "The redirect_uri differs from the authorization request's.")
+        raise DemoRefused("invalid_grant", "The redirect_uri differs from the authorization request's.")
     verifier = form.get("code_verifier", "")
     challenge = create_s256_code_challenge(verifier)  # type: ignore[no-untyped-call]  # (typeshed: untyped)
     if not VERIFIER.match(verifier) or not hmac.compare_digest(challenge, code["code_challenge"]):
-        raise TokenRefused("invalid_grant", "The code_verifier does not match the code_challenge (PKCE).")
+        raise DemoRefused("invalid_grant", "The code_verifier does not match the code_challenge (PKCE).")
     return {"client_id": client_id, "user": code["user"], "scope": code["scope"], "grant": "authorization_code"}
 
 
 async def _refresh_grant(store: DemoStore, client_id: str, form: Mapping[str, str]) -> dict[str, Any]:
     old = await store.take_refresh(form.get("refresh_token", ""))  # rotation: never usable again
     if old is None or old["client_id"] != client_id:
-        raise TokenRefused("invalid_grant", "The refresh token is unknown, already used or expired.")
+        raise DemoRefused("invalid_grant", "The refresh token is unknown, already used or expired.")
     scopes = parse_scope(form.get("scope"), tuple(old["scope"])) if form.get("scope") else tuple(old["scope"])
     return {**old, "scope": list(scopes)}
 

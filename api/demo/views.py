@@ -13,6 +13,7 @@ from api.demo.identity import identify
 from api.demo.store import DemoStore
 from api.typedefs import REDIS, SETTINGS
 from tasks.demo import facts
+from tasks.errors import DemoRefused
 
 DEMO_STORE = web.AppKey("demo_store", DemoStore)
 CALLBACK_SECONDS = 60  # how long WooCommerce waits for the callback's answer
@@ -56,7 +57,7 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     redirect_uri = request.app[SETTINGS].effective_redirect_uri
     try:
         asked = oauth.parse_authorize(request.query, redirect_uri)
-    except oauth.AuthorizeRefused as exc:
+    except DemoRefused as exc:
         if not exc.redirect:
             return pages.problem("This request cannot be authorized", exc.description)
         target = oauth.redirect_with(redirect_uri, {"error": exc.error, "error_description": exc.description,
@@ -89,11 +90,11 @@ async def token(request: web.Request) -> web.StreamResponse:
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     try:
         if request.content_type != "application/x-www-form-urlencoded":
-            raise oauth.TokenRefused("invalid_request", "The body must be application/x-www-form-urlencoded.")
+            raise DemoRefused("invalid_request", "The body must be application/x-www-form-urlencoded.")
         form = await _form(request)
         client_id = oauth.authenticate_client(request.headers.get("Authorization"), form)
         answer = await oauth.token(_store(request), client_id, form)
-    except oauth.TokenRefused as exc:
+    except DemoRefused as exc:
         return web.json_response(exc.body(), status=exc.status, headers={**headers, **exc.headers})
     return web.json_response(answer, headers=headers)
 
@@ -103,10 +104,10 @@ async def token(request: web.Request) -> web.StreamResponse:
 async def store_authorize(request: web.Request) -> web.StreamResponse:
     try:
         asked = woo.parse_request(request.query, _public(request))
-    except woo.StoreRefused as exc:
-        return pages.problem("Error", str(exc))
+    except DemoRefused as exc:
+        return pages.problem("Error", exc.description)
     request_id = secrets.token_urlsafe(32)
-    await _store(request).hold("woo-request", request_id, asked.record())
+    await _store(request).hold("store-request", request_id, asked.record())
     return pages.store_approval(request_id, asked.app_name, woo.SCOPES[asked.scope])
 
 
@@ -114,7 +115,7 @@ async def store_decide(request: web.Request) -> web.StreamResponse:
     """Approve: new keys, posted to the callback; kept, and the browser sent on, only on a 200."""
     form = await _form(request)
     store = _store(request)
-    held = await store.take_pending("woo-request", form.get("request", ""))
+    held = await store.take_pending("store-request", form.get("request", ""))
     if held is None:
         return pages.problem("This request has expired", "It was already answered or is more than ten minutes "
                              "old. Start again from the application you came from.")

@@ -16,13 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from api.demo.oauth import redirect_with
+from tasks.errors import DemoRefused
 
 SCOPES = {"read": "Read", "write": "Write", "read_write": "Read/Write"}
 CALLBACK_PATH = "/api/v1/oauth/woo-app-auth"
-
-
-class StoreRefused(Exception):
-    """An authorize request the store will not show (WooCommerce ``wp_die``s with a message)."""
 
 
 @dataclass(frozen=True)
@@ -38,16 +35,17 @@ class AppRequest:
 
 
 def parse_request(query: Mapping[str, str], public_url: str) -> AppRequest:
+    """The store's authorize request, or ``DemoRefused`` (WooCommerce ``wp_die``s with a message)."""
     for name in ("app_name", "scope", "user_id", "return_url", "callback_url"):
         if not query.get(name):
-            raise StoreRefused(f"Missing parameter {name}.")
+            raise DemoRefused("", f"Missing parameter {name}.")
     if query["scope"] not in SCOPES:
-        raise StoreRefused("Invalid scope: it must be read, write or read_write.")
+        raise DemoRefused("", "Invalid scope: it must be read, write or read_write.")
     if query["callback_url"] != public_url + CALLBACK_PATH:
-        raise StoreRefused(f"The demo store sends keys only to authq's own callback, {public_url}{CALLBACK_PATH}.")
+        raise DemoRefused("", f"The demo store sends keys only to authq's own callback, {public_url}{CALLBACK_PATH}.")
     parts = urlsplit(query["return_url"])
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StoreRefused("The return_url must be an absolute http(s) URL.")
+        raise DemoRefused("", "The return_url must be an absolute http(s) URL.")
     return AppRequest(query["app_name"][:200], query["scope"], query["user_id"], query["return_url"],
                       query["callback_url"])
 

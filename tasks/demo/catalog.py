@@ -20,9 +20,10 @@ def demo_entries(origin: str) -> list[dict[str, Any]]:
     """The entries, as a catalog file would hold them, for a demo served at ``origin``."""
     api = f"{origin}{facts.API_PATH}"
     check = {"method": "GET", "url": f"{api}/me"}
+    # The demo's own client, filled in (and ``advanced``: a connect page need not ask for them).
     client = [
-        {"key": "client_id", "label": "Client ID", "required": True, "default": facts.CLIENT_ID},
-        {"key": "client_secret", "label": "Client secret", "secret": True, "required": True,
+        {"key": "client_id", "label": "Client ID", "required": True, "advanced": True, "default": facts.CLIENT_ID},
+        {"key": "client_secret", "label": "Client secret", "secret": True, "required": True, "advanced": True,
          "default": facts.CLIENT_SECRET},
     ]
     common = {"system": SYSTEM, "check": check, "base_url": api, "defaults": DEFAULTS}
@@ -40,7 +41,7 @@ def demo_entries(origin: str) -> list[dict[str, Any]]:
                         "configurable": True}]},
         {"id": "demo-woo", "type": "woocommerce_app", **common, "scope": "read_write",
          "username_variable": "consumer_key", "password_variable": "consumer_secret",
-         "variables": [{"key": "store_url", "label": "Store URL", "required": True,
+         "variables": [{"key": "store_url", "label": "Store URL", "required": True, "advanced": True,
                         "default": f"{origin}{facts.SHOP_PATH}"}]},
     ]
 

@@ -40,6 +40,8 @@
     authq:webhook-due, authq:webhook-scan        zset, string    deliveries due ("tenant/webhook/msg"); the scan lock
     authq:metrics:webhook-{deliveries,delivery-seconds}  hash    webhook attempts by outcome; their durations
     authq:connectors-by-status:{status}          set     "tenant/connector" of that status (the authq_connectors gauge)
+    authq:demo-{consent,store-request}:{id}      string  the demo provider's requests awaiting the user (api/demo/)
+    authq:demo-{code,access,refresh,woo-key}:{sha256}  string  what the demo provider issued, by the credential's hash
 
 Tenant records live under ``authq:t:{tenant}:``, so a lookup with another tenant's key simply
 finds nothing: cross-tenant reads are impossible by construction, not by check. Neither a
@@ -279,6 +281,15 @@ auth_state = FleetRecord("auth_state", "state", hashed=True)            # by the
 auth_state_claim = FleetRecord("auth_state_claim", "state", "claim", hashed=True)
 # Set (NX) before a code is sent to the token endpoint: a code is spent at most once.
 auth_state_exchange = FleetRecord("auth_state_exchange", "state", "exchange", hashed=True)
+
+# The demo provider (AUTHQ_DEMO, api/demo/store.py): requests awaiting Approve or Deny, by the id
+# their form carries; what it issued, by the credential's SHA-256 (never the credential).
+demo_consent = FleetRecord("demo_consent", "demo-consent")
+demo_store_request = FleetRecord("demo_store_request", "demo-store-request")
+demo_code = FleetRecord("demo_code", "demo-code", hashed=True)
+demo_access = FleetRecord("demo_access", "demo-access", hashed=True)
+demo_refresh = FleetRecord("demo_refresh", "demo-refresh", hashed=True)
+demo_woo_key = FleetRecord("demo_woo_key", "demo-woo-key", hashed=True)
 
 
 def tenant_keys(tenant: str) -> str:

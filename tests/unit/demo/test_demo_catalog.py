@@ -34,7 +34,12 @@ def test_the_demo_adds_four_entries_at_the_public_url() -> None:
     assert code.pkce and code.authorize_url == "https://authq.example.com/demo/oauth/authorize"
     assert code.token_url == "https://authq.example.com/demo/oauth/token"
     store = entries["demo-woo"].variable("store_url")
-    assert store is not None and store.default == "https://authq.example.com/demo/shop"
+    assert store is not None and store.default == "https://authq.example.com/demo/shop" and store.advanced
+    client = code.variable("client_secret")
+    assert client is not None and client.is_secret and client.advanced and client.default == "demo-secret"
+    basic = entries["demo-basic"]
+    assert [(v.key, v.required, v.advanced, v.default) for v in basic.variables] == [
+        ("username", True, False, None), ("password", True, False, None)]
 
 
 def test_without_a_public_url_the_entries_follow_the_bind_address() -> None:
