@@ -186,6 +186,4 @@ PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
     "permit": ("The permit's id.", {"type": "string"}),
     "file": ("A file name.", {"type": "string"}),
     "token": ("The connect page's token, from the session's `connect_url`.", {"type": "string"}),
-    "implementation": ("An authentication implementation's id.", {"type": "string"}),
-    "ref": ("A job's reference on the connect page (its id and a signature).", {"type": "string"}),
 }

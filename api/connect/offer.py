@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.model.catalog import Catalog, CatalogVariable, Implementation
-from tasks.model.records import Connector, Session
+from tasks.model.records import Session
 
 # The authorise fields an authorise cannot do without, which defaults must supply.
 REQUIRED_SETTINGS = ("timezone", "date_format", "rate_limit_unit", "rate_limit_duration")
@@ -41,10 +41,3 @@ def asked(impl: Implementation) -> list[CatalogVariable]:
     """The variables the end user types in."""
     return [v for v in impl.variables
             if not v.advanced and not v.locked and (v.configurable or (v.required and v.default is None))]
-
-
-def reconnecting(session: Session, connector: Connector | None, catalog: Catalog) -> Implementation | None:
-    """The implementation of the connector a reconnect session re-authorises (None: gone)."""
-    if connector is None:
-        return None
-    return catalog.implementation(connector.authentication_implementation_id)

@@ -24,8 +24,13 @@ RETURN_PATH = "/api/v1/oauth/"
 WOO_LANDING = "/api/v1/oauth/woo-app-auth"
 
 
+def form_path(token: str, impl_id: str) -> str:
+    return f"/connect/{token}?" + urlencode({"implementation": impl_id})
+
+
 def follow_path(token: str, impl_id: str, ref: str) -> str:
-    return f"/connect/{token}/i/{impl_id}/jobs/{ref}"
+    # (The token is the one part of a path: a page's addresses stay short whatever they carry.)
+    return f"/connect/{token}/job?" + urlencode({"implementation": impl_id, "ref": ref})
 
 
 def remember(response: web.StreamResponse, token: str, max_age: int, secure: bool) -> None:

@@ -30,6 +30,7 @@ class Field:
 @dataclass(frozen=True)
 class Form:
     action: str
+    implementation: str
     csrf: str
     system: str
     fields: list[Field]
@@ -123,5 +124,6 @@ def form_page(form: Form) -> str:
     body = (f"<h1>{escape(title)}</h1>{summary}"
             f'<form method="post" action="{escape(form.action)}" novalidate>'
             f'<input type="hidden" name="csrf_token" value="{escape(form.csrf)}">'
+            f'<input type="hidden" name="implementation" value="{escape(form.implementation)}">'
             f'{inputs}<button type="submit">Connect</button></form>{nav}')
     return layout(("Error: " if summary else "") + title, body)

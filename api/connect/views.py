@@ -1,9 +1,9 @@
 """The connect page's handlers (contract §11), routed by ``api/connect/routes.py``.
 
 ``/connect/{token}`` lists what the session offers (a reconnect session shows its connector's
-form); ``/connect/{token}/i/{implementation}`` is one implementation's form, posted back to the
-same address; ``…/jobs/{ref}`` follows the queued job until the browser goes to the provider, to
-the session's ``return_url``, or sees the form again with what went wrong.
+form); ``?implementation=…`` is one implementation's form, posted back to ``/connect/{token}``;
+``/connect/{token}/job?implementation=…&ref=…`` follows the queued job until the browser goes to
+the provider, to the session's ``return_url``, or sees the form again with what went wrong.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class _Page:
         reconnect = self.session.connector_id is not None
         back_with = {"connector_id": self.session.connector_id} if self.session.connector_id else {}
         give_up = return_to(self.session.return_url, status="cancelled", **back_with)
-        form = templates.Form(action=f"/connect/{self.token}/i/{impl.id}",
+        form = templates.Form(action=f"/connect/{self.token}", implementation=impl.id,
                               csrf=security.csrf_token(self.key, self.cookie, self.token_sha256),
                               system=impl.system, fields=render.fields(impl, values, connector),
                               errors=errors or {}, summary=summary or [],
@@ -85,6 +85,11 @@ async def index(request: web.Request) -> web.StreamResponse:
     page = await _page(request)
     if isinstance(page, web.Response):
         return page
+    if "implementation" in request.query:
+        impl = await _implementation(page, request.query["implementation"])
+        if impl is None:
+            return render.not_found()
+        return page.form(impl, {}, await connector_of(request, page.session))
     if page.session.connector_id is not None:
         connector = await connector_of(request, page.session)
         impl = request.app[CATALOG].implementation(connector.authentication_implementation_id) if connector else None
@@ -92,35 +97,25 @@ async def index(request: web.Request) -> web.StreamResponse:
             return page.answer(404, templates.message_page(
                 "Nothing to reconnect", "The account this link reconnects no longer exists."))
         return page.form(impl, {}, connector)
-    choices = [(f"/connect/{page.token}/i/{impl.id}", impl.system, render.KINDS.get(impl.type, impl.type))
+    choices = [(returning.form_path(page.token, impl.id), impl.system, render.KINDS.get(impl.type, impl.type))
                for impl in offered(page.session, request.app[CATALOG])]
     return page.answer(200, templates.chooser(choices))
-
-
-async def form(request: web.Request) -> web.StreamResponse:
-    page = await _page(request)
-    if isinstance(page, web.Response):
-        return page
-    impl = await _implementation(page, request.match_info["implementation"])
-    if impl is None:
-        return render.not_found()
-    return page.form(impl, {}, await connector_of(request, page.session))
 
 
 async def post(request: web.Request) -> web.StreamResponse:
     page = await _page(request)
     if isinstance(page, web.Response):
         return page
-    impl = await _implementation(page, request.match_info["implementation"])
-    if impl is None:
-        return render.not_found()
     if request.content_type != "application/x-www-form-urlencoded":
         return page.answer(415, templates.message_page("Not a form", "This address takes the page's form only."))
     posted = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    impl = await _implementation(page, posted.get("implementation", ""))
+    if impl is None:
+        return render.not_found()
     if not security.csrf_valid(page.key, request, posted.get(security.CSRF_FIELD, ""), page.token_sha256):
         return page.answer(403, templates.message_page(
             "Please try again", "The form had expired or came from elsewhere. Reload the page and send it again "
-            "(the page needs cookies).", link=(f"/connect/{page.token}/i/{impl.id}", "Reload the form")))
+            "(the page needs cookies).", link=(returning.form_path(page.token, impl.id), "Reload the form")))
     connector = await connector_of(request, page.session)
     values = typed(posted, impl)
     asked_for = build(page.session, impl, values, connector)
@@ -140,8 +135,8 @@ async def follow(request: web.Request) -> web.StreamResponse:
     page = await _page(request)
     if isinstance(page, web.Response):
         return page
-    impl = await _implementation(page, request.match_info["implementation"])
-    job_id = security.job_of_ref(page.key, request.match_info["ref"], page.token_sha256)
+    impl = await _implementation(page, request.query.get("implementation", ""))
+    job_id = security.job_of_ref(page.key, request.query.get("ref", ""), page.token_sha256)
     job = await request.app[STORE].job(page.session.tenant, job_id) if impl and job_id else None
     if impl is None or job is None:
         return render.not_found()

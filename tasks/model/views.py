@@ -199,6 +199,7 @@ class SessionDefaultsView(TypedDict, total=False):
     certificate_id: str
 
 
+@with_config(EXACT)
 class SessionView(TypedDict):
     id: str
     end_user_id: str | None

@@ -65,23 +65,24 @@ async def test_lists_allowed_implementations_whose_settings_are_complete(client,
     assert answer.status == 200
     _assert_page_headers(answer)
     links = [a["href"] for tag, a in parsed(await answer.text()).elements if tag == "a"]
-    assert links == [f"{path}/i/test-basic", f"{path}/i/test-oauth"]
+    assert links == [f"{path}?implementation=test-basic", f"{path}?implementation=test-oauth"]
     # Without the settings nothing can be made: nothing is offered.
     _, bare = await _session(client, tenant, allowed_implementations=["test-basic"])
     text = await (await client.get(bare)).text()
-    assert "Nothing to connect" in text and f"{bare}/i/test-basic" not in text
-    assert (await client.get(f"{bare}/i/test-basic")).status == 404
+    assert "Nothing to connect" in text and "implementation=test-basic" not in text
+    assert (await client.get(bare, params={"implementation": "test-basic"})).status == 404
 
 
 async def test_form_asks_what_the_end_user_supplies(client, tenant) -> None:
     _, path = await _session(client, tenant, defaults=SETTINGS)
-    answer = await client.get(f"{path}/i/test-basic")
+    answer = await client.get(path, params={"implementation": "test-basic"})
     assert answer.status == 200
     _assert_page_headers(answer)
     page = parsed(await answer.text())
     inputs = {a["name"]: a for tag, a in page.elements if tag == "input"}
     # region is locked: the end user is not asked for it.
-    assert set(inputs) == {"csrf_token", "var.base_url", "var.consumer_key", "var.consumer_secret"}
+    assert set(inputs) == {"csrf_token", "implementation", "var.base_url", "var.consumer_key", "var.consumer_secret"}
+    assert inputs["implementation"]["value"] == "test-basic"
     assert inputs["var.consumer_secret"]["type"] == "password" and inputs["var.consumer_key"]["type"] == "text"
     labels = {a["for"] for tag, a in page.elements if tag == "label"}
     assert labels == {"field-base_url", "field-consumer_key", "field-consumer_secret"}
@@ -106,20 +107,21 @@ async def test_unknown_and_expired_tokens_are_404_pages(client, tenant, redis_cl
 
 async def test_a_post_without_the_forms_csrf_token_is_refused(client, tenant) -> None:
     _, path = await _session(client, tenant, defaults=SETTINGS)
-    await client.get(f"{path}/i/test-basic")  # the cookie, but not the form's token
-    answer = await client.post(f"{path}/i/test-basic", data={"csrf_token": "forged", "var.consumer_key": "x"})
+    await client.get(path, params={"implementation": "test-basic"})  # the cookie, but not the form's token
+    answer = await client.post(path, data={"csrf_token": "forged", "implementation": "test-basic",
+                                           "var.consumer_key": "x"})
     assert answer.status == 403
     _assert_page_headers(answer)
 
 
 async def test_validation_error_is_beside_its_field_typed_values_kept_secret_not(client, tenant) -> None:
     _, path = await _session(client, tenant, defaults=SETTINGS)
-    page = parsed(await (await client.get(f"{path}/i/test-basic")).text())
+    page = parsed(await (await client.get(path, params={"implementation": "test-basic"})).text())
     csrf = next(a["value"] for _, a in page.elements if a.get("name") == "csrf_token")
     typed_secret = "cs_typed_secret_value_0042"
-    answer = await client.post(f"{path}/i/test-basic", data={
-        "csrf_token": csrf, "var.base_url": "http://127.0.0.1:9", "var.consumer_key": "",
-        "var.consumer_secret": typed_secret})
+    answer = await client.post(path, data={
+        "csrf_token": csrf, "implementation": "test-basic", "var.base_url": "http://127.0.0.1:9",
+        "var.consumer_key": "", "var.consumer_secret": typed_secret})
     assert answer.status == 422
     _assert_page_headers(answer)
     text = await answer.text()

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx2
-
 from tasks.demo import facts
 from tasks.demo.catalog import DEMO_IDS
 from tests.support.browser import RETURN_URL, Browser, ReturnApp
@@ -43,7 +41,7 @@ def _returned(browser: Browser, return_app: ReturnApp) -> str:
 def _start(browser: Browser, demo: DemoDeployment, implementation_id: str) -> None:
     browser.open(_session(demo))
     browser.state("chooser")
-    browser.click_link_to(f"/i/{implementation_id}")
+    browser.click_link_to(f"implementation={implementation_id}")
     browser.state(f"{implementation_id}-form")
 
 
@@ -116,8 +114,3 @@ def test_demo_basic_wrong_then_right_password(demo_browser: Browser, demo: DemoD
     connector_id = _returned(browser, return_app)
     assert demo.connector(connector_id)["status"] == "authorised"
     assert _me(demo, connector_id)["auth"] == "basic"
-
-
-def test_demo_catalog_has_what_these_tests_name() -> None:
-    assert set(DEMO_IDS) == {"demo-oauth2", "demo-client-credentials", "demo-basic", "demo-woo"}
-    assert httpx2  # (the demo deployment's client is httpx2)

@@ -52,7 +52,7 @@ def test_up_demo_serves_the_demo_and_its_flows(tmp_path: Path) -> None:
             offered = client.get(connect_url)
             assert offered.status_code == 200, offered.text
             for impl_id in ("demo-oauth2", "demo-client-credentials", "demo-basic", "demo-woo"):
-                assert f"/i/{impl_id}\"" in offered.text, offered.text
+                assert f"implementation={impl_id}\"" in offered.text, offered.text
             assert client.get("/").json()["demo"] == "/demo/"
 
             status, answer = http("POST", f"{up.base}/api/v1/oauth/authorise", key,

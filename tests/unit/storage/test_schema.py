@@ -56,6 +56,8 @@ STORED_NAMES = {
     schema.api_rate(KEY_HASH): f"authq:api-arrival:{KEY_HASH}",
     schema.api_streams(KEY_HASH): f"authq:api-streams:{KEY_HASH}",
     schema.auth_state(STATE): f"authq:state:{STATE_HASH}",
+    schema.connect_token(STATE): f"authq:connect:{STATE_HASH}",
+    schema.connect_rate(KEY_HASH): f"authq:connect-arrival:{KEY_HASH}",
     schema.auth_state_claim(STATE): f"authq:state:{STATE_HASH}:claim",
     schema.auth_state_exchange(STATE): f"authq:state:{STATE_HASH}:exchange",
     schema.demo_consent("req1"): "authq:demo-consent:req1",
