@@ -8,7 +8,8 @@ page state) and off; screenshots of each state in the test's tmp_path.
   page, then to return_url with the connector authorised; a refusal at the provider shows on
   the page and leaves the connector unauthorised;
 - a reconnect session (``connector_id``) re-authorises that connector: same id, new
-  credentials, the old ones working until then.
+  credentials, the old ones working until then;
+- the keyboard alone reaches the system, each field in order, and submits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2
+from selenium.webdriver.common.keys import Keys
 
 from tests.support.browser import RETURN_URL, Browser, ReturnApp
 from tests.support.helpers import PUBLIC_URL, REDIRECT_URI
@@ -163,3 +165,30 @@ def test_reconnect_keeps_the_connector_and_swaps_its_credentials(js_browser: Bro
     assert connector["status"] == "authorised"
     assert next(v for v in connector["variables"] if v["key"] == "client_id")["value"] == second
     assert api.get(f"/api/v1/connectors/{connector_id}/proxy/me").json()["client_id"] == second
+
+
+def test_keyboard_alone_reaches_and_submits_the_form(js_browser: Browser, api, fresh_provider: Provider,
+                                                     return_app: ReturnApp) -> None:
+    """Tab to the system, Enter; type into each field in tab order; Enter submits."""
+    browser = js_browser
+    session = _session(api, allowed_implementations=["test-basic"])
+    browser.open(session["connect_url"])
+    active = browser.driver.switch_to.active_element
+    active.send_keys(Keys.TAB)
+    focused = browser.driver.switch_to.active_element
+    assert focused.tag_name == "a" and "TestShop" in focused.text
+    focused.send_keys(Keys.ENTER)
+    browser.wait_for(lambda: browser.driver.find_elements("id", "field-base_url"))
+    browser.state("keyboard-form")
+    body = browser.driver.find_element("tag name", "body")
+    body.send_keys(Keys.TAB)
+    for key, value in (("base_url", fresh_provider.base_url), ("consumer_key", GOOD_KEY),
+                       ("consumer_secret", GOOD_SECRET)):
+        focused = browser.driver.switch_to.active_element
+        assert focused.get_attribute("id") == f"field-{key}", focused.get_attribute("outerHTML")
+        focused.send_keys(value)
+        if key != "consumer_secret":
+            focused.send_keys(Keys.TAB)
+    browser.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    query = _returned(browser, return_app)
+    assert _connector(api, query["connector_id"])["status"] == "authorised"
