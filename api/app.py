@@ -10,6 +10,7 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.body import MAX_BODY
+from api.demo.routes import setup_demo
 from api.event_hub import EventHub
 from api.governor import Governor
 from api.key_usage import KeyUsage
@@ -42,8 +43,8 @@ from api.usage_metrics import setup_usage_metrics
 from api.views.certificates import setup_certificates
 from api.views.jobs import setup_events
 from api.views.proxy import setup_proxy
+from tasks.demo.catalog import service_catalog
 from tasks.jobs.queue_port import InlineJobQueue, JobQueue
-from tasks.model.catalog import load_catalog
 from tasks.model.catalog_view import CatalogViews
 from tasks.security.key_check import check_at_start_url
 from tasks.security.sealing import SecretBox
@@ -59,7 +60,7 @@ def create_app(settings: Settings, queue: JobQueue, *, key_checked: bool = False
                           handler_args={"logger": server_log()})
     app[SETTINGS] = settings
     app[INSTANCE] = settings.instance_id or secrets.token_hex(16)
-    app[CATALOG] = load_catalog(settings.catalog)
+    app[CATALOG] = service_catalog(settings)  # with the demo's entries under AUTHQ_DEMO
     app[CATALOG_VIEWS] = CatalogViews(app[CATALOG])
     app[BOX] = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None,
                          keep=OPENED_SECRETS_KEPT)
@@ -78,6 +79,8 @@ def create_app(settings: Settings, queue: JobQueue, *, key_checked: bool = False
     app.cleanup_ctx.append(_queue)
     setup_proxy(app)  # one client session to the providers, per process (once the key check passed)
     setup_routes(app)
+    if settings.demo:
+        setup_demo(app)  # the demo provider under /demo/ (contract §13)
     app[OPENAPI] = OpenApiDocument()  # GET /api/openapi.json: built from the router on first use, then kept
     return app
 

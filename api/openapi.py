@@ -138,7 +138,7 @@ def _operation(components: _Components, method: str, path: str, endpoint: Endpoi
         body = endpoint.body_schema if endpoint.body is None else components.shape(endpoint.body, "validation")
         if endpoint.body is not None and endpoint.body_or:
             body = {"oneOf": [body, *(components.shape(other, "validation") for other in endpoint.body_or)]}
-        out["requestBody"] = {"required": endpoint.body_required, "content": {JSON: {"schema": body}}}
+        out["requestBody"] = {"required": endpoint.body_required, "content": {endpoint.body_media: {"schema": body}}}
     answers = dict(endpoint.answers)
     if endpoint.key:
         answers.setdefault(401, UNAUTHENTICATED)

@@ -62,6 +62,7 @@ class Endpoint:
     body_or: tuple[type[BaseModel], ...] = ()    # other models a body may be instead (one of them validates)
     body_schema: dict[str, Any] | None = None    # a body that no model validates (free-form JSON)
     body_required: bool = True
+    body_media: str = JSON                       # the request body's media type (the connect page's forms)
     params: tuple[Param, ...] = ()
     answers: dict[int, Reply] = field(default_factory=dict)
 
@@ -168,6 +169,9 @@ TAGS = [
     {"name": "permits", "description": "Permits of a connector's rate limit and pool, for the platform's own calls."},
     {"name": "proxy", "description": "The platform's requests to a connector's provider, credentials added, "
                                      "governed."},
+    {"name": "connect page", "description": "Hosted HTML pages through which an end user connects a system, "
+                                            "opened by a session's `connect_url` (no API key: the token is the "
+                                            "credential)."},
     {"name": "audit log", "description": "Who changed what, kept 90 days."},
     {"name": "operations", "description": "At the root, no API key."},
 ]
@@ -184,4 +188,5 @@ PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
     "implementation": ("The implementation's id in the catalog (`authentication_implementation_id`).",
                        {"type": "string"}),
     "file": ("A file name.", {"type": "string"}),
+    "token": ("The connect page's token, from the session's `connect_url`.", {"type": "string"}),
 }

@@ -15,6 +15,7 @@ so it goes through the auto-pipeline (``api/pipelining.py``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from api.pipelining import AutoPipeline
 from tasks.storage import schema
@@ -37,14 +38,16 @@ return 0
 
 
 class ApiRateLimiter:
-    def __init__(self, pipeline: AutoPipeline, per_second: float) -> None:
+    def __init__(self, pipeline: AutoPipeline, per_second: float,
+                 key: Callable[[str], str] = schema.api_rate) -> None:
         # A rate r lets max(1, floor(r)) requests go at once, then one every 1/r seconds.
         self.interval_us = max(1, round(1_000_000 / per_second))
         self.burst_us = max(1, math.floor(per_second)) * self.interval_us
         self.pipeline = pipeline
+        self.key = key   # the arrival time's key of what is limited (by default an API key's hash)
 
     async def wait_for(self, key_hash: str) -> float:
         """0.0 when the request may pass, else seconds until it could."""
-        wait = await self.pipeline.eval(GCRA_SCRIPT, [schema.api_rate(key_hash)],
+        wait = await self.pipeline.eval(GCRA_SCRIPT, [self.key(key_hash)],
                                         [self.interval_us, self.burst_us])
         return int(wait) / 1_000_000

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import schemas
+from api.connect.routes import ENDPOINTS as CONNECT_PAGE
 from api.operations import (
     BODY_ERRORS,
     CONNECTOR_FILTERS,
@@ -312,7 +313,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         answers={200: Reply("A page of audit events, newest first.", schemas.AuditEventPage),
                  422: Reply("An unknown filter, a malformed one, or `page` / `per_page` out of range.",
                             schemas.ValidationErrorBody)}),
+    # The connect page (§11): HTML, at the root
+    *CONNECT_PAGE,
     # Operations, at the root
+    Endpoint(
+        "GET", "/", ops.index, "Where to go from here", "operations", key=False,
+        description="Links to the API, its documentation, the metrics and (with `authq up --demo`) the demo "
+                    "provider: JSON, or a page of links for a client that accepts `text/html` (a browser).",
+        answers={200: Reply("The links.", schemas.Index)}),
     Endpoint(
         "GET", "/healthz", ops.healthz, "The process is up", "operations", key=False,
         answers={200: Reply("Up.", schemas.Health)}),

@@ -195,6 +195,18 @@ class ValidationErrorBody(TypedDict):
 # -- operations --------------------------------------------------------------------------
 
 @with_config(EXACT)
+class Index(TypedDict):
+    """``GET /``: where to go from here."""
+
+    name: Literal["authq"]
+    api: str
+    docs: str
+    openapi: str
+    metrics: str
+    demo: NotRequired[Annotated[str, Field(description="The demo provider, when it runs (`authq up --demo`).")]]
+
+
+@with_config(EXACT)
 class Health(TypedDict):
     status: Literal["ok"]
 

@@ -128,8 +128,11 @@ class ApiStore:
         return await self.run(commands.delete_certificate(tenant, cert_id))
 
     # sessions
-    async def save_session(self, session: Session, ttl_seconds: int) -> None:
-        await self.run(commands.save_session(session, ttl_seconds))
+    async def save_session(self, session: Session, ttl_seconds: int, connect_token: str | None = None) -> None:
+        await self.run(commands.save_session(session, ttl_seconds, connect_token))
+
+    async def session_by_connect_token(self, token: str) -> Session | None:
+        return await self.run(commands.session_by_connect_token(token))
 
     async def session(self, tenant: str, session_id: str) -> Session | None:
         return await self.run(commands.session(tenant, session_id))

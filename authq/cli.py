@@ -84,7 +84,9 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from authq.banner import ready_lines
     from authq.datadir import DataDir
+    from authq.demo_link import demo_connect_url
     from authq.ports import check_can_listen
     from authq.redis_server import start_redis
     from authq.supervisor import Child, OwnWorkers, Supervisor, api_argv, die_with_parent, say, worker_argv, worker_name
@@ -93,7 +95,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from tasks.security.sealing import SecretBox
     from tasks.storage.api_keys import count_keys, create_key
 
-    settings = _settings(host=args.host, port=args.port, data_dir=args.data_dir)
+    settings = _settings(host=args.host, port=args.port, data_dir=args.data_dir, demo=args.demo or None)
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1.")
     if args.api_processes < 1:
@@ -113,7 +115,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     instance = secrets.token_hex(16)
     env.update({"AUTHQ_SECRET_KEY": settings.secret_key.get_secret_value(),  # type: ignore[union-attr]
                 "AUTHQ_HOST": settings.host, "AUTHQ_PORT": str(settings.port),
-                "AUTHQ_DATA_DIR": str(data.path), "AUTHQ_INSTANCE_ID": instance})
+                "AUTHQ_DATA_DIR": str(data.path), "AUTHQ_INSTANCE_ID": instance,
+                # One answer for every process: the API serves the demo, the workers know its catalog.
+                "AUTHQ_DEMO": "true" if settings.demo else "false"})
     server = None
     supervisor = None
     workers = None
@@ -154,7 +158,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         supervisor.start_all()
         supervisor.wait_ready()
         if not supervisor.stopping.is_set():
-            say(f"authq: ready at {base}  (API under {base}/api/v1; Ctrl-C stops everything)")
+            link = demo_connect_url(base, data.path / "api-key") if settings.demo else None
+            say("\n".join(ready_lines(base, data.path / "api-key", settings.demo, settings.effective_public_url,
+                                       link)))
         return supervisor.watch()
     finally:
         if supervisor is not None:
@@ -294,6 +300,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--api-processes", type=int, default=1,
                     help="API processes sharing the port (default 1; the kernel spreads connections over them)")
     up.add_argument("--data-dir", type=Path, default=None, help="where to keep data (default ./.authq)")
+    up.add_argument("--demo", action="store_true",
+                    help="also serve the demo provider under /demo/ and its catalog entries (AUTHQ_DEMO)")
     up.set_defaults(run=cmd_up)
     api = sub.add_parser("api", help="run the HTTP API only (needs AUTHQ_REDIS_URL)")
     api.add_argument("--host", default=None)

@@ -13,6 +13,7 @@
     ├── EventsUnavailable         no subscription to a channel in time (the pub/sub connection is reconnecting) -> 503
     ├── Refused                   no permit of a connector's rate limit or pool within the wait asked for -> 429
     ├── PathRefused               a proxied path would leave the implementation's base_url -> HTTP 400
+    ├── DemoRefused               the demo provider refuses a request, in its protocol's terms (api/demo/)
     ├── RetryLater                not an error of the job: run it again after ``delay`` seconds
     │   ├── Deferred              a rate-limit permit or pool slot is not free yet (no attempt used)
     │   └── Taken                 another run holds the job's run lease (no attempt used)
@@ -150,6 +151,22 @@ RefusalCode = Literal["rate_limited", "pool_exhausted"]
 
 class PathRefused(AuthqError):
     """A proxied path that would leave the implementation's ``base_url`` (``tasks/flows/proxy_request.py``)."""
+
+
+class DemoRefused(AuthqError):
+    """The demo provider (``api/demo/``) refuses a request as its protocol says to: ``error`` (an
+    RFC 6749 error code, or empty for the store), ``description``, the HTTP ``status`` and
+    ``headers`` of the answer, and whether it is told to the client at its redirect URI
+    (``redirect``) or only shown to the user (an unknown client or redirect URI)."""
+
+    def __init__(self, error: str, description: str, *, status: int = 400, redirect: bool = False,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+        self.redirect, self.headers = redirect, headers or {}
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
 
 
 class Refused(AuthqError):

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     redirect_uri: str | None = None
     ca_bundle: Path | None = None
     allow_private_networks: bool = False
+    # The demo provider (contract §13): served under /demo/ by the API, its catalog entries
+    # added and its origin let through the outbound guard. `authq up --demo` sets it.
+    demo: bool = False
     data_dir: Path = Path(".authq")
     api_rate_limit: float | None = Field(default=DEFAULT_API_RATE_LIMIT, gt=0)
     max_queued_per_tenant: int = Field(default=100_000, ge=1)

@@ -10,9 +10,10 @@ import threading
 
 import redis
 
+from tasks.demo.catalog import service_catalog
+from tasks.demo.origin import demo_destination
 from tasks.jobs.context import JobContext
 from tasks.jobs.webhook_delivery import PublishDelivery, WebhookSender
-from tasks.model.catalog import load_catalog
 from tasks.provider.gate import Gate
 from tasks.provider.transport import Outbound
 from tasks.security.key_check import check_at_start
@@ -32,7 +33,7 @@ def build_webhook_sender(settings: Settings, store: Store, box: SecretBox) -> We
 
 
 def build_context(settings: Settings, publish_delivery: PublishDelivery | None = None) -> JobContext:
-    catalog = load_catalog(settings.catalog)
+    catalog = service_catalog(settings)
     # Platform apps' secrets come from the environment, read here at the entrypoint only.
     secrets = {app.client_secret_env: os.environ[app.client_secret_env]
                for app in catalog.platform_apps
@@ -50,7 +51,7 @@ def build_context(settings: Settings, publish_delivery: PublishDelivery | None =
         box=box,
         catalog=catalog,
         outbound=Outbound(settings.outbound_timeout_seconds, settings.allow_private_networks,
-                          settings.ca_bundle, Gate(client)),
+                          settings.ca_bundle, Gate(client), allow=demo_destination(settings)),
         max_attempts=settings.max_attempts,
         platform_secrets=secrets,
         public_url=settings.effective_public_url,

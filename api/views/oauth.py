@@ -10,6 +10,7 @@ from yarl import URL
 from api import pages
 from api.auth import tenant
 from api.body import json_body
+from api.connect import returning
 from api.path_ids import path_id
 from api.submit import accept, submit, unavailable
 from api.typedefs import BOX, CATALOG, STORE
@@ -66,7 +67,7 @@ async def authenticate(request: web.Request) -> web.StreamResponse:
                         job_id=job_id)
 
 
-def _return_to(return_url: str | None, **params: str) -> str | None:
+def return_to(return_url: str | None, **params: str) -> str | None:
     """The session's ``return_url`` with ``params`` added, written by yarl as the session's
     validation read it; None without one, or for one stored before that validation that
     cannot be made a redirect (the browser then gets the page that follows the job)."""
@@ -89,7 +90,7 @@ async def authenticate_redirect(request: web.Request) -> web.StreamResponse:
         return pages.invalid_state()
     job_id = new_id("job")
     # Decided before the state is claimed: nothing after the claim can fail on the URL.
-    location = _return_to(state.return_url, connector_id=state.connector_id, job_id=job_id)
+    location = return_to(state.return_url, connector_id=state.connector_id, job_id=job_id)
     if not await store.claim_state(raw, state, job_id):
         return pages.invalid_state()
     try:
@@ -109,6 +110,9 @@ async def authenticate_redirect(request: web.Request) -> web.StreamResponse:
     except QueueUnavailable:
         await store.release_state_claim(raw)  # the provider's redirect may be retried by the user
         return pages.page(503, "Please try again", "authq could not queue the connection just now. Reload this page.")
+    connect_page = await returning.page_for(request, state, job_id)
+    if connect_page is not None:  # back to the connect page this browser came from, following the job
+        raise returning.back_to_page(connect_page)
     if location is not None:
         raise web.HTTPSeeOther(location)
     return pages.job_status(job, f"{AUTHENTICATE}/status?" + urlencode({"state": raw}))
@@ -156,4 +160,7 @@ async def woo_return(request: web.Request) -> web.StreamResponse:
         return pages.page(200, "Waiting for WooCommerce",
                           "The store has not sent its keys yet; this page updates itself.",
                           refresh_to=f"{WOO}?" + urlencode({"user_id": raw}))
+    connect_page = await returning.page_for(request, state, job_id)
+    if connect_page is not None:
+        raise returning.back_to_page(connect_page)
     return pages.job_status(await store.job(state.tenant, job_id), f"{WOO}?" + urlencode({"user_id": raw}))

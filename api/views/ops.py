@@ -6,8 +6,29 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from api import prometheus
-from api.schemas import Health, NotReady, Ready
-from api.typedefs import INSTANCE, STORE
+from api.schemas import Health, Index, NotReady, Ready
+from api.typedefs import INSTANCE, SETTINGS, STORE
+
+INDEX_STYLE = "font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;line-height:1.5"
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """Where to go from here: JSON, or a page of links for a browser."""
+    links: Index = {"name": "authq", "api": "/api/v1", "docs": "/api/docs", "openapi": "/api/openapi.json",
+                    "metrics": "/metrics"}
+    if request.app[SETTINGS].demo:
+        links["demo"] = "/demo/"
+    if "text/html" not in request.headers.get("Accept", ""):  # (a browser names it; curl and clients do not)
+        return web.json_response(links)
+    items = [("The API's documentation", links["docs"]), ("Its OpenAPI description", links["openapi"]),
+             ("Metrics", links["metrics"])]
+    if "demo" in links:
+        items.append(("The demo provider: try every flow with no internet", links["demo"]))
+    lis = "".join(f'<li><a href="{href}">{text}</a> (<code>{href}</code>)</li>' for text, href in items)
+    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>authq</title></head>"
+            f"<body style='{INDEX_STYLE}'><main><h1>authq</h1><p>Queued connector authorisation. "
+            f"The API is under <code>/api/v1</code>.</p><ul>{lis}</ul></main></body></html>")
+    return web.Response(text=page, content_type="text/html", headers={"Referrer-Policy": "no-referrer"})
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

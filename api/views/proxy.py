@@ -30,6 +30,7 @@ from api.path_ids import path_id
 from api.refresh_on_demand import refreshed
 from api.typedefs import BOX, CATALOG, GOVERNOR, REQUEST_ID, SETTINGS, STORE
 from api.usage_metrics import UNKNOWN_SYSTEM, USAGE, counted_permit
+from tasks.demo.origin import demo_destination
 from tasks.errors import BodyUnreadable, JobFailed, NotFound, PathRefused, Refused, RequestInvalid
 from tasks.flows.credentials_for_use import OAUTH2, CredentialsForUseView, credentials_for_use
 from tasks.flows.oauth2 import expires_within
@@ -60,7 +61,7 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
     # No overall deadline (a download may take minutes): connecting and every read have one.
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.outbound_timeout_seconds,
                                     sock_read=settings.outbound_timeout_seconds)
-    app[PROXY_CLIENT] = guarded_session(AddressPolicy(allow_private=settings.allow_private_networks),
+    app[PROXY_CLIENT] = guarded_session(AddressPolicy(settings.allow_private_networks, demo_destination(settings)),
                                         timeout=timeout, auto_decompress=False)
     yield
     await app[PROXY_CLIENT].close()

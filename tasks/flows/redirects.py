@@ -42,6 +42,7 @@ def begin(ctx: JobContext, job: Job, connector: Connector, impl: Implementation,
         sealed_secret = ctx.box.seal(secret)
     common = {"tenant": job.tenant, "connector_id": connector.id, "job_id": job.id,
               "implementation_id": impl.id, "return_url": _return_url(ctx, connector),
+              "session_id": connector.session_id,
               "candidate": connector.model_dump(mode="json") if candidate else None,
               "credential_version": connector.credential_version}
     if impl.type == "oauth2_authorization_code":

@@ -14,7 +14,7 @@ from functools import cache
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 from yarl import URL
 
 RateLimitUnit = Literal["second", "minute", "hour", "day"]
@@ -72,19 +72,25 @@ def _iana_zone(value: str) -> str:
     return value
 
 
+# The connector settings' rules, written once: authorise, reauthorise and a session's
+# ``defaults`` (which the connect page submits as authorise fields) all validate with them.
+Timezone = Annotated[StrictStr, AfterValidator(_iana_zone)]
+DateFormat = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+RateLimitDuration = Annotated[StrictInt, Field(ge=1)]
+PoolId = Annotated[StrictInt, Field(ge=1)]
+
+
 class ConnectorSettingsIn(Body):
     name: Str255 | None = None
     authentication_implementation_id: Str255
-    timezone: StrictStr
-    date_format: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    timezone: Timezone
+    date_format: DateFormat
     rate_limit_unit: RateLimitUnit
-    rate_limit_duration: Annotated[StrictInt, Field(ge=1)]
-    connection_pool_id: Annotated[StrictInt, Field(ge=1)] | None = None
+    rate_limit_duration: RateLimitDuration
+    connection_pool_id: PoolId | None = None
     session_id: Str255 | None = None
     platform_app_key: Str255 | None = None
     certificate_id: Str255 | None = None
-
-    _zone = field_validator("timezone")(_iana_zone)
 
 
 class AuthoriseIn(ConnectorSettingsIn):
@@ -103,20 +109,15 @@ class ReauthoriseIn(Body):
     type: StrictStr | None = None
     name: Str255 | None = None
     authentication_implementation_id: Str255 | None = None
-    timezone: StrictStr | None = None
-    date_format: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+    timezone: Timezone | None = None
+    date_format: DateFormat | None = None
     rate_limit_unit: RateLimitUnit | None = None
-    rate_limit_duration: Annotated[StrictInt, Field(ge=1)] | None = None
-    connection_pool_id: Annotated[StrictInt, Field(ge=1)] | None = None
+    rate_limit_duration: RateLimitDuration | None = None
+    connection_pool_id: PoolId | None = None
     session_id: Str255 | None = None
     platform_app_key: Str255 | None = None
     certificate_id: Str255 | None = None
     variables: Annotated[list[ReauthoriseVariableIn], Field(max_length=100)] | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        return None if value is None else _iana_zone(value)
 
     @field_validator("variables")
     @classmethod
@@ -193,11 +194,27 @@ def normalised_return_url(value: str) -> str:
     return str(url)
 
 
+class SessionDefaultsIn(Body):
+    """The authorise fields a session sets for the connector its connect page makes (contract §5):
+    each with the authorise rules (the same annotated types as ``ConnectorSettingsIn``)."""
+
+    name: Str255 | None = None
+    timezone: Timezone | None = None
+    date_format: DateFormat | None = None
+    rate_limit_unit: RateLimitUnit | None = None
+    rate_limit_duration: RateLimitDuration | None = None
+    connection_pool_id: PoolId | None = None
+    certificate_id: Str255 | None = None
+
+
 class SessionIn(Body):
     end_user_id: Str255 | None = None
     return_url: Annotated[StrictStr, Field(max_length=2048)] | None = None
     allowed_implementations: Annotated[list[Str255], Field(max_length=100)] | None = None
     ttl_seconds: Annotated[StrictInt, Field(ge=60, le=86400)] = 1800
+    defaults: SessionDefaultsIn | None = None
+    # The tenant's own connector: its connect page re-authorises that one instead of making another.
+    connector_id: Str255 | None = None
 
     @field_validator("return_url")
     @classmethod

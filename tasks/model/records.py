@@ -30,6 +30,7 @@ from tasks.model.views import (
     ProgressView,
     RateLimitUnit,
     RateLimitView,
+    SessionDefaultsView,
     SessionView,
     VariableView,
 )
@@ -315,17 +316,24 @@ class Session(Record):
     end_user_id: str | None = None
     return_url: str | None = None
     allowed_implementations: list[str] | None = None
+    # Authorise fields for the connector its connect page makes (``SessionDefaultsIn``, as given).
+    defaults: dict[str, Any] | None = None
+    connector_id: str | None = None      # the connector its connect page re-authorises
+    # SHA-256 of the connect page's token (``tasks/storage/schema.py``: ``connect_token``); the
+    # token itself is shown once, in the creation's ``connect_url``, and kept nowhere.
+    connect_token_sha256: str | None = None
     expires_at: datetime
     created_at: datetime
 
     def expired(self, now: datetime | None = None) -> bool:
         return (now or utcnow()) >= self.expires_at
 
-    def view(self) -> SessionView:
+    def view(self, connect_url: str | None = None) -> SessionView:
         return {
             "id": self.id, "end_user_id": self.end_user_id, "return_url": self.return_url,
             "allowed_implementations": self.allowed_implementations,
+            "defaults": cast("SessionDefaultsView | None", self.defaults),
+            "connector_id": self.connector_id, "connect_url": connect_url,
             "expires_at": iso(self.expires_at), "expired": self.expired(),
             "created_at": iso(self.created_at),
         }
-

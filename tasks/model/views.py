@@ -187,11 +187,28 @@ class CertificateView(TypedDict):
 
 
 @with_config(EXACT)
+class SessionDefaultsView(TypedDict, total=False):
+    """The authorise fields a session gives its connect page's connector (those it was given)."""
+
+    name: str
+    timezone: str
+    date_format: str
+    rate_limit_unit: RateLimitUnit
+    rate_limit_duration: int
+    connection_pool_id: int
+    certificate_id: str
+
+
+@with_config(EXACT)
 class SessionView(TypedDict):
     id: str
     end_user_id: str | None
     return_url: str | None
     allowed_implementations: list[str] | None
+    defaults: SessionDefaultsView | None
+    connector_id: str | None
+    # ``{AUTHQ_PUBLIC_URL}/connect/{token}`` in the creation's answer only (only the token's hash is kept).
+    connect_url: str | None
     expires_at: Timestamp
     expired: bool
     created_at: Timestamp

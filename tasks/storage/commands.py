@@ -342,9 +342,26 @@ def delete_certificate(tenant: str, cert_id: str) -> Op[bool]:
     return (yield from _deleted(tx))
 
 
-def save_session(session: Session, ttl_seconds: int) -> Op[None]:
-    yield ("SET", schema.session(session.tenant, session.id), session.model_dump_json(),
-           "EX", ttl_seconds + SESSION_KEPT_SECONDS)
+def save_session(session: Session, ttl_seconds: int, connect_token: str | None = None) -> Op[None]:
+    """Store the session; with ``connect_token``, also what finds it by that token (by its SHA-256,
+    expiring with the session: the page's link is valid while the session is)."""
+    tx = Transaction()
+    tx.set(schema.session(session.tenant, session.id), session.model_dump_json(), ex=ttl_seconds + SESSION_KEPT_SECONDS)
+    if connect_token is not None:
+        tx.set(schema.connect_token(connect_token), f"{session.tenant}/{session.id}", ex=ttl_seconds)
+    yield tx
+
+
+def session_by_connect_token(token: str) -> Op[Session | None]:
+    """The session whose connect page ``token`` opens, unless it expired or never was."""
+    owner = yield ("GET", schema.connect_token(token))
+    if owner is None:
+        return None
+    tenant, session_id = schema.member_parts(owner)
+    found = yield from session(tenant, session_id)
+    if found is None or found.expired() or found.connect_token_sha256 != schema.sha256(token):
+        return None
+    return found
 
 
 def session(tenant: str, session_id: str) -> Op[Session | None]:

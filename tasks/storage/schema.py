@@ -29,6 +29,8 @@
     authq:t:{tenant}:permit:{id}                 string  a permit of the API's governor, until it lapses
     authq:t:{tenant}:certificate:{id}            string  a certificate; its index: ...:certificates
     authq:t:{tenant}:session:{id}                string  an end-user session
+    authq:connect:{sha256}                       string  "tenant/session" of a connect page's token
+    authq:connect-arrival:{sha256}               string  the connect page token's rate limit (GCRA arrival time)
     authq:t:{tenant}:idempotency:{sha256}        string  an Idempotency-Key's first answer
     authq:t:{tenant}:audit-events                zset    the tenant's audit events (JSON) by time (ms)
         ...:audit-connector:{id}, :audit-type:{type}     zset   the same events of one connector, of one type
@@ -40,6 +42,8 @@
     authq:webhook-due, authq:webhook-scan        zset, string    deliveries due ("tenant/webhook/msg"); the scan lock
     authq:metrics:webhook-{deliveries,delivery-seconds}  hash    webhook attempts by outcome; their durations
     authq:connectors-by-status:{status}          set     "tenant/connector" of that status (the authq_connectors gauge)
+    authq:demo-{consent,store-request}:{id}      string  the demo provider's requests awaiting the user (api/demo/)
+    authq:demo-{code,access,refresh,woo-key}:{sha256}  string  what the demo provider issued, by the credential's hash
 
 Tenant records live under ``authq:t:{tenant}:``, so a lookup with another tenant's key simply
 finds nothing: cross-tenant reads are impossible by construction, not by check. Neither a
@@ -278,10 +282,22 @@ api_rate = FleetRecord("api_rate", "api-arrival")                       # by has
 api_streams = FleetRecord("api_streams", "api-streams")                 # by hash_api_key(key) (api/stream_slots.py)
 # An API process's own channel (pub/sub): the saves of the jobs it waits for (api/event_hub.py)
 api_inbox = FleetRecord("api_inbox", "api-inbox")                       # by the process's random inbox id
+# A connect page's token (contract §11), by its SHA-256: "tenant/session id", expiring with the session.
+connect_token = FleetRecord("connect_token", "connect", hashed=True)
+connect_rate = FleetRecord("connect_rate", "connect-arrival")           # by the token's SHA-256 (its rate limit)
 auth_state = FleetRecord("auth_state", "state", hashed=True)            # by the state itself (tasks/storage/states.py)
 auth_state_claim = FleetRecord("auth_state_claim", "state", "claim", hashed=True)
 # Set (NX) before a code is sent to the token endpoint: a code is spent at most once.
 auth_state_exchange = FleetRecord("auth_state_exchange", "state", "exchange", hashed=True)
+
+# The demo provider (AUTHQ_DEMO, api/demo/store.py): requests awaiting Approve or Deny, by the id
+# their form carries; what it issued, by the credential's SHA-256 (never the credential).
+demo_consent = FleetRecord("demo_consent", "demo-consent")
+demo_store_request = FleetRecord("demo_store_request", "demo-store-request")
+demo_code = FleetRecord("demo_code", "demo-code", hashed=True)
+demo_access = FleetRecord("demo_access", "demo-access", hashed=True)
+demo_refresh = FleetRecord("demo_refresh", "demo-refresh", hashed=True)
+demo_woo_key = FleetRecord("demo_woo_key", "demo-woo-key", hashed=True)
 
 
 def tenant_keys(tenant: str) -> str:

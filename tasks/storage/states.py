@@ -40,6 +40,9 @@ class AuthState(Record):
     redirect_uri: str | None = None
     issuer: str | None = None
     return_url: str | None = None
+    # The session the connector was authorised with: a connect page's browser coming back is
+    # sent to its page only when its own session issued the state (``api/connect/returning.py``).
+    session_id: str | None = None
     # A reauthorise's new connector (JSON), applied only when the callback succeeds.
     candidate: dict[str, Any] | None = None
     # The connector's credential version when the state was issued: a callback's job that

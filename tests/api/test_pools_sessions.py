@@ -240,7 +240,9 @@ async def test_session_show(client, tenant) -> None:
                                                    "return_url": "http://localhost:3000/done"}))["data"]
     answer = await client.get(f"{SESSIONS}/{made['id']}", headers=tenant.headers)
     assert answer.status == 200
-    assert (await answer.json())["data"] == made
+    # The same session, less its connect_url: only the creation shows the page's token.
+    assert made["connect_url"] is not None
+    assert (await answer.json())["data"] == {**made, "connect_url": None}
 
 
 async def test_session_of_another_tenant_is_404(client, tenants) -> None:

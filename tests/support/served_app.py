@@ -12,18 +12,18 @@ from collections.abc import Iterator
 from aiohttp import web
 
 
-def serve_in_thread(app: web.Application, name: str = "test-api") -> Iterator[str]:
-    """Run ``app`` on 127.0.0.1:<free port> in a thread with its own loop; yield its base URL."""
+def serve_in_thread(app: web.Application, name: str = "test-api", port: int = 0) -> Iterator[str]:
+    """Run ``app`` on 127.0.0.1:``port`` (0: a free one) in a thread with its own loop; yield its base URL."""
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
     started = threading.Event()
-    port: list[int] = []
+    bound: list[int] = []
 
     async def start() -> None:
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
-        port.append(runner.addresses[0][1])
+        bound.append(runner.addresses[0][1])
 
     def run() -> None:
         asyncio.set_event_loop(loop)
@@ -37,7 +37,7 @@ def serve_in_thread(app: web.Application, name: str = "test-api") -> Iterator[st
     thread.start()
     assert started.wait(30), "the API did not start"
     try:
-        yield f"http://127.0.0.1:{port[0]}"
+        yield f"http://127.0.0.1:{bound[0]}"
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
