@@ -13,11 +13,12 @@ from tasks.demo import facts
 def setup_demo(app: web.Application) -> None:
     app.cleanup_ctx.append(views.demo_store)
     router = app.router
-    router.add_get(f"{facts.PREFIX}/", views.index)
-    router.add_get(facts.AUTHORIZE_PATH, views.authorize)
+    # GETs without HEAD twins, as the API's own routes (docs/decisions.md: HEAD is not served).
+    router.add_get(f"{facts.PREFIX}/", views.index, allow_head=False)
+    router.add_get(facts.AUTHORIZE_PATH, views.authorize, allow_head=False)
     router.add_post(facts.AUTHORIZE_PATH, views.decide)
     router.add_post(facts.TOKEN_PATH, views.token)
-    router.add_get(facts.WOO_AUTHORIZE_PATH, views.store_authorize)
+    router.add_get(facts.WOO_AUTHORIZE_PATH, views.store_authorize, allow_head=False)
     router.add_post(facts.WOO_AUTHORIZE_PATH, views.store_decide)
-    router.add_get(f"{facts.API_PATH}/me", views.me)
-    router.add_get(f"{facts.API_PATH}/orders", views.orders)
+    router.add_get(f"{facts.API_PATH}/me", views.me, allow_head=False)
+    router.add_get(f"{facts.API_PATH}/orders", views.orders, allow_head=False)

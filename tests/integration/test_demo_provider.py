@@ -48,7 +48,7 @@ def _page(http: httpx2.Client, url: str) -> str:
     assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
     assert answer.headers["X-Frame-Options"] == "DENY" and answer.headers["Referrer-Policy"] == "no-referrer"
     page = answer.text
-    assert "<script" not in page and "http" not in page.split("<main>")[0].replace('content="width', "")
+    assert "<script" not in page and "<link" not in page and " src=" not in page   # nothing loaded at all
     assert '<html lang="en">' in page and "<h1>" in page and "<main>" in page
     assert '<button type="submit" name="decision" value="approve">Approve</button>' in page
     assert '<button type="submit" name="decision" value="deny">Deny</button>' in page
@@ -232,6 +232,26 @@ def test_woo_denied(demo: DemoDeployment) -> None:
     with demo.redis() as client:
         assert client.get(schema.auth_state_claim(query_of(url)["user_id"])) is None  # no keys, no job
     assert demo.connector(str(job["connector_id"]))["status"] == "pending"
+
+
+def test_store_keeps_no_key_authq_refused_and_posts_only_to_authq(demo: DemoDeployment) -> None:
+    """As WooCommerce does: a callback answered other than 200 deletes the key ("Access denied");
+    and the demo store sends keys to authq's own callback only, never to a URL it is handed."""
+    callback = f"{demo.base}/api/v1/oauth/woo-app-auth"
+    asked = {"app_name": "Stranger", "scope": "read", "user_id": "a-state-authq-never-issued",
+             "return_url": "https://platform.example/back", "callback_url": callback}
+    with demo.http() as http, demo.redis() as client:
+        keys_before = set(client.scan_iter(schema.demo_woo_key.pattern()))
+        page = _page(http, f"{facts.WOO_AUTHORIZE_PATH}?" + str(httpx2.QueryParams(asked)))
+        answer = http.post(facts.WOO_AUTHORIZE_PATH, data={"request": pending_request(page), "decision": "approve"})
+        assert answer.status_code == 401 and "Access denied" in answer.text and "Location" not in answer.headers
+        assert set(client.scan_iter(schema.demo_woo_key.pattern())) == keys_before   # authq said 404: deleted
+        again = http.post(facts.WOO_AUTHORIZE_PATH, data={"request": pending_request(page), "decision": "approve"})
+        assert again.status_code == 400 and "expired" in again.text   # a request is answered once
+        for elsewhere in ("http://127.0.0.1:9/steal", f"{demo.base}/api/v1/connectors"):
+            refused = http.get(facts.WOO_AUTHORIZE_PATH, params={**asked, "callback_url": elsewhere})
+            assert refused.status_code == 400 and "only to authq" in refused.text
+            assert 'name="request"' not in refused.text
 
 
 def test_demo_api_refuses_without_valid_credentials(demo: DemoDeployment) -> None:
