@@ -251,10 +251,10 @@ def reference_problems(ids: list[str], app_implementations: list[str]) -> list[t
 class Catalog(_Strict):
     implementations: list[Implementation]
     platform_apps: list[PlatformApp] = []
-    # By id, built for the list it indexes: every proxied request and credentials read looks its
-    # implementation up. (A copy with other implementations, ``model_copy(update=...)``, shares
-    # the private index but not the list: it is built again for the new list at its first use.)
-    _by_id: tuple[list[Implementation], dict[str, Implementation]] | None = PrivateAttr(default=None)
+    # By id, built on first use for the list it indexes: every proxied request and credentials read
+    # looks its implementation up. (A copy with other implementations, ``model_copy(update=…)``,
+    # has another list: its index is built again.)
+    _indexed: tuple[list[Implementation], dict[str, Implementation]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Catalog:
@@ -267,11 +267,11 @@ class Catalog(_Strict):
         return self
 
     def implementation(self, implementation_id: str) -> Implementation | None:
-        index = self._by_id
-        if index is None or index[0] is not self.implementations:
-            # (reversed: the first of a repeated id wins)
-            index = self._by_id = (self.implementations, {i.id: i for i in reversed(self.implementations)})
-        return index[1].get(implementation_id)
+        indexed = self._indexed
+        if indexed is None or indexed[0] is not self.implementations:
+            # (reversed: the first of a repeated id wins, as a scan would find it)
+            indexed = self._indexed = (self.implementations, {i.id: i for i in reversed(self.implementations)})
+        return indexed[1].get(implementation_id)
 
     def platform_app(self, key: str) -> PlatformApp | None:
         return next((a for a in self.platform_apps if a.key == key), None)
