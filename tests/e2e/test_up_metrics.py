@@ -52,15 +52,12 @@ def test_two_api_processes_count_the_proxy_once_on_every_page(tmp_path: Path, up
         while samples(up.base).get(total) != REQUESTS:
             assert time.monotonic() < deadline, "the two processes' counts never added up"
             time.sleep(0.2)
-        per_process: set[float] = set()
+        # Whichever process answers the scrape, the page holds the fleet's counts. (Which process
+        # the kernel hands each connection is its choice: every request may land on one of them.)
         for _ in range(30):
             page = samples(up.base)
-            assert page[total] == REQUESTS  # the fleet's count, whichever process answered
+            assert page[total] == REQUESTS
             assert page[("authq_permits_total", (("outcome", "granted"), ("via", "proxy")))] == REQUESTS
-            per_process.add(page.get(("authq_http_requests_total", (("method", "GET"), ("route", PROXY_ROUTE),
-                                                                     ("status", "200"))), 0.0))
-        # the per-process HTTP series show both processes served some of the requests
-        assert len(per_process) == 2 and sum(per_process) == REQUESTS, per_process
     finally:
         if up.process.poll() is None:
             up.stop()
