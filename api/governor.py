@@ -14,12 +14,16 @@ adds is waiting without cost:
   A slot nobody frees lapses with its lease, which is when the script says to look again anyway.
 - A request that asks not to wait is answered at once: by one attempt, or, when others already
   wait in line here, refused without asking Redis (it never takes a permit ahead of them).
+- A request decided on a connector record kept from an earlier read (the proxy's) names that
+  record's SHA-1: the permit is taken only while the record is still the one stored, checked by
+  the same script (``permits.take_if_current``), else ``NotAsKept`` and nothing is taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,10 +33,11 @@ from redis.exceptions import RedisError
 from api.event_hub import EventHub, Listener
 from api.store import ApiStore
 from tasks.errors import EventsUnavailable, RefusalCode, Refused
+from tasks.model.ids import unique_id
 from tasks.model.records import Connector, new_id
 from tasks.provider import permits
 from tasks.provider.connector_limits import Limits
-from tasks.provider.permits import Decision, Grant
+from tasks.provider.permits import Decision, Grant, NotCurrent
 from tasks.storage import schema
 
 log = logging.getLogger("authq.api")
@@ -41,6 +46,15 @@ IDLE_CHECK_SECONDS = 1.0     # a sleeping pump sees this often whether anybody s
 # Without the event hub (Redis reconnecting) a slot's release is not heard: look again this often.
 POOL_RECHECK_SECONDS = 1.0
 LINE = tuple[str, str]       # (tenant, connector id)
+
+
+class NotAsKept(Exception):  # noqa: N818 (a state, not a failure)
+    """The connector record a request was decided on is no longer the one stored: no permit was
+    taken. ``stored``: the record as stored now (None: the connector is gone)."""
+
+    def __init__(self, stored: bytes | None) -> None:
+        super().__init__("the connector changed since it was read")
+        self.stored = stored
 
 
 @dataclass(eq=False)
@@ -68,25 +82,31 @@ class Governor:
         self._background: set[asyncio.Task[object]] = set()
         self.script_calls = 0    # permit scripts sent by this process (what waiting costs Redis)
 
-    async def acquire(self, tenant: str, connector: Connector, *, max_wait: float, record: bool = True) -> Grant:
+    async def acquire(self, tenant: str, connector: Connector, *, max_wait: float, record: bool = True,
+                      kept: str | None = None) -> Grant:
         """A permit for one request to the connector's provider, waiting up to ``max_wait`` seconds
         in line behind this process's earlier waiters; ``Refused`` when none came in time.
 
         ``record=False`` (the proxy's, which gives its permits back itself with ``give_back``): a
         permit granted at once is not kept under its id, which saves its release two round trips
-        when it holds no pool slot. One handed out by the line's pump is recorded whoever asked."""
+        when it holds no pool slot. One handed out by the line's pump is recorded whoever asked.
+
+        ``kept``: the SHA-1 of the stored JSON ``connector`` was read from, when the request was
+        decided on a record kept from an earlier read; ``NotAsKept`` when it is no longer current."""
         limits = await self._limits(tenant, connector)
         key = (tenant, connector.id)
         line = self._lines.get(key)
         loop = asyncio.get_running_loop()
         if line is not None and line.waiters:
+            if kept is not None:  # (it waits in any case: the check may cost a round trip of its own)
+                await self._check_kept(tenant, connector.id, kept)
             if max_wait <= 0:  # they asked first: no permit ahead of them
                 raise Refused(line.code, max(0.0, line.free_at - loop.time()))
         else:
             # Nobody waits here: ask at once. Requests arriving together ask side by side (their
             # scripts share round trips), where the line's one pump would ask for one at a time:
             # a connector under its limit costs one script a request, not one round trip in turn.
-            outcome = await self._attempt(limits, record)
+            outcome = await self._attempt(limits, record, kept)
             if isinstance(outcome, Grant):
                 return outcome
             if max_wait <= 0:
@@ -144,12 +164,26 @@ class Governor:
                 if connector.connection_pool_id is not None else None)
         return Limits.of(connector, pool)
 
-    async def _attempt(self, limits: Limits, record: bool = True) -> Grant | Decision:
-        permit_id = new_id("pmt")
+    async def _attempt(self, limits: Limits, record: bool = True, kept: str | None = None) -> Grant | Decision:
+        # A recorded permit's id is the platform's handle on it (DELETE /permits/{id}): unguessable.
+        # Another's only tells the rate log's members and the pool's leases apart.
+        permit_id = new_id("pmt") if record else f"pmt_{unique_id()}"
         lease = limits.lease_seconds()
         self.script_calls += 1
-        decision = await self._store.run(permits.take(limits, permit_id, lease, record=record))
+        if kept is None:
+            decision = await self._store.run(permits.take(limits, permit_id, lease, record=record))
+        else:
+            answer = await self._store.run(permits.take_if_current(
+                limits, permit_id, lease, schema.connector(limits.tenant, limits.connector_id), kept, record=record))
+            if isinstance(answer, NotCurrent):
+                raise NotAsKept(answer.stored)
+            decision = answer
         return permits.granted(limits, permit_id, decision, lease, record) if decision.granted else decision
+
+    async def _check_kept(self, tenant: str, connector_id: str, kept: str) -> None:
+        stored = await self._store.pipelined.execute("GET", schema.connector(tenant, connector_id))
+        if stored is None or hashlib.sha1(stored).hexdigest() != kept:
+            raise NotAsKept(stored)
 
     # -- waiting ---------------------------------------------------------------------------
 

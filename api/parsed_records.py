@@ -1,4 +1,4 @@
-"""Connectors the API has parsed, kept by their stored JSON.
+"""Connectors the API has parsed, kept by their stored JSON, and the latest read of each.
 
 Every proxied request, credentials read and permit reads its connector, and turning the stored
 JSON into a ``Connector`` (pydantic validation of a record with its variables, credentials and
@@ -6,25 +6,48 @@ dates) was, after Redis itself, the largest single cost of those requests. The s
 always parse to the same record, so a record kept by its exact stored JSON is never stale: a
 changed connector is stored as new bytes and parsed afresh. Kept records are shared between
 requests, which is why ``Connector`` is frozen. The oldest kept is forgotten first.
+
+The latest record read of each connector is also kept, with the SHA-1 of its JSON: the proxy
+decides a request on it and has the permit script check, in the same round trip, that it is
+still the one stored (``tasks/provider/permits.py`` ``take_if_current``); reading the record
+first was a round trip of every proxied request's three.
 """
 
 from __future__ import annotations
 
+import hashlib
+from typing import TypeVar
+
 from tasks.model.records import Connector
 
 KEPT = 2048  # records (a few KB each)
+K = TypeVar("K")
 
 
 class ParsedConnectors:
     def __init__(self, kept: int = KEPT) -> None:
         self._kept = kept
-        self._by_json: dict[bytes, Connector] = {}
+        self._by_json: dict[bytes, tuple[Connector, str]] = {}
+        self._latest: dict[tuple[str, str], tuple[Connector, str]] = {}
 
     def __call__(self, raw: bytes) -> Connector:
         found = self._by_json.get(raw)
         if found is None:
-            found = Connector.model_validate_json(raw)
-            if len(self._by_json) >= self._kept:
-                del self._by_json[next(iter(self._by_json))]
-            self._by_json[raw] = found
-        return found
+            found = (Connector.model_validate_json(raw), hashlib.sha1(raw).hexdigest())
+            _keep(self._by_json, raw, found, self._kept)
+        _keep(self._latest, (found[0].tenant, found[0].id), found, self._kept)
+        return found[0]
+
+    def latest(self, tenant: str, connector_id: str) -> tuple[Connector, str] | None:
+        """The record this process last read of the connector and its JSON's SHA-1 (it may have
+        changed since: check it is current before acting on it), or None."""
+        return self._latest.get((tenant, connector_id))
+
+    def forget(self, tenant: str, connector_id: str) -> None:
+        self._latest.pop((tenant, connector_id), None)
+
+
+def _keep(into: dict[K, tuple[Connector, str]], key: K, value: tuple[Connector, str], kept: int) -> None:
+    if key not in into and len(into) >= kept:
+        del into[next(iter(into))]
+    into[key] = value

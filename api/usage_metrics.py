@@ -121,12 +121,12 @@ USAGE = web.AppKey("usage_metrics", UsageMetrics)
 
 
 async def counted_permit(request: web.Request, via: str, tenant: str, connector: Connector, *, max_wait: float,
-                         record: bool = True) -> Grant:
+                         record: bool = True, kept: str | None = None) -> Grant:
     """The governor's permit (``Governor.acquire``), its outcome and wait counted."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        grant = await request.app[GOVERNOR].acquire(tenant, connector, max_wait=max_wait, record=record)
+        grant = await request.app[GOVERNOR].acquire(tenant, connector, max_wait=max_wait, record=record, kept=kept)
     except Refused as exc:
         request.app[USAGE].permit(via, exc.code, loop.time() - started)
         raise

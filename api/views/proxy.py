@@ -25,26 +25,26 @@ from aiohttp import web
 from yarl import URL
 
 from api.auth import tenant
+from api.governor import NotAsKept
 from api.outbound_resolver import guarded_session
 from api.path_ids import path_id
+from api.proxy_plans import ProxyPlans
 from api.refresh_on_demand import refreshed
 from api.typedefs import BOX, CATALOG, GOVERNOR, REQUEST_ID, SETTINGS, STORE
 from api.usage_metrics import UNKNOWN_SYSTEM, USAGE, counted_permit
 from tasks.demo.origin import demo_destination
-from tasks.errors import BodyUnreadable, JobFailed, NotFound, PathRefused, Refused, RequestInvalid
-from tasks.flows.credentials_for_use import OAUTH2, CredentialsForUseView, credentials_for_use
+from tasks.errors import BodyUnreadable, NotFound, PathRefused, Refused, RequestInvalid
+from tasks.flows.credentials_for_use import OAUTH2, CredentialsForUseView
 from tasks.flows.oauth2 import expires_within
 from tasks.flows.proxy_request import headers_to_return, headers_to_send, provider_url
 from tasks.flows.request_signing import request_headers
-from tasks.model.catalog import PLACEHOLDER
 from tasks.model.records import Connector
 from tasks.provider.addresses import AddressPolicy
 from tasks.provider.failures import DestinationRefused
-from tasks.provider.guard import render_url
 from tasks.provider.tls import CONTEXTS, ssl_context
-from tasks.validation.variables import plain_values
 
 PROXY_CLIENT = web.AppKey("proxy_client", aiohttp.ClientSession)
+PROXY_PLANS = web.AppKey("proxy_plans", ProxyPlans)
 MAX_WAIT_HEADER = "X-Authq-Max-Wait"
 MAX_WAIT_DEFAULT, MAX_WAIT_MAX = 30.0, 300.0
 RESEND_MAX = 1024 * 1024        # a body up to this is kept, so a 401 can be answered by a resend
@@ -53,6 +53,7 @@ CHUNK = 64 * 1024
 
 
 def setup_proxy(app: web.Application) -> None:
+    app[PROXY_PLANS] = ProxyPlans(app[CATALOG], app[BOX])
     app.cleanup_ctx.append(_client)
 
 
@@ -131,7 +132,7 @@ async def _tls(request: web.Request, connector: Connector) -> ssl.SSLContext:
 
 async def _send(request: web.Request, connector: Connector, usable: CredentialsForUseView, url: URL,
                 body: bytes | AsyncIterator[bytes] | None) -> aiohttp.ClientResponse:
-    signed = request_headers(usable, request.method, str(url), request.headers.get("Content-Type"), body)
+    signed = request_headers(usable, request.method, url, request.headers.get("Content-Type"), body)
     headers = headers_to_send(request.headers.items()) + list(signed.items())
     tls = await _tls(request, connector) if url.scheme == "https" else None
     return await request.app[PROXY_CLIENT].request(request.method, url, headers=headers, params=usable["query"] or None,
@@ -172,11 +173,36 @@ async def proxy(request: web.Request) -> web.StreamResponse:
 
 
 async def _proxy(request: web.Request) -> web.StreamResponse:
-    owner = tenant(request)
-    connector = await request.app[STORE].connector(owner, path_id(request, "connector"))
+    """The request on the connector as this process last read it, when that one would pass (its
+    permit is taken only if it is still the one stored: ``Governor.acquire(kept=…)``), else, or
+    when it changed, on the connector as stored now: a refusal is only ever of the current one."""
+    owner, connector_id = tenant(request), path_id(request, "connector")
+    store = request.app[STORE]
+    latest = store.parsed_connectors.latest(owner, connector_id)
+    if latest is not None and _would_pass(request, latest[0]):
+        try:
+            return await _proxy_on(request, owner, latest[0], kept=latest[1])
+        except NotAsKept as changed:
+            connector = store.parsed_connectors(changed.stored) if changed.stored is not None else None
+    else:
+        connector = await store.connector(owner, connector_id)
     if connector is None:
         raise NotFound("Connector")
-    impl = request.app[CATALOG].implementation(connector.authentication_implementation_id)
+    return await _proxy_on(request, owner, connector)
+
+
+def _would_pass(request: web.Request, connector: Connector) -> bool:
+    plan = request.app[PROXY_PLANS].of(connector)
+    return connector.status == "authorised" and plan.base is not None and plan.usable is not None
+
+
+async def _proxy_on(request: web.Request, owner: str, connector: Connector, kept: str | None = None
+                    ) -> web.StreamResponse:
+    """``kept``: the SHA-1 of the stored JSON ``connector`` came from, when it is a kept record
+    not checked yet (``NotAsKept`` when it is no longer the one stored)."""
+    plans = request.app[PROXY_PLANS]
+    plan = plans.of(connector)
+    impl = plan.impl
     request[SYSTEM] = impl.system if impl is not None else UNKNOWN_SYSTEM
     max_wait = _max_wait(request)
     settings = request.app[SETTINGS]
@@ -187,14 +213,10 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
                        "authorise it before calling its provider.", status=connector.status)
     if impl is None or impl.base_url is None:
         return failure(409, "no_base_url", "The connector's implementation has no base_url to proxy to.")
+    if plan.base is None:
+        return failure(403, "url_not_allowed", plan.base_refused or "The base URL cannot be rendered.")
     try:
-        # Only the variables the template names are opened (a sealed one costs a decryption).
-        named = set(PLACEHOLDER.findall(impl.base_url))
-        base = render_url(impl.base_url, plain_values([v for v in connector.variables if v.key in named],
-                                                      request.app[BOX]))
-        url = provider_url(base, _tail(request, connector.id), request.rel_url.raw_query_string)
-    except JobFailed as exc:
-        return failure(403, "url_not_allowed", exc.message)
+        url = provider_url(plan.base, _tail(request, connector.id), request.rel_url.raw_query_string)
     except PathRefused as exc:
         return failure(400, "path_not_allowed", str(exc))
     if impl.type in OAUTH2 and expires_within(connector, REFRESH_AHEAD_SECONDS):
@@ -204,8 +226,9 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         if latest.status != "authorised":
             return failure(409, "connector_not_authorised", f"The connector is {latest.status}: the provider refused "
                            "to refresh its token; re-authorise it.", status=latest.status)
-        connector = latest
-    usable = credentials_for_use(connector, impl, request.app[BOX])
+        connector, kept = latest, None
+        plan = plans.of(connector)
+    usable = plan.usable
     if usable is None:
         return failure(409, "connector_not_authorised", "The connector's stored credentials are not of its "
                        "implementation's type; re-authorise it.", status=connector.status)
@@ -217,13 +240,13 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             body = _limited(request.content, settings.proxy_max_body)
     governor = request.app[GOVERNOR]
     # Refused: 429 (api/middlewares.py). Not recorded: this view gives it back, below.
-    grant = await counted_permit(request, "proxy", owner, connector, max_wait=max_wait, record=False)
+    grant = await counted_permit(request, "proxy", owner, connector, max_wait=max_wait, record=False, kept=kept)
     try:
         answer = await _send(request, connector, usable, url, body)
         if answer.status == 401 and impl.type in OAUTH2 and not isinstance(body, AsyncIterator):
             answer.release()
             latest = await refreshed(request, owner, connector)
-            renewed = credentials_for_use(latest, impl, request.app[BOX]) if latest is not None else None
+            renewed = plans.of(latest).usable if latest is not None else None
             if latest is not None and latest.status == "authorised" and renewed is not None:
                 connector = latest
                 # The resend reaches the provider too: it takes a permit of its own.

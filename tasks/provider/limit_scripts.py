@@ -10,6 +10,7 @@ replicates scripts by effects, so writing after ``TIME`` is allowed.)
     RATE      one rate-limit permit                 (tasks/provider/limiter.py: RateLimiter)
     LEASE     one pool slot / lease, and its renewal (PoolSemaphore, api/stream_slots.py)
     PERMIT    a permit and a pool slot, both or neither; a provider's block first
+    PERMIT_IF_CURRENT  the same, for a request decided on a kept record still stored as kept
     RELEASE   a pool slot freed, announced on the pool's channel (who waits for one wakes)
 """
 
@@ -112,7 +113,9 @@ return tonumber(first[2]) - now
 # Returns {status, rate wait µs, slot wait µs, server seconds, server µs}: status 0 granted,
 # 1 blocked (the block's remaining time as the rate wait), 2 the rate limit, 3 the pool (the rate
 # wait then says when the rate limit would allow one too).
-PERMIT = _NOW + _RATE_PIECES + _LEASE_PIECES + """
+# (A function of its keys and arguments, so that PERMIT_IF_CURRENT can run it after a check.)
+_PERMIT_FUNCTION = _NOW + _RATE_PIECES + _LEASE_PIECES + """
+local function permit(KEYS, ARGV)
 local blocked = redis.call('GET', KEYS[2])
 if blocked and (ARGV[3] == '' or blocked == ARGV[3] or blocked == '1' or blocked == '*') then
   local ms = redis.call('PTTL', KEYS[2])
@@ -146,6 +149,24 @@ if ARGV[7] ~= '' then
   redis.call('SET', KEYS[next_key], ARGV[7], 'PX', math.ceil(lease / 1000))
 end
 return {0, 0, 0, t[1], t[2]}
+end
+"""
+PERMIT = _PERMIT_FUNCTION + "return permit(KEYS, ARGV)\n"
+
+# PERMIT for a request decided on a record the caller kept (the API's proxy, which keeps the
+# connector it last read): the record is checked to be still the one stored, in the same round
+# trip. KEYS[1] the record, then PERMIT's keys; ARGV[1] the SHA-1 of the record as kept, then
+# PERMIT's arguments. Returns PERMIT's answer, or, taking nothing, {4, 0, 0, s, µs} when the
+# record is gone and {5, 0, 0, s, µs, stored record} when it is not the one kept.
+PERMIT_IF_CURRENT = _PERMIT_FUNCTION + """
+local stored = redis.call('GET', KEYS[1])
+if not stored then
+  return {4, 0, 0, t[1], t[2]}
+end
+if redis.sha1hex(stored) ~= ARGV[1] then
+  return {5, 0, 0, t[1], t[2], stored}
+end
+return permit({unpack(KEYS, 2)}, {unpack(ARGV, 2)})
 """
 
 # KEYS[1] the pool's slots, KEYS[2] (optional) the permit's record; ARGV[1] the lease id, ARGV[2]

@@ -26,10 +26,12 @@ from tasks.storage import schema
 from tasks.storage.steps import Lua, Op, Script
 
 PERMIT = Lua(limit_scripts.PERMIT)
+PERMIT_IF_CURRENT = Lua(limit_scripts.PERMIT_IF_CURRENT)
 RELEASE = Lua(limit_scripts.RELEASE)
 ANY_HOST = "*"          # a block written without a host holds the connector wherever it sends
 _MICRO = 1_000_000
 GRANTED, BLOCKED, RATE_LIMITED, POOL_EXHAUSTED = 0, 1, 2, 3
+GONE, NOT_AS_KEPT = 4, 5  # PERMIT_IF_CURRENT's: the kept record is gone, or not the one stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +77,39 @@ class Grant:
                 "granted_at": iso(self.granted_at), "expires_at": iso(self.expires_at)}
 
 
+@dataclass(frozen=True, slots=True)
+class NotCurrent:
+    """``take_if_current``'s answer when the kept record is not the one stored: nothing was taken."""
+
+    stored: bytes | None   # the record as stored now (None: it is gone)
+
+
 def take(limits: Limits, permit_id: str, lease_seconds: float, *, host: str = "",
          record: bool = False) -> Op[Decision]:
     """Take a permit for one request to ``host`` ('' = wherever the connector sends): one script call.
 
     With ``record``, the permit is kept under its id for as long as its lease (a governor's grant)."""
+    keys, args = _permit_call(limits, permit_id, lease_seconds, host, record)
+    return _decision((yield Script(PERMIT, keys, args)))
+
+
+def take_if_current(limits: Limits, permit_id: str, lease_seconds: float, record_key: str, digest: str, *,
+                    record: bool = False) -> Op[Decision | NotCurrent]:
+    """``take`` for a request decided on a kept record: only while ``record_key`` still holds the
+    record whose SHA-1 is ``digest`` (checked in the same script call)."""
+    keys, args = _permit_call(limits, permit_id, lease_seconds, "", record)
+    reply = yield Script(PERMIT_IF_CURRENT, [record_key, *keys], [digest, *args])
+    status = int(reply[0])
+    if status == GONE:
+        return NotCurrent(None)
+    if status == NOT_AS_KEPT:
+        return NotCurrent(bytes(reply[5]))
+    return _decision(reply)
+
+
+def _permit_call(limits: Limits, permit_id: str, lease_seconds: float, host: str,
+                 record: bool) -> tuple[list[str], list[str | int]]:
+    """PERMIT's keys and arguments (``limit_scripts``)."""
     keys = [limits.rate_key, limits.blocked_key]
     pool = limits.pool
     if pool is not None:
@@ -88,8 +118,11 @@ def take(limits: Limits, permit_id: str, lease_seconds: float, *, host: str = ""
     if record:
         keys.append(schema.permit(limits.tenant, permit_id))
         stored = json.dumps({"connector_id": limits.connector_id, "connection_pool_id": pool.id if pool else None})
-    reply = yield Script(PERMIT, keys, [limits.rate_limit, _micros(limits.window_seconds), host, permit_id,
-                                        pool.limit if pool else 0, _micros(lease_seconds), stored])
+    return keys, [limits.rate_limit, _micros(limits.window_seconds), host, permit_id,
+                  pool.limit if pool else 0, _micros(lease_seconds), stored]
+
+
+def _decision(reply: list[int]) -> Decision:
     status, rate_wait, slot_wait, seconds, micros = (int(part) for part in reply)
     return Decision(status, rate_wait / _MICRO, slot_wait / _MICRO, seconds + micros / _MICRO)
 

@@ -41,3 +41,21 @@ def test_a_shared_record_cannot_be_changed_in_place() -> None:
     with pytest.raises(ValidationError):
         record.status = "failed"  # type: ignore[misc]
     assert record.model_copy(update={"status": "failed"}).status == "failed"
+
+
+def test_the_latest_read_of_each_connector_is_kept_with_its_jsons_sha1() -> None:
+    import hashlib
+
+    parse = ParsedConnectors(kept=2)
+    first = stored("one")
+    record = parse(first)
+    assert parse.latest("acme", record.id) == (record, hashlib.sha1(first).hexdigest())
+    assert parse.latest("other-tenant", record.id) is None  # by the record's own tenant
+    changed = first.replace(b'"one"', b'"two"')
+    newer = parse(changed)
+    assert parse.latest("acme", record.id) == (newer, hashlib.sha1(changed).hexdigest())
+    parse(first)  # an older read coming back later is the latest read
+    assert parse.latest("acme", record.id) == (record, hashlib.sha1(first).hexdigest())
+    others = [parse(stored(str(i))) for i in range(2)]
+    assert parse.latest("acme", record.id) is None  # at most kept
+    assert parse.latest("acme", others[1].id) is not None

@@ -184,3 +184,36 @@ def test_the_gate_holds_no_slot_while_it_waits_and_announces_the_slot_it_frees(r
     assert deferred.value.reason == "rate_limit" and 29 < deferred.value.delay <= 30
     assert redis_client.zcard(slots) == 0
     listening.close()
+
+
+def test_a_permit_for_a_kept_record_is_taken_only_while_the_record_is_the_one_stored(
+        redis_client: redis.Redis) -> None:
+    """``take_if_current``: the record checked in the same script call as the permit; when it
+    changed or is gone, nothing is taken and the stored record comes back."""
+    import hashlib
+
+    governed = limits(10, 60.0)
+    record_key = schema.connector(governed.tenant, governed.connector_id)
+    stored = b'{"id": "%s", "status": "authorised"}' % governed.connector_id.encode()
+    redis_client.set(record_key, stored)
+    digest = hashlib.sha1(stored).hexdigest()
+
+    def take_kept(kept: str) -> permits.Decision | permits.NotCurrent:
+        return run(redis_client, permits.take_if_current(governed, f"pmt_{secrets.token_hex(16)}", 5.0, record_key,
+                                                         kept))
+
+    granted = take_kept(digest)
+    assert isinstance(granted, permits.Decision) and granted.granted
+    assert redis_client.zcard(governed.rate_key) == 1
+    changed = b'{"id": "%s", "status": "expired"}' % governed.connector_id.encode()
+    redis_client.set(record_key, changed)
+    assert take_kept(digest) == permits.NotCurrent(changed)
+    redis_client.delete(record_key)
+    assert take_kept(digest) == permits.NotCurrent(None)
+    assert redis_client.zcard(governed.rate_key) == 1  # neither took a permit
+    # and the limit is the limit: a kept record current or not, the eleventh in the window waits
+    redis_client.set(record_key, stored)
+    outcomes = [take_kept(digest) for _ in range(10)]
+    assert [isinstance(o, permits.Decision) and o.granted for o in outcomes] == [True] * 9 + [False]
+    last = outcomes[-1]
+    assert isinstance(last, permits.Decision) and last.status == permits.RATE_LIMITED and last.wait > 0
