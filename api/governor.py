@@ -93,7 +93,8 @@ class Governor:
 
         ``kept``: the SHA-1 of the stored JSON ``connector`` was read from, when the request was
         decided on a record kept from an earlier read; ``NotAsKept`` when it is no longer current."""
-        limits = await self._limits(tenant, connector)
+        limits = (Limits.of(connector, None) if connector.connection_pool_id is None  # (no pool: nothing to read)
+                  else await self._limits(tenant, connector))
         key = (tenant, connector.id)
         line = self._lines.get(key)
         loop = asyncio.get_running_loop()

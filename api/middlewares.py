@@ -28,19 +28,16 @@ log = logging.getLogger("authq.api")
 API_PREFIX = "/api/v1/"
 
 
-def needs_key(request: web.Request) -> bool:
-    """What the request's endpoint declares (``Endpoint.key``). A request no endpoint serves
-    (an unknown path, a wrong method) needs a key under the API prefix: without one it is
-    answered 401, so a caller without a key learns nothing of which paths exist."""
+def key_and_scope(request: web.Request) -> tuple[bool, Scope | None]:
+    """Whether the request needs a key and the scope it needs, as its endpoint declares
+    (``Endpoint.key``, ``Endpoint.scope``). A request no endpoint serves (an unknown path, a wrong
+    method) needs a key under the API prefix: without one it is answered 401, so a caller without
+    a key learns nothing of which paths exist; with any key, its 404 or 405 says nothing a key of
+    any scope may not know (no scope)."""
     endpoint = request.app[ENDPOINTS_BY_ROUTE].get(request.match_info.route)
-    return request.path.startswith(API_PREFIX) if endpoint is None else endpoint.key
-
-
-def needed_scope(request: web.Request) -> Scope | None:
-    """The scope the request's endpoint declares (None for a request no endpoint serves: its
-    404 or 405 says nothing a key of any scope may not know)."""
-    endpoint = request.app[ENDPOINTS_BY_ROUTE].get(request.match_info.route)
-    return None if endpoint is None else endpoint.scope
+    if endpoint is None:
+        return request.path.startswith(API_PREFIX), None
+    return endpoint.key, endpoint.scope
 
 
 @web.middleware
@@ -90,7 +87,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if needs_key(request):
+    needs_key, scope = key_and_scope(request)
+    if needs_key:
         caller = await caller_of(request)
         if caller is None:
             return error(401, "Unauthenticated.", headers={"WWW-Authenticate": "Bearer"})
@@ -103,7 +101,6 @@ async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
             if wait > 0:
                 return error(429, "Too many requests for this API key; slow down.",
                              headers={"Retry-After": str(max(1, math.ceil(wait)))})
-        scope = needed_scope(request)
         refused = None if scope is None else lacks_scope(caller, scope)
         if refused is not None:
             return error(403, refused)

@@ -206,7 +206,8 @@ async def _proxy_on(request: web.Request, owner: str, connector: Connector, kept
     request[SYSTEM] = impl.system if impl is not None else UNKNOWN_SYSTEM
     max_wait = _max_wait(request)
     settings = request.app[SETTINGS]
-    if request.content_length is not None and request.content_length > settings.proxy_max_body:
+    length = request.content_length  # (read from the headers at each use: once)
+    if length is not None and length > settings.proxy_max_body:
         return failure(413, "body_too_large", f"The proxy forwards bodies of at most {settings.proxy_max_body} bytes.")
     if connector.status != "authorised":
         return failure(409, "connector_not_authorised", f"The connector is {connector.status}, not authorised; "
@@ -234,7 +235,7 @@ async def _proxy_on(request: web.Request, owner: str, connector: Connector, kept
                        "implementation's type; re-authorise it.", status=connector.status)
     body: bytes | AsyncIterator[bytes] | None = None
     if request.body_exists:
-        if request.content_length is not None and request.content_length <= RESEND_MAX:
+        if length is not None and length <= RESEND_MAX:
             body = await request.read()
         else:
             body = _limited(request.content, settings.proxy_max_body)

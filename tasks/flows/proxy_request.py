@@ -53,21 +53,26 @@ def _root(base: str) -> URL:
     return URL(base.rstrip("/"))
 
 
-def _named_in_connection(headers: Iterable[tuple[str, str]]) -> set[str]:
-    return {token.strip().lower() for name, value in headers if name.lower() == "connection"
-            for token in value.split(",") if token.strip()}
+NOT_PASSED_ON = HOP_BY_HOP | NOT_SENT
+
+
+def _dropped(items: list[tuple[str, str]], always: frozenset[str]) -> frozenset[str]:
+    """``always``, and the headers a ``Connection`` header names (hop-by-hop too, RFC 9110 §7.6.1)."""
+    named = {token.strip().lower() for name, value in items if name.lower() == "connection"
+             for token in value.split(",") if token.strip()}
+    return always | named if named else always
 
 
 def headers_to_send(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The client's headers the provider gets: all but hop-by-hop ones (and those ``Connection``
     names), ``Host``, ``Authorization``, ``Cookie`` and authq's own ``X-Authq-*``."""
     items = list(headers)
-    dropped = HOP_BY_HOP | NOT_SENT | _named_in_connection(items)
-    return [(k, v) for k, v in items if k.lower() not in dropped and not k.lower().startswith(OWN_PREFIX)]
+    dropped = _dropped(items, NOT_PASSED_ON)
+    return [(k, v) for k, v in items if (name := k.lower()) not in dropped and not name.startswith(OWN_PREFIX)]
 
 
 def headers_to_return(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The provider's answer headers the client gets: all but hop-by-hop ones."""
     items = list(headers)
-    dropped = HOP_BY_HOP | _named_in_connection(items)
+    dropped = _dropped(items, HOP_BY_HOP)
     return [(k, v) for k, v in items if k.lower() not in dropped]

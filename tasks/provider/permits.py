@@ -66,11 +66,21 @@ class Grant:
     tenant: str
     connector_id: str
     connection_pool_id: int | None
-    granted_at: datetime
-    expires_at: datetime
+    server_time: float     # when it was granted: the Redis clock, epoch seconds
+    lease_seconds: float   # how long it holds its pool slot at most
     # Kept under its id in Redis, so ``DELETE /permits/{id}`` finds it (the permits endpoint's).
     # The proxy's own are not: it gives them back itself, by their pool slot if they hold one.
     recorded: bool = True
+
+    # (as dates only when shown: a proxied request's grant is never shown, and making its two
+    # dates on every request cost it a little for nothing)
+    @property
+    def granted_at(self) -> datetime:
+        return datetime.fromtimestamp(self.server_time, UTC)
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.granted_at + timedelta(seconds=self.lease_seconds)
 
     def view(self) -> PermitView:
         return {"id": self.id, "connector_id": self.connector_id, "connection_pool_id": self.connection_pool_id,
@@ -129,9 +139,8 @@ def _decision(reply: list[int]) -> Decision:
 
 def granted(limits: Limits, permit_id: str, decision: Decision, lease_seconds: float, recorded: bool = True) -> Grant:
     """The grant a granted ``decision`` stands for, timed by the Redis clock that made it."""
-    at = datetime.fromtimestamp(decision.server_time, UTC)
     return Grant(permit_id, limits.tenant, limits.connector_id, limits.pool.id if limits.pool else None,
-                 at, at + timedelta(seconds=lease_seconds), recorded)
+                 decision.server_time, lease_seconds, recorded)
 
 
 def free_slot(tenant: str, pool_id: int, lease_id: str) -> Op[None]:
