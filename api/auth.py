@@ -26,15 +26,19 @@ def presented_key(request: web.Request) -> str | None:
     return header or None
 
 
-async def caller_of(request: web.Request) -> ApiKey | None:
-    """The record of the key the request presents, or None (no key, an unknown or revoked one)."""
+def static_caller(request: web.Request) -> tuple[ApiKey | None, str | None]:
+    """The record of the ``AUTHQ_API_KEYS`` key the request presents, else (None, the digest of
+    the key it presents, None without one) for ``stored_caller``. No await: most requests of a
+    deployment with static keys end here."""
     key = presented_key(request)
     if key is None:
-        return None
+        return None, None
     digest = hash_api_key(key)
-    static = request.app[STATIC_KEYS].get(digest)
-    if static is not None:
-        return static
+    return request.app[STATIC_KEYS].get(digest), digest
+
+
+async def stored_caller(request: web.Request, digest: str) -> ApiKey | None:
+    """The record of a key made with ``authq keys create`` (None: unknown or revoked)."""
     return await request.app[STORE].api_key(digest)
 
 

@@ -19,10 +19,12 @@ class KeyUsage:
         self.store = store
         self._noted: dict[str, float] = {}   # key id -> monotonic time of this process's last note
 
-    async def used(self, key_id: str) -> None:
-        now = time.monotonic()
+    def due(self, key_id: str) -> bool:
+        """Whether this use is to be noted (``note``): the first in a minute, in this process.
+        (A check without an await: it is made on every request, and is almost always False.)"""
         last = self._noted.get(key_id)
-        if last is not None and now - last < TOUCH_EVERY_SECONDS:
-            return
-        self._noted[key_id] = now
+        return last is None or time.monotonic() - last >= TOUCH_EVERY_SECONDS
+
+    async def note(self, key_id: str) -> None:
+        self._noted[key_id] = time.monotonic()
         await self.store.run(touch(key_id, time.time()))

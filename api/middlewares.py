@@ -15,14 +15,13 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.auth import caller_of, lacks_scope, presented_key
+from api.auth import lacks_scope, static_caller, stored_caller
 from api.operations import ENDPOINTS_BY_ROUTE
 from api.responses import error, refused
 from api.typedefs import API_RATE, CALLER, KEY_USAGE, REQUEST_ID, TENANT
 from tasks.errors import BodyUnreadable, EventsUnavailable, NotFound, Refused, RequestInvalid
 from tasks.model.api_keys import Scope
 from tasks.model.ids import unique_id
-from tasks.storage.schema import hash_api_key
 
 log = logging.getLogger("authq.api")
 API_PREFIX = "/api/v1/"
@@ -89,15 +88,19 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
     needs_key, scope = key_and_scope(request)
     if needs_key:
-        caller = await caller_of(request)
+        caller, digest = static_caller(request)  # (the awaits only when needed: this runs on every request)
+        if caller is None and digest is not None:
+            caller = await stored_caller(request, digest)
         if caller is None:
             return error(401, "Unauthenticated.", headers={"WWW-Authenticate": "Bearer"})
         request[TENANT] = caller.tenant
         request[CALLER] = caller
-        await request.app[KEY_USAGE].used(caller.id)   # a use, whatever the answer (at most a write a minute)
+        usage = request.app[KEY_USAGE]
+        if usage.due(caller.id):  # a use, whatever the answer (at most a write a minute)
+            await usage.note(caller.id)
         limiter = request.app.get(API_RATE)
         if limiter is not None:
-            wait = await limiter.wait_for(hash_api_key(presented_key(request) or ""))
+            wait = await limiter.wait_for(digest or "")
             if wait > 0:
                 return error(429, "Too many requests for this API key; slow down.",
                              headers={"Retry-After": str(max(1, math.ceil(wait)))})
