@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from api.event_hub import EventHub, Listener
 from api.store import ApiStore
-from tasks.errors import EventsUnavailable, RefusalCode, Refused
+from tasks.errors import EventsUnavailable, NotAsKept, RefusalCode, Refused
 from tasks.model.ids import unique_id
 from tasks.model.records import Connector, new_id
 from tasks.provider import permits
@@ -46,15 +46,6 @@ IDLE_CHECK_SECONDS = 1.0     # a sleeping pump sees this often whether anybody s
 # Without the event hub (Redis reconnecting) a slot's release is not heard: look again this often.
 POOL_RECHECK_SECONDS = 1.0
 LINE = tuple[str, str]       # (tenant, connector id)
-
-
-class NotAsKept(Exception):  # noqa: N818 (a state, not a failure)
-    """The connector record a request was decided on is no longer the one stored: no permit was
-    taken. ``stored``: the record as stored now (None: the connector is gone)."""
-
-    def __init__(self, stored: bytes | None) -> None:
-        super().__init__("the connector changed since it was read")
-        self.stored = stored
 
 
 @dataclass(eq=False)

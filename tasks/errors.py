@@ -12,6 +12,7 @@
     ├── CertificateParserBusy     every certificate-parsing slot stayed taken -> HTTP 503
     ├── EventsUnavailable         no subscription to a channel in time (the pub/sub connection is reconnecting) -> 503
     ├── Refused                   no permit of a connector's rate limit or pool within the wait asked for -> 429
+    ├── NotAsKept                 the connector a request was decided on changed since it was read (decided again)
     ├── PathRefused               a proxied path would leave the implementation's base_url -> HTTP 400
     ├── DemoRefused               the demo provider refuses a request, in its protocol's terms (api/demo/)
     ├── RetryLater                not an error of the job: run it again after ``delay`` seconds
@@ -178,6 +179,16 @@ class Refused(AuthqError):
         self.code: RefusalCode = code
         self.retry_after = retry_after
         super().__init__(f"{code}: retry in {retry_after:.1f}s")
+
+
+class NotAsKept(AuthqError):  # noqa: N818 (a state, not a failure)
+    """The connector record a request was decided on, kept from an earlier read, is no longer
+    the one stored (``api/governor.py``): no permit was taken, and the request is decided again
+    on ``stored``, the record as stored now (None: the connector is gone)."""
+
+    def __init__(self, stored: bytes | None) -> None:
+        super().__init__("the connector changed since it was read")
+        self.stored = stored
 
 
 class RetryLater(AuthqError):

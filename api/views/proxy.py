@@ -25,7 +25,6 @@ from aiohttp import web
 from yarl import URL
 
 from api.auth import tenant
-from api.governor import NotAsKept
 from api.outbound_resolver import guarded_session
 from api.path_ids import path_id
 from api.proxy_plans import ProxyPlans
@@ -33,7 +32,7 @@ from api.refresh_on_demand import refreshed
 from api.typedefs import BOX, CATALOG, GOVERNOR, REQUEST_ID, SETTINGS, STORE
 from api.usage_metrics import UNKNOWN_SYSTEM, USAGE, counted_permit
 from tasks.demo.origin import demo_destination
-from tasks.errors import BodyUnreadable, NotFound, PathRefused, Refused, RequestInvalid
+from tasks.errors import BodyUnreadable, NotAsKept, NotFound, PathRefused, Refused, RequestInvalid
 from tasks.flows.credentials_for_use import OAUTH2, CredentialsForUseView
 from tasks.flows.oauth2 import expires_within
 from tasks.flows.proxy_request import headers_to_return, headers_to_send, provider_url
