@@ -62,5 +62,5 @@ def actor_fields(request: web.Request) -> dict[str, str | None]:
 
 
 def actor(request: web.Request) -> Actor:
-    fields = actor_fields(request)  # of our own making: nothing to validate
-    return Actor.model_construct(api_key_id=fields["api_key_id"], ip=fields["ip"])
+    fields = actor_fields(request)  # (validated: with pydantic 2, cheaper than model_construct)
+    return Actor(api_key_id=fields["api_key_id"], ip=fields["ip"])

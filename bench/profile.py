@@ -1,9 +1,11 @@
 """Summaries of py-spy's collapsed stacks (``py-spy record --format raw -F --threads --idle``).
 
-Each line is ``thread (TID);frame;frame;... COUNT`` with frames ``name (file:line)``. Only the
-process's main thread (TID == PID: the event loop, or the solo worker's task loop) is
-counted. A sample whose innermost frame is the selector's ``select`` is the loop waiting for
-I/O ("idle"); the rest is where the CPU time of the process went.
+Each line is ``thread (TID);frame;frame;... COUNT`` with frames ``name (file:line)``. For the
+API, only the process's main thread (TID == PID: the event loop) is counted. A sample whose
+innermost frame is the selector's ``select`` is the loop waiting for I/O ("idle"); the rest is
+where the CPU time of the process went. A worker runs its jobs in its pool's threads: its
+profile is recorded with ``--gil`` (only samples of a thread holding the GIL, i.e. running
+Python, whichever thread) and every thread is counted.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ class Profile:
     def busy(self) -> int:
         return self.samples - self.idle
 
-    def summary(self, top: int = 15) -> dict[str, Any]:
+    def summary(self, note: str = "", top: int = 15) -> dict[str, Any]:
         busy = max(1, self.busy)
 
         def pct(n: int) -> float:
@@ -124,7 +126,7 @@ class Profile:
         inclusive = [(f, n) for f, n in self.inclusive.most_common() if n < 0.9 * busy]
         return {
             "samples": self.samples, "idle_pct_of_all": round(100.0 * self.idle / max(1, self.samples), 1),
-            "note": "percentages are of the busy (non-idle) samples of the main thread",
+            "note": note or MAIN_THREAD_NOTE,
             "self": [{"frame": f, "pct": pct(n)} for f, n in self.self_time.most_common(top)],
             "inclusive": [{"frame": f, "pct": pct(n)} for f, n in inclusive[:top]],
             "components_self": [{"component": c, "pct": pct(n)} for c, n in self.components.most_common()],
@@ -132,7 +134,11 @@ class Profile:
         }
 
 
+MAIN_THREAD_NOTE = "percentages are of the busy (non-idle) samples of the main thread"
+
+
 def parse_collapsed(text: str, pid: int | None = None) -> Profile:
+    """``pid``: count only that thread (the main thread's id is the process's); None: every thread."""
     profile = Profile()
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -161,7 +167,8 @@ def parse_collapsed(text: str, pid: int | None = None) -> Profile:
 
 def render(title: str, summary: dict[str, Any], top: int = 12) -> str:
     lines = [f"{title}: {summary['samples']} samples, {summary['idle_pct_of_all']}% idle (waiting for work); "
-             "% of the other samples (wall clock: on CPU or blocked in a call, e.g. a Redis reply):"]
+             + ("% of the other samples (wall clock: on CPU or blocked in a call, e.g. a Redis reply):"
+                if summary.get("note", MAIN_THREAD_NOTE) == MAIN_THREAD_NOTE else f"{summary['note']}:")]
     lines.append("  by component (self): " + ", ".join(
         f"{c['component']} {c['pct']}%" for c in summary["components_self"][:10]))
     lines.append("  top self:")

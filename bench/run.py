@@ -483,11 +483,15 @@ class Bench:
         local = Path(sys.executable).parent / "py-spy"
         return str(local) if local.exists() else shutil.which("py-spy")
 
-    def _profiled(self, pid: int, name: str, load) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    def _profiled(self, pid: int, name: str, load, *, cpu_of_all_threads: bool = False) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        """``cpu_of_all_threads``: every thread's samples that hold the GIL (CPU spent in Python:
+        a worker's jobs run in its pool's threads, and a thread blocked on a Redis reply is not
+        counted), rather than the main thread's wall clock."""
         spy = self._pyspy()
         raw = self.out / f"profile-{name}.txt"
+        sampled = ["--gil"] if cpu_of_all_threads else ["--idle"]
         proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "-F",
-                                 "--threads", "--idle", "--nonblocking", "-o", str(raw)],
+                                 "--threads", *sampled, "--nonblocking", "-o", str(raw)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)
         try:
@@ -503,7 +507,9 @@ class Bench:
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             self.warnings.append(f"py-spy wrote no profile for {name}: {err[-500:]}")
             return {}
-        summary_ = prof.parse_collapsed(raw.read_text(encoding="utf-8"), pid).summary()
+        summary_ = prof.parse_collapsed(raw.read_text(encoding="utf-8"), None if cpu_of_all_threads else pid).summary(
+            "percentages are of the samples holding the GIL, in any thread (CPU spent in Python)"
+            if cpu_of_all_threads else prof.MAIN_THREAD_NOTE)
         summary_["file"] = str(raw)
         return summary_
 
@@ -524,7 +530,8 @@ class Bench:
         self.client.flushdb()
         self.workers.ensure("authq")
         self.profiles["worker_e2e"] = self._profiled(self.workers.procs[0].pid, "worker-e2e", lambda: self.jobs(
-            "ours", "profile-e2e-worker", count=PROFILE_JOBS_FACTOR * p.e2e_count, waiting=True))
+            "ours", "profile-e2e-worker", count=PROFILE_JOBS_FACTOR * p.e2e_count, waiting=True),
+            cpu_of_all_threads=True)
         self.profiles["api_e2e"] = self._profiled(self.api.pid, "api-e2e", lambda: self.jobs(
             "ours", "profile-e2e-api", count=PROFILE_JOBS_FACTOR * p.e2e_count, waiting=True))
         self.workers.stop()

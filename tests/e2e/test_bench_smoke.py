@@ -55,6 +55,20 @@ def test_collapsed_stacks_are_summarised_for_the_main_thread() -> None:
     assert "handler (api/views/jobs.py:3)" in profile.render("poll", summary_)
 
 
+def test_a_workers_profile_counts_every_thread() -> None:
+    """A worker's jobs run in its pool's threads, sampled with ``--gil``: all threads count."""
+    text = "\n".join([
+        "thread (10): MainThread;asynloop (celery/worker/loops.py:1);Transport.on_readable (kombu/redis.py:2) 25",
+        "thread (11): ThreadPoolExecutor-0_0;_worker (concurrent/futures/thread.py:3);"
+        "run_job (tasks/jobs/runner.py:4) 75",
+    ])
+    summary_ = profile.parse_collapsed(text, pid=None).summary("of the samples holding the GIL")
+    assert summary_["samples"] == 100 and summary_["note"] == "of the samples holding the GIL"
+    assert {"component": "authq tasks/", "pct": 75.0} in summary_["components_self"]
+    assert profile.parse_collapsed(text, pid=10).samples == 25  # the main thread alone
+    assert profile.render("worker", summary_).startswith("worker: 100 samples, 0.0% idle (waiting for work); of the")
+
+
 def test_a_round_trip_is_split_by_the_finished_records_stamps() -> None:
     phases = roundtrip.Phases()
     sent = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()

@@ -113,3 +113,28 @@ def test_a_failed_guard_writes_nothing_wherever_it_was_queued(redis_client, name
     missing.expect(names["hash"], "anything")  # a missing key holds no value
     missing.set(names["counter"], "again")
     assert run(redis_client, missing.op()) is False and redis_client.get(names["counter"]) == b"written"
+
+
+def test_values_reach_redis_byte_for_byte(redis_client, names):  # type: ignore[no-untyped-def]
+    """The commands travel as one JSON argument: quotes, escapes, non-ASCII text, control
+    characters and bytes that are not UTF-8 (a value read back from Redis) all land, and
+    guard, exactly as given."""
+    awkward = 'a "quoted" \\ back\\slash, caf\u00e9 \U0001f600, tab\t newline\n nul\x00 end'
+    raw = b"\xff\xfe not utf-8 \x80"
+    batch = Batch()
+    batch.set(names["string"], awkward)
+    batch.set(names["counter"], raw)
+    batch.hset(names["hash"], awkward, "v")
+    run(redis_client, batch.op())
+    assert redis_client.get(names["string"]) == awkward.encode()
+    assert redis_client.get(names["counter"]) == raw
+    assert redis_client.hget(names["hash"], awkward) == b"v"
+    guarded = Batch()
+    guarded.expect(names["string"], awkward)
+    guarded.expect(names["counter"], raw)
+    guarded.set(names["set"], "written")
+    assert run(redis_client, guarded.op()) is True and redis_client.get(names["set"]) == b"written"
+    wrong = Batch()
+    wrong.expect(names["counter"], raw + b"\x00")
+    wrong.set(names["set"], "again")
+    assert run(redis_client, wrong.op()) is False and redis_client.get(names["set"]) == b"written"
