@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 
 from api.event_hub import EventHub, Listener
+from api.parsed_records import digest
 from api.store import ApiStore
 from tasks.errors import EventsUnavailable, NotAsKept, RefusalCode, Refused
 from tasks.model.ids import unique_id
@@ -174,7 +174,7 @@ class Governor:
 
     async def _check_kept(self, tenant: str, connector_id: str, kept: str) -> None:
         stored = await self._store.pipelined.execute("GET", schema.connector(tenant, connector_id))
-        if stored is None or hashlib.sha1(stored).hexdigest() != kept:
+        if stored is None or digest(stored) != kept:
             raise NotAsKept(stored)
 
     # -- waiting ---------------------------------------------------------------------------

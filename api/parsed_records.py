@@ -22,6 +22,12 @@ from tasks.model.records import Connector
 
 KEPT = 2048  # records (a few KB each)
 K = TypeVar("K")
+V = TypeVar("V")
+
+
+def digest(raw: bytes) -> str:
+    """What a kept record is checked by: the SHA-1 of its stored JSON, as Redis's ``sha1hex`` gives it."""
+    return hashlib.sha1(raw).hexdigest()
 
 
 class ParsedConnectors:
@@ -33,9 +39,9 @@ class ParsedConnectors:
     def __call__(self, raw: bytes) -> Connector:
         found = self._by_json.get(raw)
         if found is None:
-            found = (Connector.model_validate_json(raw), hashlib.sha1(raw).hexdigest())
-            _keep(self._by_json, raw, found, self._kept)
-        _keep(self._latest, (found[0].tenant, found[0].id), found, self._kept)
+            found = (Connector.model_validate_json(raw), digest(raw))
+            keep(self._by_json, raw, found, self._kept)
+        keep(self._latest, (found[0].tenant, found[0].id), found, self._kept)
         return found[0]
 
     def latest(self, tenant: str, connector_id: str) -> tuple[Connector, str] | None:
@@ -43,11 +49,9 @@ class ParsedConnectors:
         changed since: check it is current before acting on it), or None."""
         return self._latest.get((tenant, connector_id))
 
-    def forget(self, tenant: str, connector_id: str) -> None:
-        self._latest.pop((tenant, connector_id), None)
 
-
-def _keep(into: dict[K, tuple[Connector, str]], key: K, value: tuple[Connector, str], kept: int) -> None:
+def keep(into: dict[K, V], key: K, value: V, kept: int) -> None:
+    """``into[key] = value``, forgetting the oldest entry first when ``into`` holds ``kept`` already."""
     if key not in into and len(into) >= kept:
         del into[next(iter(into))]
     into[key] = value

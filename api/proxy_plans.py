@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.parsed_records import keep
 from tasks.errors import JobFailed
 from tasks.flows.credentials_for_use import CredentialsForUseView, credentials_for_use
 from tasks.model.catalog import PLACEHOLDER, Catalog, Implementation
@@ -64,7 +65,5 @@ class ProxyPlans:
             return found[1]
         plan = plan_for(connector, self._catalog.implementation(connector.authentication_implementation_id),
                         self._box)
-        if len(self._by_record) >= self._kept:
-            del self._by_record[next(iter(self._by_record))]
-        self._by_record[id(connector)] = (connector, plan)
+        keep(self._by_record, id(connector), (connector, plan), self._kept)
         return plan
