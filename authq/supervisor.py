@@ -151,7 +151,7 @@ class Supervisor:
             if ready:
                 return
             if note and note != last:
-                say(f"authq: waiting: {note}")
+                say(f"authq: still starting ({note})")  # progress, not a fault: readiness says what it waits for
                 last = note
             if time.monotonic() > deadline:
                 raise ConfigError(f"authq did not become ready within {timeout:.0f}s; see the logs in "
