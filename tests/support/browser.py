@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -84,7 +84,14 @@ class Browser:
 
     @property
     def text(self) -> str:
-        return str(self.driver.find_element(By.TAG_NAME, "body").text)
+        try:
+            return str(self.driver.find_element(By.TAG_NAME, "body").text)
+        except WebDriverException as exc:
+            # The body found belonged to the page being replaced, and ChromeDriver says so in its
+            # own words rather than as a stale element: the same race, so ``wait_for`` reads again.
+            if "does not belong to the document" in str(exc.msg):
+                raise StaleElementReferenceException(exc.msg) from exc
+            raise
 
     def query(self) -> dict[str, str]:
         return {k: v[0] for k, v in parse_qs(urlsplit(self.url).query).items()}
